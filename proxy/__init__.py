@@ -1,0 +1,1 @@
+"""strangler: a strangler-fig migration proxy."""

@@ -1,0 +1,54 @@
+"""Process settings: built once, from command-line flags and the environment, then frozen."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Settings:
+    routes: Path = Path("routes.yaml")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8081
+    workers: int = 1
+    admin_token: str | None = None
+    tester_token: str | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    drain_seconds: float = 10.0
+    max_request_line: int = 8190
+    max_header_size: int = 8190
+    max_body_size: int = 4 * 1024**3
+    access_log: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
+        """Flags given on the command line win; the environment fills in the rest.
+
+        >>> Settings.from_env({"STRANGLER_ADMIN_TOKEN": "s3cret"}, port=9000).admin_token
+        's3cret'
+        """
+        values: dict[str, object] = {
+            "admin_token": environ.get("STRANGLER_ADMIN_TOKEN") or None,
+            "tester_token": environ.get("STRANGLER_TESTER_TOKEN") or None,
+            "trusted_proxies": parse_networks(environ.get("STRANGLER_TRUSTED_PROXIES", "")),
+            "access_log": environ.get("STRANGLER_ACCESS_LOG", "1") not in ("0", "false", "off"),
+        }
+        if "STRANGLER_DRAIN_SECONDS" in environ:
+            values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
+        if "STRANGLER_MAX_BODY_SIZE" in environ:
+            values["max_body_size"] = int(environ["STRANGLER_MAX_BODY_SIZE"])
+        values.update({key: value for key, value in flags.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """`"127.0.0.1, 10.0.0.0/8"` -> the networks whose X-Forwarded-* headers are trusted."""
+    return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())

@@ -1,0 +1,24 @@
+"""What one proxy process knows at run time, kept on the app (never in module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from proxy.metrics import Metrics
+from proxy.routes import RouteTable
+from proxy.settings import Settings
+
+
+@dataclass
+class ProxyState:
+    """One per process. `table` is swapped whole by a reload; a request reads it once."""
+
+    settings: Settings
+    table: RouteTable
+    metrics: Metrics
+    registry: CollectorRegistry
+    loaded_at: float
+    last_reload_error: str | None = None
+    draining: bool = False

@@ -1,0 +1,40 @@
+"""`make run`: start the whole stack in the foreground; Ctrl-C or SIGTERM stops it all."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from stack.runner import StartupError, Stack
+from stack.services import StackConfig, services
+
+
+def main() -> int:
+    config = StackConfig.from_env()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Stack() as stack:
+        try:
+            for service in services(config):
+                stack.start(service)
+                print(f"{service.name:<13} {service.url}", flush=True)
+                if stop.is_set():
+                    return 0
+        except StartupError as exc:
+            print(f"stack: {exc}", file=sys.stderr)
+            return 1
+        print(f"{'proxy admin':<13} {config.url('proxy_admin')}/-/  (metrics: /metrics)")
+        print("stack is up; Ctrl-C stops every process", flush=True)
+        while not stop.wait(0.5):
+            for name, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    print(f"stack: {name} exited with {proc.returncode}", file=sys.stderr)
+                    return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
