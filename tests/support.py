@@ -1,0 +1,71 @@
+"""Test helpers shared by every suite: free ports and a world of real processes."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from stack.runner import Stack
+from stack.services import (
+    DEFAULT_PORTS,
+    SOURCE_SYSTEMS,
+    StackConfig,
+    gunicorn,
+    source_system,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "demo"
+HEADERS = {"X-Application-Key": API_KEY}
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_config(data_dir: Path, **overrides: object) -> StackConfig:
+    """A stack configuration on free loopback ports with its own data directory."""
+    ports = {key: free_port() for key in DEFAULT_PORTS}
+    config = StackConfig(ports=ports, data_dir=data_dir, python=sys.executable, gateway_workers=2)
+    return replace(config, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass
+class World:
+    """Running processes of the stack, started by the tests on free ports."""
+
+    config: StackConfig
+    stack: Stack
+
+    def url(self, name: str) -> str:
+        return self.config.url(name)
+
+    def start_sources(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        for name in SOURCE_SYSTEMS:
+            self.stack.start(source_system(self.config, name))
+
+    def start_legacy(self) -> str:
+        self.stack.start(gunicorn(self.config, "legacy", "legacy_flask:create_app()"))
+        return self.url("legacy")
+
+    def start_drf(self) -> str:
+        self.stack.start(gunicorn(self.config, "drf", "drf_app.wsgi:application"))
+        return self.url("drf")
+
+
+@contextmanager
+def make_world(data_dir: Path, log_dir: Path | None = None) -> Iterator[World]:
+    """Source systems on free ports, stopped (with anything else started) on exit."""
+    config = free_config(data_dir)
+    with Stack(cwd=ROOT, log_dir=log_dir or data_dir / "logs") as stack:
+        world = World(config, stack)
+        world.start_sources()
+        yield world
