@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from stack.runner import StartupError, Stack
+from stack.runner import Stack, StartupError
 from stack.services import StackConfig, services
 
 

@@ -34,8 +34,12 @@ class Stack:
     """A set of running services, each in its own process group so that gunicorn's
     workers go down with their master."""
 
-    def __init__(self, cwd: Path | None = None, log_dir: Path | None = None,
-                 base_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cwd: Path | None = None,
+        log_dir: Path | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.cwd = cwd or Path.cwd()
         self.log_dir = log_dir
         self.base_env = dict(os.environ if base_env is None else base_env)
@@ -50,9 +54,14 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{service.name}.log", "ab")  # noqa: SIM115
             self._logs[service.name] = out
-        proc = subprocess.Popen(service.argv, cwd=self.cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT if out else None,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            service.argv,
+            cwd=self.cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
         self.procs[service.name] = proc
         self.services[service.name] = service
         self.wait_ready(service.name, timeout)

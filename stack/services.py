@@ -49,10 +49,15 @@ class Service:
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Ports, host, data directory and worker count, read once from the environment."""
+    """Ports, hosts, data directory and worker count, read once from the environment.
+
+    `host` is the address every service binds; `hosts` optionally names the host other
+    services use to reach one (docker-compose's service names), defaulting to `host`.
+    """
 
     ports: Mapping[str, int]
     host: str = "127.0.0.1"
+    hosts: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path = Path("var")
     routes: Path = Path("routes.yaml")
     gateway_workers: int = 2
@@ -72,7 +77,8 @@ class StackConfig:
         )
 
     def url(self, key: str) -> str:
-        return f"http://{self.host}:{self.ports[key]}"
+        """Where other services reach `key` (its own name in docker-compose, else `host`)."""
+        return f"http://{self.hosts.get(key, self.host)}:{self.ports[key]}"
 
 
 def source_urls(config: StackConfig) -> dict[str, str]:
@@ -82,26 +88,66 @@ def source_urls(config: StackConfig) -> dict[str, str]:
 
 def source_system(config: StackConfig, name: str) -> Service:
     db = config.data_dir / f"{name}.sqlite3"
-    argv = (config.python, "-m", "source_systems", name, "--host", config.host,
-            "--port", str(config.ports[name]), "--db", str(db))
+    argv = (
+        config.python,
+        "-m",
+        "source_systems",
+        name,
+        "--host",
+        config.host,
+        "--port",
+        str(config.ports[name]),
+        "--db",
+        str(db),
+    )
     return Service(name, argv, config.ports[name], f"{config.url(name)}/healthz", host=config.host)
 
 
 def gunicorn(config: StackConfig, name: str, app: str) -> Service:
     bind = f"{config.host}:{config.ports[name]}"
-    argv = (config.python, "-m", "gunicorn", app, "--bind", bind,
-            "--workers", str(config.gateway_workers), "--access-logfile", "-")
+    argv = (
+        config.python,
+        "-m",
+        "gunicorn",
+        app,
+        "--bind",
+        bind,
+        "--workers",
+        str(config.gateway_workers),
+        "--access-logfile",
+        "-",
+    )
     return Service(
-        name, argv, config.ports[name], f"{config.url(name)}/", env=source_urls(config), host=config.host
+        name,
+        argv,
+        config.ports[name],
+        f"{config.url(name)}/",
+        env=source_urls(config),
+        host=config.host,
     )
 
 
 def proxy(config: StackConfig) -> Service:
-    argv = (config.python, "-m", "proxy", "serve", "--routes", str(config.routes),
-            "--host", config.host, "--port", str(config.ports["proxy"]),
-            "--admin-host", config.host, "--admin-port", str(config.ports["proxy_admin"]))
-    env = {"STRANGLER_BACKEND_LEGACY_URL": config.url("legacy"),
-           "STRANGLER_BACKEND_DRF_URL": config.url("drf")}
+    argv = (
+        config.python,
+        "-m",
+        "proxy",
+        "serve",
+        "--routes",
+        str(config.routes),
+        "--host",
+        config.host,
+        "--port",
+        str(config.ports["proxy"]),
+        "--admin-host",
+        config.host,
+        "--admin-port",
+        str(config.ports["proxy_admin"]),
+    )
+    env = {
+        "STRANGLER_BACKEND_LEGACY_URL": config.url("legacy"),
+        "STRANGLER_BACKEND_DRF_URL": config.url("drf"),
+    }
     health = f"{config.url('proxy_admin')}/-/readyz"
     return Service("proxy", argv, config.ports["proxy"], health, env=env, host=config.host)
 
