@@ -31,6 +31,11 @@ PORT_ENV = {
 }
 
 
+# gunicorn's access log line; the request id lets a test (or an SRE) tell which gateway
+# served a request that came through the proxy.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}i)s'
+
+
 @dataclass(frozen=True)
 class Service:
     """One process of the stack: its command line, its extra environment, where it answers."""
@@ -116,6 +121,8 @@ def gunicorn(config: StackConfig, name: str, app: str) -> Service:
         str(config.gateway_workers),
         "--access-logfile",
         "-",
+        "--access-logformat",
+        ACCESS_LOG_FORMAT,
     )
     return Service(
         name,
