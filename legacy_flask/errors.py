@@ -1,0 +1,67 @@
+"""The error envelope and the handlers that turn every failure into it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from legacy_flask.sources import SourceUnavailable
+
+log = logging.getLogger("legacy_flask")
+
+MESSAGES = {
+    400: "Invalid data.",
+    401: "Missing or invalid X-Application-Key.",
+    404: "Not found.",
+    500: "Internal server error.",
+    502: "A source system is unavailable.",
+}
+
+
+def json_response(data: object, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+def error_response(
+    status: int, message: str | None = None, errors: Sequence[dict[str, str]] = ()
+) -> Response:
+    body = {
+        "http_status_code": status,
+        "message": message or MESSAGES.get(status, "Error."),
+        "errors": list(errors),
+    }
+    return json_response(body, status)
+
+
+def method_not_allowed(method: str, allowed: Sequence[str] = ()) -> Response:
+    response = error_response(405, f'Method "{method}" not allowed.')
+    if allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status == 405:
+        return method_not_allowed(request.method)
+    return error_response(status, MESSAGES.get(status) or exc.name + ".")
+
+
+def handle_source_unavailable(exc: SourceUnavailable) -> Response:
+    log.warning("source unavailable: %s", exc)
+    return error_response(502)
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return error_response(500)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(SourceUnavailable, handle_source_unavailable)
+    app.register_error_handler(Exception, handle_unexpected)
