@@ -1,0 +1,210 @@
+"""Every metric of the proxy, registered on an injected CollectorRegistry.
+
+Label values are bounded: `resource` comes from the table (or "other"), `method` is one of the
+standard methods (or "other"), `code` is an HTTP status. Hot-path calls reuse label children
+cached per label tuple on the instance.
+
+With PROMETHEUS_MULTIPROC_DIR set (several workers), prometheus_client keeps values in files
+and `exposition` sums them over workers with a MultiProcessCollector.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from proxy.routes import METHODS, OTHER_RESOURCE, RouteTable
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol"})
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def method_label(method: str) -> str:
+    """`"GET"` -> `"GET"`; anything non-standard (`"PROPFIND"`, `"get"`) -> `"other"`."""
+    return method if method in METHODS else OTHER_RESOURCE
+
+
+@dataclass(frozen=True)
+class _RequestChildren:
+    count: Counter
+    duration: Histogram
+
+
+class Metrics:
+    """The proxy's metrics on `registry`; one instance per process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "strangler_requests_total",
+            "Requests answered by the proxy.",
+            ("resource", "backend", "method", "code"),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "strangler_request_duration_seconds",
+            "Time from request received to response fully sent.",
+            ("resource", "backend"),
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "strangler_upstream_errors_total",
+            "Failures talking to a backend.",
+            ("backend", "kind"),
+            registry=registry,
+        )
+        self.in_flight_requests = Gauge(
+            "strangler_in_flight_requests",
+            "Requests being forwarded to a backend right now.",
+            ("backend",),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.route_info = Gauge(
+            "strangler_route_info",
+            "1 for each (resource, backend) pair of the table in force.",
+            ("resource", "backend"),
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
+        self.config_reloads = Counter(
+            "strangler_config_reloads_total",
+            "Reloads of routes.yaml by result.",
+            ("result",),
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "strangler_config_last_reload_success",
+            "1 if the last reload of routes.yaml succeeded, else 0.",
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
+        self.shadow_comparisons = Counter(
+            "strangler_shadow_comparisons_total",
+            "Shadowed responses compared with the primary one.",
+            ("resource", "result"),
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "strangler_fallbacks_total",
+            "Requests answered by a fallback backend.",
+            ("resource", "from_backend", "to_backend", "code"),
+            registry=registry,
+        )
+        self.guard_rollbacks = Counter(
+            "strangler_guard_rollbacks_total",
+            "Automatic rollbacks by a guard.",
+            ("resource",),
+            registry=registry,
+        )
+        self._request_children: dict[tuple[str, str, str, int], _RequestChildren] = {}
+        self._in_flight_children: dict[str, Gauge] = {}
+        self._route_pairs: frozenset[tuple[str, str]] = frozenset()
+
+    def request_done(
+        self, resource: str, backend: str, method: str, code: int, seconds: float
+    ) -> None:
+        """Count one answered request. `resource` must be a table resource or "other"."""
+        key = (resource, backend, method_label(method), code)
+        children = self._request_children.get(key)
+        if children is None:
+            children = _RequestChildren(
+                self.requests.labels(resource, backend, key[2], str(code)),
+                self.duration.labels(resource, backend),
+            )
+            self._request_children[key] = children
+        children.count.inc()
+        children.duration.observe(seconds)
+
+    def upstream_error(self, backend: str, kind: str) -> None:
+        """`kind`: connect, timeout, reset or protocol."""
+        if kind not in UPSTREAM_ERROR_KINDS:
+            raise ValueError(f"unknown upstream error kind {kind!r}")
+        self.upstream_errors.labels(backend, kind).inc()
+
+    def in_flight(self, backend: str) -> Gauge:
+        """The gauge child to inc()/dec() around a forwarded request."""
+        child = self._in_flight_children.get(backend)
+        if child is None:
+            child = self.in_flight_requests.labels(backend)
+            self._in_flight_children[backend] = child
+        return child
+
+    def routes_loaded(self, table: RouteTable) -> None:
+        """Publish strangler_route_info for `table`, retiring the pairs of the previous one."""
+        pairs = route_pairs(table)
+        for resource, backend in self._route_pairs - pairs:
+            # Set to 0 first: in multiprocess mode the value file outlives remove().
+            self.route_info.labels(resource, backend).set(0)
+            self.route_info.remove(resource, backend)
+        for resource, backend in pairs:
+            self.route_info.labels(resource, backend).set(1)
+        self._route_pairs = pairs
+
+    def reload_result(self, ok: bool) -> None:
+        self.config_reloads.labels("success" if ok else "failure").inc()
+        self.config_last_reload_success.set(1 if ok else 0)
+
+
+def route_pairs(table: RouteTable) -> frozenset[tuple[str, str]]:
+    """Every (resource, backend) a request may be sent to; unlisted resources as "other"."""
+    pairs = {(OTHER_RESOURCE, table.default)}
+    for route in table.routes.values():
+        pairs.add((route.resource, route.backend))
+        pairs.update((route.resource, backend) for backend in route.methods.values())
+    return frozenset(pairs)
+
+
+def collecting_registry(
+    registry: CollectorRegistry, environ: Mapping[str, str] = os.environ
+) -> CollectorRegistry:
+    """The registry to read: `registry` itself, or one summing all workers' value files."""
+    directory = environ.get(MULTIPROC_ENV)
+    if not directory:
+        return registry
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return merged
+
+
+def exposition(
+    registry: CollectorRegistry, environ: Mapping[str, str] = os.environ
+) -> tuple[bytes, str]:
+    """The text exposition and its content type; summed over workers in multiprocess mode."""
+    return generate_latest(collecting_registry(registry, environ)), CONTENT_TYPE_LATEST
+
+
+@dataclass(frozen=True)
+class Totals:
+    requests: float
+    errors: float
+
+
+def request_totals(
+    registry: CollectorRegistry, environ: Mapping[str, str] = os.environ
+) -> dict[str, Totals]:
+    """Requests and 5xx answers so far per resource label (all workers in multiprocess mode)."""
+    counts: dict[str, list[float]] = {}
+    for family in collecting_registry(registry, environ).collect():
+        if family.name != "strangler_requests":
+            continue
+        for sample in family.samples:
+            if sample.name != "strangler_requests_total":
+                continue
+            entry = counts.setdefault(sample.labels["resource"], [0.0, 0.0])
+            entry[0] += sample.value
+            if sample.labels["code"].startswith("5"):
+                entry[1] += sample.value
+    return {resource: Totals(*values) for resource, values in counts.items()}
