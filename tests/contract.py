@@ -1,0 +1,189 @@
+"""Checking answers against openapi.yaml, with a minimal JSON Schema validator.
+
+Both gateways' tests use it:
+
+    spec = load_spec()
+    assert_conforms(spec, "GET", "/bookings/1", response.status_code, response.json())
+
+The validator knows the subset of JSON Schema openapi.yaml uses: type, properties, required,
+items, enum, nullable, $ref (local) and additionalProperties; other keywords (format,
+minimum, description...) are annotations here. Conventions the paths cannot express are part
+of the contract (see openapi.yaml's description): a path not listed answers 401 or 404, a
+method not listed on a listed path answers 401 or 405, both with the Error envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+UNMATCHED_PATH = {"401": "Unauthorized", "404": "NotFound"}
+UNMATCHED_METHOD = {"401": "Unauthorized", "405": "MethodNotAllowed"}
+
+Spec = Mapping[str, Any]
+
+
+class ContractError(AssertionError):
+    """An answer the contract does not allow."""
+
+
+@cache
+def _load(path: str) -> Spec:
+    with open(path, encoding="utf-8") as stream:
+        spec: Spec = yaml.safe_load(stream)
+    return spec
+
+
+def load_spec(path: Path = SPEC_PATH) -> Spec:
+    """The parsed spec (cached per path; do not mutate it)."""
+    return _load(str(path))
+
+
+def resolve(spec: Spec, node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow local ``$ref``s: ``{"$ref": "#/components/schemas/Link"}`` -> that schema."""
+    while "$ref" in node:
+        reference = node["$ref"]
+        if not reference.startswith("#/"):
+            raise ValueError(f"only local references are supported: {reference}")
+        target: Any = spec
+        for part in reference[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def type_matches(name: str, instance: Any) -> bool:
+    if name not in TYPES:
+        raise ValueError(f"unknown type: {name}")
+    if isinstance(instance, bool) and name in ("integer", "number"):
+        return False
+    return isinstance(instance, TYPES[name])
+
+
+def validate(spec: Spec, schema: Mapping[str, Any], instance: Any, where: str = "$") -> list[str]:
+    """Every way `instance` breaks `schema`, as ``"<json path>: <what>"`` lines (empty: valid).
+
+    >>> validate({}, {"type": "integer"}, "3")
+    ["$: expected integer, got str '3'"]
+    """
+    if instance is None and schema.get("nullable"):
+        return []
+    schema = resolve(spec, schema)
+    if instance is None and schema.get("nullable"):
+        return []
+    declared = schema.get("type")
+    if declared is not None:
+        names = declared if isinstance(declared, list) else [declared]
+        if not any(type_matches(name, instance) for name in names):
+            kind = type(instance).__name__
+            return [f"{where}: expected {'|'.join(names)}, got {kind} {instance!r:.60}"]
+    if "enum" in schema and instance not in schema["enum"]:
+        return [f"{where}: {instance!r:.60} is not one of {schema['enum']}"]
+    if isinstance(instance, dict):
+        return validate_object(spec, schema, instance, where)
+    if isinstance(instance, list) and "items" in schema:
+        return [
+            error
+            for index, item in enumerate(instance)
+            for error in validate(spec, schema["items"], item, f"{where}[{index}]")
+        ]
+    return []
+
+
+def validate_object(
+    spec: Spec, schema: Mapping[str, Any], instance: dict[str, Any], where: str
+) -> list[str]:
+    errors = [
+        f"{where}: missing {name!r}" for name in schema.get("required", ()) if name not in instance
+    ]
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for name, value in instance.items():
+        if name in properties:
+            errors.extend(validate(spec, properties[name], value, f"{where}.{name}"))
+        elif extra is False:
+            errors.append(f"{where}: unexpected property {name!r}")
+        elif isinstance(extra, Mapping):
+            errors.extend(validate(spec, extra, value, f"{where}.{name}"))
+    return errors
+
+
+def segment_matches(part: str, segment: str) -> bool:
+    """A literal part matches itself; a ``{param}`` (all ours are ids) a positive integer."""
+    if part.startswith("{") and part.endswith("}"):
+        return segment.isascii() and segment.isdigit() and int(segment) > 0
+    return part == segment
+
+
+def match_path(spec: Spec, path: str) -> str | None:
+    """The path template of `path` (query and one trailing slash ignored); literal beats
+    template: ``/itineraries/1/itinerary_maps`` is not ``/itineraries/{id}/{variation_id}``."""
+    path = urlsplit(path).path
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    segments = path.split("/")
+    best: tuple[int, str] | None = None
+    for template in spec["paths"]:
+        parts = template.split("/")
+        if len(parts) != len(segments):
+            continue
+        if all(segment_matches(p, s) for p, s in zip(parts, segments, strict=True)):
+            params = sum(p.startswith("{") for p in parts)
+            if best is None or params < best[0]:
+                best = (params, template)
+    return None if best is None else best[1]
+
+
+def response_schema(spec: Spec, method: str, path: str, status: int) -> Mapping[str, Any] | None:
+    """The JSON schema the contract gives this answer; ContractError when the status is not
+    documented for it; None when the documented answer has no JSON body."""
+    code = str(status)
+    template = match_path(spec, path)
+    if template is None:
+        documented: Mapping[str, Any] = UNMATCHED_PATH
+    elif method.lower() not in spec["paths"][template]:
+        documented = UNMATCHED_METHOD
+    else:
+        documented = spec["paths"][template][method.lower()]["responses"]
+    if code not in documented and "default" not in documented:
+        raise ContractError(f"{method} {path}: status {status} not documented ({template})")
+    response = documented.get(code, documented.get("default"))
+    if isinstance(response, str):
+        response = {"$ref": f"#/components/responses/{response}"}
+    content = resolve(spec, response).get("content")
+    if not content:
+        return None
+    return content["application/json"]["schema"]
+
+
+def check_response(spec: Spec, method: str, path: str, status: int, body: Any) -> list[str]:
+    """Every way an answer breaks the contract (empty: it conforms)."""
+    try:
+        schema = response_schema(spec, method, path, status)
+    except ContractError as exc:
+        return [str(exc)]
+    if schema is None:
+        return [] if body is None else [f"{method} {path}: {status} should have no body"]
+    return validate(spec, schema, body)
+
+
+def assert_conforms(spec: Spec, method: str, path: str, status: int, body: Any) -> None:
+    errors = check_response(spec, method, path, status, body)
+    if errors:
+        raise ContractError(f"{method} {path} -> {status}:\n  " + "\n  ".join(errors[:20]))
