@@ -1,0 +1,46 @@
+"""Validation of writes. DRF's default messages are the contract's messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+CURRENCIES = ("CAD", "USD", "EUR", "GBP", "AUD")
+BOOKING_STATUSES = ("pending", "confirmed", "cancelled")
+NO_MATCH = serializers.RegexField.default_error_messages["invalid"]
+
+
+class WriteSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Validates a write body; `wire_data` is what the source system stores."""
+
+    def wire_data(self) -> dict[str, Any]:
+        """Validated fields in their stored form (decimals as "12.30", dates as "YYYY-MM-DD")."""
+        validated: Mapping[str, Any] = self.validated_data
+        fields = self.fields
+        return {name: fields[name].to_representation(value) for name, value in validated.items()}
+
+
+class BookingSerializer(WriteSerializer):
+    customer_id = serializers.IntegerField(min_value=1)
+    departure_id = serializers.IntegerField(min_value=1)
+    travellers = serializers.IntegerField(min_value=1, max_value=20)
+    currency = serializers.ChoiceField(choices=CURRENCIES)
+    total_amount = serializers.DecimalField(
+        max_digits=None, decimal_places=2, min_value=Decimal("0"), coerce_to_string=True
+    )
+    status = serializers.ChoiceField(choices=BOOKING_STATUSES, required=False)
+    contact_email = serializers.EmailField(required=False)
+
+
+class CustomerSerializer(WriteSerializer):
+    first_name = serializers.CharField(max_length=100)
+    last_name = serializers.CharField(max_length=100)
+    email = serializers.EmailField()
+    date_of_birth = serializers.DateField(required=False)
+    nationality = serializers.CharField(
+        required=False, validators=[RegexValidator(r"^[A-Za-z]{2}$", message=NO_MATCH)]
+    )

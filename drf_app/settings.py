@@ -1,0 +1,52 @@
+"""Settings of the DRF gateway, read once from the environment.
+
+Deliberately minimal: no database, no installed apps, no middleware. The request path is
+URL resolution, one DRF view, the source systems and a JSON renderer.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _keys(raw: str) -> frozenset[str]:
+    return frozenset(key.strip() for key in raw.split(",") if key.strip())
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "strangler-drf-gateway-signs-nothing")
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "drf_app.urls"
+WSGI_APPLICATION = "drf_app.wsgi.application"
+INSTALLED_APPS: list[str] = []
+MIDDLEWARE: list[str] = []
+DATABASES: dict[str, dict[str, str]] = {}
+USE_I18N = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+RESERVATIONS_URL = os.environ.get("RESERVATIONS_URL", "http://127.0.0.1:5101")
+CRM_URL = os.environ.get("CRM_URL", "http://127.0.0.1:5102")
+OPERATIONS_URL = os.environ.get("OPERATIONS_URL", "http://127.0.0.1:5103")
+API_KEYS = _keys(os.environ.get("API_KEYS", "demo"))
+SOURCE_TIMEOUT = float(os.environ.get("SOURCE_TIMEOUT", "5"))
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["drf_app.auth.ApplicationKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["drf_app.auth.HasApplicationKey"],
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "drf_app.negotiation.JSONOnly",
+    "DEFAULT_VERSIONING_CLASS": None,
+    "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
+    "EXCEPTION_HANDLER": "drf_app.errors.exception_handler",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False}},
+}
