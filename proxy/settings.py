@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,7 +25,8 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     drain_seconds: float = 10.0
     max_request_line: int = 8190
-    max_header_size: int = 8190
+    max_header_size: int = 8190  # one header field line
+    max_headers_total: int = 65536  # the whole header block
     max_body_size: int = 4 * 1024**3
     access_log: bool = True
 
@@ -47,6 +49,20 @@ class Settings:
             values["max_body_size"] = int(environ["STRANGLER_MAX_BODY_SIZE"])
         values.update({key: value for key, value in flags.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def to_json(self) -> str:
+        """The settings as JSON, for a worker process to rebuild them with `from_json`."""
+        values = asdict(self)
+        values["routes"] = str(self.routes)
+        values["trusted_proxies"] = [str(network) for network in self.trusted_proxies]
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        values = json.loads(text)
+        values["routes"] = Path(values["routes"])
+        values["trusted_proxies"] = parse_networks(",".join(values["trusted_proxies"]))
+        return cls(**values)
 
 
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:

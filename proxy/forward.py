@@ -1,0 +1,249 @@
+"""The hot path: forward one client request to its backend and stream the response back.
+
+Clients must not notice the proxy. The request target goes upstream byte for byte; headers keep
+their order and repetitions; only hop-by-hop headers (RFC 9110 section 7.6.1, plus every header
+named in `Connection`) are removed in both directions, and bodies are re-framed, never decoded.
+The proxy adds X-Forwarded-For/-Proto/-Host (a client's own values are kept only when it connects
+from `Settings.trusted_proxies`), `Host` only for an HTTP/1.0 client that sent none, and
+`Connection` on its own responses when it closes or keeps alive an HTTP/1.0 connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from proxy.errors import Draining, ProxyError, error_response
+from proxy.routes import Backend
+from proxy.settings import IPNetwork
+from proxy.state import ProxyState
+from proxy.streams import BodyStream
+from proxy.upstream import Headers, Response, UpstreamRequest, Upstreams
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(slots=True)
+class Request:
+    """A client request whose head has been parsed; the body (if any) is still arriving."""
+
+    method: str
+    target: bytes
+    version: str
+    headers: Headers
+    peer: str
+    trusted: bool
+    keep_alive: bool
+    body: BodyStream | None = None
+    chunked: bool = False
+
+    @property
+    def path(self) -> str:
+        """The raw target's path, undecoded: `/bookings/%7e?q=1` -> `/bookings/%7e`."""
+        return self.target.partition(b"?")[0].decode("latin-1")
+
+
+class Client(Protocol):
+    """The client connection as the forwarder sees it."""
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def is_trusted(peer: str, networks: tuple[IPNetwork, ...]) -> bool:
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def connection_tokens(headers: Headers) -> frozenset[bytes]:
+    """Header names listed in `Connection` fields: `Connection: close, X-Foo` -> {close, x-foo}."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(token.strip().lower() for token in value.split(b","))
+    return frozenset(tokens)
+
+
+def end_to_end(headers: Headers, extra: frozenset[bytes] = frozenset()) -> Headers:
+    """The headers without hop-by-hop ones (and without those named in `extra`), order kept."""
+    named = connection_tokens(headers)
+    drop = HOP_BY_HOP | named | extra if named or extra else HOP_BY_HOP
+    return [(name, value) for name, value in headers if name.lower() not in drop]
+
+
+def forwarded_headers(request: Request) -> Headers:
+    """X-Forwarded-For (appended), -Proto and -Host for the upstream request."""
+    chain: list[bytes] = []
+    proto = host = None
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"host" and host is None:
+            host = value
+        if not request.trusted:
+            continue
+        if lowered == b"x-forwarded-for":
+            chain.append(value)
+        elif lowered == b"x-forwarded-proto":
+            proto = value
+        elif lowered == b"x-forwarded-host":
+            host = value
+    chain.append(request.peer.encode())
+    result = [(b"X-Forwarded-For", b", ".join(chain)), (b"X-Forwarded-Proto", proto or b"http")]
+    if host is not None:
+        result.append((b"X-Forwarded-Host", host))
+    return result
+
+
+def request_head(request: Request, backend: Backend) -> bytes:
+    """The upstream request head: target untouched, headers filtered, always HTTP/1.1."""
+    headers = end_to_end(request.headers, FORWARDED)
+    if request.chunked:
+        headers.append((b"Transfer-Encoding", b"chunked"))
+    if not any(name.lower() == b"host" for name, _ in headers):
+        headers.insert(0, (b"Host", f"{backend.host}:{backend.port}".encode()))
+    headers += forwarded_headers(request)
+    lines = [b"%b %b HTTP/1.1" % (request.method.encode(), request.target)]
+    lines += [b"%b: %b" % pair for pair in headers]
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+@dataclass(slots=True)
+class Framing:
+    head: bytes
+    chunked: bool
+    keep_alive: bool
+
+
+def response_head(response: Response, request: Request, draining: bool) -> Framing:
+    """The client response head and how its body is framed."""
+    headers = end_to_end(response.headers)
+    upstream_chunked = any(
+        name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
+        for name, value in response.headers
+    )
+    sized = any(name.lower() == b"content-length" for name, _ in headers)
+    http11 = request.version == "1.1"
+    chunked = http11 and not sized and (upstream_chunked or response.has_body)
+    keep_alive = request.keep_alive and not draining and (sized or chunked or not response.has_body)
+    if chunked:
+        headers.append((b"Transfer-Encoding", b"chunked"))
+    if not keep_alive and http11:
+        headers.append((b"Connection", b"close"))
+    elif keep_alive and not http11:
+        headers.append((b"Connection", b"keep-alive"))
+    lines = [b"HTTP/1.1 %d %b" % (response.status, response.reason)]
+    lines += [b"%b: %b" % pair for pair in headers]
+    lines.append(b"\r\n")
+    return Framing(b"\r\n".join(lines), chunked and response.has_body, keep_alive)
+
+
+class Forwarder:
+    """Forwards requests with the process's state and connection pools."""
+
+    def __init__(self, state: ProxyState, upstreams: Upstreams) -> None:
+        self.state = state
+        self.upstreams = upstreams
+
+    async def handle(self, request: Request, client: Client) -> bool:
+        """Answer `request` on `client`; True when the connection may carry another request."""
+        state = self.state
+        table = state.table
+        started = time.perf_counter()
+        decision = table.match(request.method, request.path)
+        backend = decision.backend
+        metrics = state.metrics
+        gauge = metrics.in_flight(backend.name)
+        gauge.inc()
+        status = 0
+        try:
+            status, keep_alive = await self._forward(request, client, backend)
+            return keep_alive
+        finally:
+            gauge.dec()
+            if status:
+                elapsed = time.perf_counter() - started
+                metrics.request_done(
+                    decision.resource, backend.name, request.method, status, elapsed
+                )
+
+    async def _forward(
+        self, request: Request, client: Client, backend: Backend
+    ) -> tuple[int, bool]:
+        try:
+            if self.state.draining:
+                raise Draining()
+            if request.body is not None and _expects_continue(request.headers):
+                client.write(CONTINUE)
+            upstream_request = UpstreamRequest(
+                request.method,
+                request_head(request, backend),
+                request.body,
+                request.chunked,
+                request.method in IDEMPOTENT,
+            )
+            exchange = await self.upstreams.send(backend, upstream_request)
+        except ProxyError as exc:
+            return self._fail(request, client, backend, exc), False
+        try:
+            framing = response_head(exchange.response, request, self.state.draining)
+            client.write(framing.head)
+            await _stream(exchange.response.body, client, framing.chunked)
+        except ProxyError as exc:
+            exchange.abort()
+            if exc.kind is not None:
+                self.state.metrics.upstream_error(backend.name, exc.kind)
+            client.abort()
+            return exchange.response.status, False
+        except BaseException:
+            exchange.abort()
+            raise
+        exchange.release()
+        return exchange.response.status, framing.keep_alive and _fully_read(request)
+
+    def _fail(self, request: Request, client: Client, backend: Backend, exc: ProxyError) -> int:
+        if exc.kind is not None:
+            self.state.metrics.upstream_error(backend.name, exc.kind)
+        client.write(error_response(exc, close=True))
+        return exc.status
+
+
+async def _stream(body: BodyStream, client: Client, chunked: bool) -> None:
+    while chunk := await body.read():
+        client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        await client.drain()
+    if chunked:
+        client.write(b"0\r\n\r\n")
+
+
+def _fully_read(request: Request) -> bool:
+    return request.body is None or request.body.at_eof
+
+
+def _expects_continue(headers: Headers) -> bool:
+    return any(
+        name.lower() == b"expect" and value.lower() == b"100-continue" for name, value in headers
+    )

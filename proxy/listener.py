@@ -1,0 +1,270 @@
+"""The public listener: HTTP/1.1 client connections parsed with httptools, one request at a time.
+
+This is deliberately not an aiohttp application: the public port must pass the request target and
+header bytes untouched, answer over-limit requests with 414/431/413, and be fast; a plain asyncio
+protocol gives all three. Process state is still never global: a `Listener` gets its `Forwarder`
+(which holds the `ProxyState`) from `proxy.server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import httptools
+
+from proxy.errors import (
+    BadRequest,
+    BodyTooLarge,
+    HeadersTooLarge,
+    ProxyError,
+    RequestLineTooLong,
+    error_response,
+)
+from proxy.forward import Forwarder, Request, is_trusted
+from proxy.settings import Settings
+from proxy.streams import BodyStream
+from proxy.upstream import Headers
+
+MAX_HEADER_FIELDS = 100
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its request body was complete."""
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self._settings: Settings = listener.forwarder.state.settings
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._peer = ""
+        self._trusted = False
+        self._url = b""
+        self._headers: Headers = []
+        self._header_bytes = 0
+        self._body: BodyStream | None = None
+        self._queue: deque[Request | ProxyError] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._closing = False
+        self.closed = False
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else ""
+        self._trusted = is_trusted(self._peer, self._settings.trusted_proxies)
+        self._listener.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._stop_reading()
+        except httptools.HttpParserError as exc:
+            context = exc.__context__
+            self._reject(context if isinstance(context, ProxyError) else BadRequest())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._listener.connections.discard(self)
+        if self._body is not None:
+            self._body.set_exception(ClientGone())
+        if self._task is not None:
+            self._task.cancel()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._settings.max_request_line:
+            raise RequestLineTooLong()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value) + 4
+        self._header_bytes += size
+        if (
+            size > self._settings.max_header_size
+            or self._header_bytes > self._settings.max_headers_total
+            or len(self._headers) >= MAX_HEADER_FIELDS
+        ):
+            raise HeadersTooLarge()
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        assert self.transport is not None
+        parser = self._parser
+        method = parser.get_method().decode("ascii")
+        length, chunked = _framing(self._headers)
+        if length is not None and length > self._settings.max_body_size:
+            raise BodyTooLarge()
+        self._body = BodyStream(self.transport) if chunked or length else None
+        request = Request(
+            method,
+            self._url,
+            parser.get_http_version(),
+            self._headers,
+            self._peer,
+            self._trusted,
+            parser.should_keep_alive(),
+            self._body,
+            chunked,
+        )
+        self._enqueue(request)
+
+    def on_body(self, body: bytes) -> None:
+        stream = self._body
+        if stream is None:
+            return
+        stream.feed(body)
+        if stream.total > self._settings.max_body_size:
+            raise BodyTooLarge()
+
+    def on_message_complete(self) -> None:
+        if self._body is not None:
+            self._body.feed_eof()
+            self._body = None
+
+    # what the forwarder uses
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ConnectionResetError()
+        while self._write_paused:
+            self._drain_waiter = self._loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+            if self.closed:
+                raise ConnectionResetError()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_when_idle(self) -> None:
+        """Drain: close now if between requests, else after the current response."""
+        self._closing = True
+        if self._task is None and self.transport is not None:
+            self.transport.close()
+
+    # request queue
+
+    def _enqueue(self, item: Request | ProxyError) -> None:
+        self._queue.append(item)
+        if self._task is None:
+            self._next()
+
+    def _next(self) -> None:
+        if not self._queue or self.closed:
+            return
+        item = self._queue.popleft()
+        if isinstance(item, ProxyError):
+            self.write(error_response(item, close=True))
+            self._close_transport()
+            return
+        self._task = self._loop.create_task(self._serve(item))
+
+    async def _serve(self, request: Request) -> None:
+        keep_alive = False
+        try:
+            keep_alive = await self._listener.forwarder.handle(request, self)
+        except (ClientGone, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._task = None
+            if keep_alive and not self._closing and not self.closed:
+                self._next()
+            else:
+                self._close_transport()
+
+    def _reject(self, error: ProxyError) -> None:
+        """The request stream is broken (bad syntax, over a limit): answer once, then close."""
+        self._stop_reading()
+        if self._body is not None:
+            self._body.set_exception(error)
+            self._body = None
+        else:
+            self._enqueue(error)
+
+    def _stop_reading(self) -> None:
+        self._closing = True
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def _close_transport(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def _wake_writer(self) -> None:
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+
+def _framing(headers: Headers) -> tuple[int | None, bool]:
+    """(Content-Length, chunked) of a request; the parser has already refused conflicting ones."""
+    length: int | None = None
+    chunked = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length":
+            length = int(value)
+        elif lowered == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return length, chunked
+
+
+class Listener:
+    """The public port's connections: what the server drains on SIGTERM."""
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self.forwarder = forwarder
+        self.connections: set[ClientConnection] = set()
+
+    def protocol(self) -> ClientConnection:
+        return ClientConnection(self)
+
+    def close_idle(self) -> None:
+        for conn in list(self.connections):
+            conn.close_when_idle()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when every connection closed within `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.connections

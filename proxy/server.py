@@ -1,0 +1,154 @@
+"""`serve(settings)`: the proxy process (or its workers) from start to a clean exit.
+
+One worker serves the public port (`proxy.listener`), the admin port (`proxy.admin`), watches the
+routes file (`proxy.reload`) and reloads on SIGHUP. On SIGTERM it stops accepting, reports not
+ready, lets in-flight requests finish within `Settings.drain_seconds` and exits 0.
+
+With `workers > 1` this process only supervises: it sets PROMETHEUS_MULTIPROC_DIR to a fresh
+directory and starts the workers as fresh interpreters (so prometheus_client is imported after the
+variable is set), each binding the public and admin ports with SO_REUSEPORT; /metrics of any worker
+then sums over all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from aiohttp import web
+
+from proxy.routes import RoutesError, RouteTable, load_table
+from proxy.settings import Settings
+
+WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger("strangler.server")
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the routes file is bad at start."""
+    try:
+        table = load_table(settings.routes)
+    except RoutesError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{settings.routes}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if settings.workers > 1:
+        return supervise(settings)
+    return asyncio.run(run_worker(settings, table, reuse_port=False))
+
+
+async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool) -> int:
+    """One serving process: listeners, reload watcher, signal handlers, drain."""
+    from prometheus_client import CollectorRegistry
+
+    from proxy.admin import make_admin_app
+    from proxy.forward import Forwarder
+    from proxy.listener import Listener
+    from proxy.metrics import Metrics
+    from proxy.reload import reload_now, watch_routes
+    from proxy.state import ProxyState
+    from proxy.upstream import Upstreams
+
+    registry = CollectorRegistry()
+    state = ProxyState(settings, table, Metrics(registry), registry, time.time())
+    state.metrics.routes_loaded(table)
+    upstreams = Upstreams()
+    listener = Listener(Forwarder(state, upstreams))
+    loop = asyncio.get_running_loop()
+    public = await loop.create_server(
+        listener.protocol, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
+    )
+    runner = web.AppRunner(make_admin_app(state), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(
+        runner, settings.admin_host, settings.admin_port, reuse_port=reuse_port
+    ).start()
+    watcher = asyncio.create_task(watch_routes(state))
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_now, state)
+    try:
+        await stop.wait()
+        state.draining = True
+        public.close()
+        listener.close_idle()
+        if not await listener.wait_idle(settings.drain_seconds):
+            log.warning(
+                "drain: %d connections cut after %ss",
+                len(listener.connections),
+                settings.drain_seconds,
+            )
+            for conn in list(listener.connections):
+                conn.abort()
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await runner.cleanup()
+        upstreams.close()
+    return 0
+
+
+def supervise(settings: Settings) -> int:
+    """Start `settings.workers` worker processes; forward signals; 0 when all exited cleanly."""
+    metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
+    env = {**os.environ, MULTIPROC_DIR: metrics_dir, WORKER_SETTINGS: settings.to_json()}
+    command = [sys.executable, "-m", "proxy.server"]
+    workers = [subprocess.Popen(command, env=env) for _ in range(settings.workers)]
+    stopping = failed = False
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = stopping or signum in (signal.SIGTERM, signal.SIGINT)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    previous = {
+        sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    try:
+        while any(worker.poll() is None for worker in workers):
+            if not stopping and any(worker.poll() is not None for worker in workers):
+                log.error("a worker exited; stopping the others")
+                failed = True
+                forward(signal.SIGTERM, None)
+            time.sleep(0.05)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    clean = not failed and all(worker.returncode == 0 for worker in workers)
+    return 0 if clean else 1
+
+
+def worker_main() -> int:
+    """Entry point of a worker process started by `supervise`."""
+    settings = Settings.from_json(os.environ[WORKER_SETTINGS])
+    try:
+        table = load_table(Path(settings.routes))
+    except (RoutesError, OSError) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(run_worker(settings, table, reuse_port=True))
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

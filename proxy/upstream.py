@@ -1,0 +1,434 @@
+"""Pooled keep-alive HTTP/1.1 connections to the backends: the proxy's one forwarding interface.
+
+`Upstreams.send(backend, request)` writes a request head (and streams its body), waits for the
+response head and returns an `Exchange` whose body the caller streams, then releases. Connections
+are pooled per backend address, at most `Backend.max_connections` at a time (full -> `PoolFull`).
+A pooled connection the backend closed while idle is noticed and dropped before use; if the
+backend closes one just as a request is written, an idempotent request without a body (which
+cannot have been processed: not one byte came back) is sent again once on a fresh connection.
+
+Every foreign failure (OSError, TimeoutError, parser error) becomes a `ProxyError` in exactly one
+place: `translate_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httptools
+
+from proxy.errors import (
+    PoolFull,
+    ProxyError,
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+    UpstreamProtocolError,
+    UpstreamReadTimeout,
+    UpstreamReset,
+)
+from proxy.routes import Backend
+from proxy.streams import BodyStream
+
+Headers = list[tuple[bytes, bytes]]
+NO_BODY_STATUS = frozenset({204, 304})
+
+
+@contextmanager
+def translate_errors(*, connecting: bool = False) -> Iterator[None]:
+    """The one place where foreign exceptions become the proxy's 502/504 errors."""
+    try:
+        yield
+    except ProxyError:
+        raise
+    except TimeoutError as exc:
+        raise (UpstreamConnectTimeout() if connecting else UpstreamReadTimeout()) from exc
+    except httptools.HttpParserError as exc:
+        if isinstance(exc.__context__, ProxyError):
+            raise exc.__context__ from None
+        raise UpstreamProtocolError() from exc
+    except (ConnectionRefusedError, OSError) as exc:
+        raise (UpstreamConnectError() if connecting else UpstreamReset()) from exc
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """A request ready for the wire: `head` ends with the blank line; the body is re-framed."""
+
+    method: str
+    head: bytes
+    body: BodyStream | None = None
+    chunked: bool = False
+    idempotent: bool = False
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    reason: bytes
+    headers: Headers
+    body: BodyStream
+    has_body: bool
+    keep_alive: bool
+
+
+@dataclass(slots=True)
+class _Exchange:
+    method: str
+    read_timeout: float
+    head: asyncio.Future[Response]
+    reason: bytes = b""
+    headers: Headers = field(default_factory=list)
+    response: Response | None = None
+    until_eof: bool = False
+    sent: bool = False
+    complete: bool = False
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive connection to a backend, carrying one exchange at a time."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.received = 0
+        self._parser: httptools.HttpResponseParser | None = None
+        self._exchange: _Exchange | None = None
+        self._upload: asyncio.Task[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._last_io = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self._exchange is None or self._exchange.complete:
+            self.close()
+            return
+        self.received += len(data)
+        self._last_io = self._loop.time()
+        try:
+            with translate_errors():
+                parser.feed_data(data)
+        except ProxyError as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timer()
+        self._pool.forget(self)
+        exchange = self._exchange
+        if exchange is not None and not exchange.complete:
+            if exchange.until_eof and exchange.response is not None and exc is None:
+                self._finish()
+            else:
+                self._fail(UpstreamReset())
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+
+    # httptools callbacks
+
+    def on_status(self, reason: bytes) -> None:
+        assert self._exchange is not None
+        self._exchange.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._exchange is not None
+        self._exchange.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        exchange = self._exchange
+        assert exchange is not None and self._parser is not None
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            exchange.reason, exchange.headers = b"", []
+            if status == 101:
+                raise UpstreamProtocolError()
+            return
+        has_body = exchange.method != "HEAD" and status not in NO_BODY_STATUS
+        if has_body:
+            exchange.until_eof = _until_eof(exchange.headers)
+        assert self.transport is not None
+        response = Response(
+            status,
+            exchange.reason,
+            exchange.headers,
+            BodyStream(self.transport),
+            has_body,
+            self._parser.should_keep_alive(),
+        )
+        exchange.response = response
+        if not exchange.head.done():
+            exchange.head.set_result(response)
+        if not has_body:
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._exchange
+        if exchange is not None and exchange.response is not None and not exchange.complete:
+            exchange.response.body.feed(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self._exchange
+        if exchange is not None and exchange.response is not None:
+            self._finish()
+
+    # the exchange
+
+    async def exchange(self, request: UpstreamRequest, read_timeout: float) -> Response:
+        """Send `request` and return the response once its head has arrived."""
+        assert self.transport is not None
+        self._exchange = _Exchange(request.method, read_timeout, self._loop.create_future())
+        self._parser = httptools.HttpResponseParser(self)
+        self.received = 0
+        self.transport.write(request.head)
+        if request.body is None:
+            self._request_sent()
+        else:
+            self._upload = self._loop.create_task(self._send_body(request.body, request.chunked))
+        return await self._exchange.head
+
+    @property
+    def reusable(self) -> bool:
+        exchange = self._exchange
+        return (
+            not self.closed
+            and exchange is not None
+            and exchange.complete
+            and exchange.sent
+            and exchange.response is not None
+            and exchange.response.keep_alive
+        )
+
+    def reset(self) -> None:
+        """Forget the finished exchange: the connection is idle again."""
+        self._exchange = None
+        self._parser = None
+        self._cancel_timer()
+
+    def close(self) -> None:
+        if self._upload is not None and not self._upload.done():
+            self._upload.cancel()
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+        self.closed = True
+        self._cancel_timer()
+        self._pool.forget(self)
+
+    async def _send_body(self, body: BodyStream, chunked: bool) -> None:
+        assert self.transport is not None
+        try:
+            while chunk := await body.read():
+                if self.closed:
+                    return
+                if chunked:
+                    self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    self.transport.write(chunk)
+                if self._write_paused:
+                    await self._drain()
+            if chunked and not self.closed:
+                self.transport.write(b"0\r\n\r\n")
+            self._request_sent()
+        except ProxyError as exc:
+            self._fail(exc)
+            self.close()
+
+    async def _drain(self) -> None:
+        while self._write_paused and not self.closed:
+            self._drain_waiter = self._loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+    def _wake_writer(self) -> None:
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _request_sent(self) -> None:
+        exchange = self._exchange
+        if exchange is None:
+            return
+        exchange.sent = True
+        self._last_io = self._loop.time()
+        if not exchange.complete:
+            self._timer = self._loop.call_at(self._last_io + exchange.read_timeout, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        exchange = self._exchange
+        if exchange is None or exchange.complete or self.closed:
+            return
+        now = self._loop.time()
+        response = exchange.response
+        if response is not None and response.body.paused:
+            self._last_io = now
+        deadline = self._last_io + exchange.read_timeout
+        if now < deadline:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        self._fail(UpstreamReadTimeout())
+        self.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _finish(self) -> None:
+        exchange = self._exchange
+        assert exchange is not None and exchange.response is not None
+        exchange.complete = True
+        self._cancel_timer()
+        exchange.response.body.feed_eof()
+
+    def _fail(self, exc: ProxyError) -> None:
+        exchange = self._exchange
+        if exchange is None or exchange.complete:
+            return
+        exchange.complete = True
+        if not exchange.head.done():
+            exchange.head.set_exception(exc)
+        elif exchange.response is not None:
+            exchange.response.body.set_exception(exc)
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+
+def _until_eof(headers: Headers) -> bool:
+    """True when the body has neither Content-Length nor chunked framing: it ends at close."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length":
+            return False
+        if lowered == b"transfer-encoding" and b"chunked" in value.lower():
+            return False
+    return True
+
+
+class Pool:
+    """Keep-alive connections to one backend address; idle ones are reused newest first."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.idle: list[UpstreamConnection] = []
+        self.open: set[UpstreamConnection] = set()
+        self.connecting = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.open) + self.connecting
+
+    async def acquire(self, backend: Backend) -> tuple[UpstreamConnection, bool]:
+        """A connection and whether it was reused. Raises PoolFull or a connect error."""
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn, True
+        if self.size >= backend.max_connections:
+            raise PoolFull()
+        return await self._connect(backend), False
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if conn.reusable:
+            conn.reset()
+            self.idle.append(conn)
+        else:
+            conn.close()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        self.open.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def close(self) -> None:
+        for conn in list(self.open):
+            conn.close()
+
+    async def _connect(self, backend: Backend) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        self.connecting += 1
+        try:
+            with translate_errors(connecting=True):
+                async with asyncio.timeout(backend.connect_timeout):
+                    _, conn = await loop.create_connection(
+                        lambda: UpstreamConnection(self), self.host, self.port
+                    )
+        finally:
+            self.connecting -= 1
+        self.open.add(conn)
+        return conn
+
+
+class Exchange:
+    """A response being received; `release()` (or `abort()`) exactly once when done with it."""
+
+    __slots__ = ("response", "_pool", "_conn")
+
+    def __init__(self, response: Response, pool: Pool, conn: UpstreamConnection) -> None:
+        self.response = response
+        self._pool = pool
+        self._conn = conn
+
+    def release(self) -> None:
+        self._pool.release(self._conn)
+
+    def abort(self) -> None:
+        self._conn.close()
+
+
+class Upstreams:
+    """Connection pools by backend address. One per process, closed at shutdown."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, int], Pool] = {}
+
+    def pool(self, backend: Backend) -> Pool:
+        key = (backend.host, backend.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = Pool(backend.host, backend.port)
+        return pool
+
+    async def send(self, backend: Backend, request: UpstreamRequest) -> Exchange:
+        """Send `request` to `backend`; the response head is in, its body still to stream."""
+        pool = self.pool(backend)
+        replayable = request.idempotent and request.body is None
+        while True:
+            conn, reused = await pool.acquire(backend)
+            try:
+                response = await conn.exchange(request, backend.read_timeout)
+            except UpstreamReset:
+                conn.close()
+                if reused and replayable and conn.received == 0:
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            return Exchange(response, pool, conn)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
