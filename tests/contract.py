@@ -55,16 +55,21 @@ def load_spec(path: Path = SPEC_PATH) -> Spec:
     return _load(str(path))
 
 
+def deref(spec: Spec, reference: str) -> Mapping[str, Any]:
+    """The node a local reference names: ``"#/components/schemas/Link"`` -> that schema."""
+    if not reference.startswith("#/"):
+        raise ValueError(f"only local references are supported: {reference}")
+    target: Any = spec
+    for part in reference[2:].split("/"):
+        target = target[part.replace("~1", "/").replace("~0", "~")]
+    node: Mapping[str, Any] = target
+    return node
+
+
 def resolve(spec: Spec, node: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Follow local ``$ref``s: ``{"$ref": "#/components/schemas/Link"}`` -> that schema."""
+    """`node` with its ``$ref``s followed to the end."""
     while "$ref" in node:
-        reference = node["$ref"]
-        if not reference.startswith("#/"):
-            raise ValueError(f"only local references are supported: {reference}")
-        target: Any = spec
-        for part in reference[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
+        node = deref(spec, node["$ref"])
     return node
 
 
@@ -82,11 +87,12 @@ def validate(spec: Spec, schema: Mapping[str, Any], instance: Any, where: str = 
     >>> validate({}, {"type": "integer"}, "3")
     ["$: expected integer, got str '3'"]
     """
-    if instance is None and schema.get("nullable"):
-        return []
-    schema = resolve(spec, schema)
-    if instance is None and schema.get("nullable"):
-        return []
+    while True:
+        if instance is None and schema.get("nullable"):
+            return []
+        if "$ref" not in schema:
+            break
+        schema = deref(spec, schema["$ref"])
     declared = schema.get("type")
     if declared is not None:
         names = declared if isinstance(declared, list) else [declared]
