@@ -1,0 +1,300 @@
+"""The admin listener's application: metrics, health, the table in force, flips.
+
+Served by `proxy.server` on its own (loopback by default) port; never on the public one.
+Changes (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback) need
+`Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`; with no token configured they are all refused.
+They write routes.yaml through `proxy.edit` (so the file stays the truth) and reload at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from proxy import edit
+from proxy.metrics import Totals, exposition, request_totals
+from proxy.reload import reload_now
+from proxy.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
+from proxy.state import ProxyState
+
+log = logging.getLogger(__name__)
+
+ADMIN_USER = "admin-api"
+RATE_WINDOW = 10.0
+SAMPLE_INTERVAL = 1.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RateTracker:
+    """Request and 5xx rates per resource over the last `window` seconds, from the counters."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        window: float = RATE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.window = window
+        self.clock = clock
+        self.samples: deque[tuple[float, dict[str, Totals]]] = deque()
+
+    def sample(self) -> None:
+        now = self.clock()
+        self.samples.append((now, request_totals(self.registry)))
+        while len(self.samples) > 1 and self.samples[1][0] <= now - self.window:
+            self.samples.popleft()
+
+    def rates(self) -> dict[str, dict[str, float | None]]:
+        """`{"bookings": {"requests_per_second": 2.5, "error_rate": 0.1}}` (None: no requests)."""
+        self.sample()
+        (start, before), (end, after) = self.samples[0], self.samples[-1]
+        elapsed = end - start
+        rates: dict[str, dict[str, float | None]] = {}
+        for resource, totals in after.items():
+            old = before.get(resource, Totals(0.0, 0.0))
+            requests = totals.requests - old.requests
+            errors = totals.errors - old.errors
+            rates[resource] = {
+                "requests_per_second": requests / elapsed if elapsed > 0 else 0.0,
+                "error_rate": errors / requests if requests > 0 else None,
+            }
+        return rates
+
+
+STATE = web.AppKey("state", ProxyState)
+RATES = web.AppKey("rates", RateTracker)
+SAMPLE_EVERY = web.AppKey("sample_every", float)
+
+
+def make_admin_app(
+    state: ProxyState, *, rate_window: float = RATE_WINDOW, sample_interval: float = SAMPLE_INTERVAL
+) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[STATE] = state
+    app[RATES] = RateTracker(state.registry, rate_window)
+    app[SAMPLE_EVERY] = sample_interval
+    app.cleanup_ctx.append(sample_rates)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthz", healthz)
+    app.router.add_get("/-/readyz", readyz)
+    app.router.add_get("/-/routes", routes)
+    app.router.add_put("/-/routes/{resource}", flip)
+    app.router.add_post("/-/routes/{resource}/rollback", rollback)
+    app.router.add_get("/-/", index)
+    return app
+
+
+async def sample_rates(app: web.Application) -> AsyncIterator[None]:
+    async def run() -> None:
+        while True:
+            app[RATES].sample()
+            await asyncio.sleep(app[SAMPLE_EVERY])
+
+    task = asyncio.create_task(run())
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+def error_json(status: int, message: str, errors: list[str] | None = None) -> web.Response:
+    """The API's error envelope."""
+    body = {"http_status_code": status, "message": message, "errors": errors or []}
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_json(exc.status, exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("admin request failed: %s %s", request.method, request.path)
+        return error_json(500, "Internal error of the admin API.")
+
+
+# -- read-only endpoints -----------------------------------------------------------------------
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = exposition(request.app[STATE].registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.draining:
+        return error_json(503, "Service unavailable: the proxy is shutting down.")
+    return web.json_response({"status": "ready", "sha256": state.table.sha256})
+
+
+async def routes(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = table_json(state.table, state.loaded_at, state.last_reload_error)
+    tracker = request.app[RATES]
+    traffic = tracker.rates()
+    names = [*state.table.routes, OTHER_RESOURCE]
+    idle: dict[str, float | None] = {"requests_per_second": 0.0, "error_rate": None}
+    body["traffic"] = {name: traffic.get(name, idle) for name in names}
+    body["traffic_window_seconds"] = tracker.window
+    return web.json_response(body)
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "endpoints": {
+                "GET /metrics": "Prometheus exposition",
+                "GET /-/healthz": "liveness",
+                "GET /-/readyz": "readiness (table loaded, not draining)",
+                "GET /-/routes": "the table in force, its hash, reload status, live traffic",
+                "PUT /-/routes/{resource}": 'flip: {"backend": ..., "reason": ...} (token)',
+                "POST /-/routes/{resource}/rollback": 'rollback: {"reason": ...} (token)',
+            }
+        }
+    )
+
+
+def table_json(table: RouteTable, loaded_at: float, last_error: str | None) -> dict[str, Any]:
+    return {
+        "version": table.version,
+        "source": table.source,
+        "sha256": table.sha256,
+        "loaded_at": iso_time(loaded_at),
+        "last_reload_error": last_error,
+        "default": table.default,
+        "backends": {name: {"url": backend.url} for name, backend in table.backends.items()},
+        "resources": {name: route_json(route) for name, route in table.routes.items()},
+    }
+
+
+def route_json(route: Route) -> dict[str, Any]:
+    features = {
+        name: None if feature is None else _plain(dataclasses.asdict(feature))
+        for name, feature in (
+            ("canary", route.canary),
+            ("shadow", route.shadow),
+            ("fallback", route.fallback),
+            ("guard", route.guard),
+        )
+    }
+    return {"backend": route.backend, "methods": dict(route.methods), **features}
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: sorted(value) if isinstance(value, frozenset | tuple) else value
+        for key, value in values.items()
+    }
+
+
+def iso_time(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+# -- changes -----------------------------------------------------------------------------------
+
+
+def authorized(request: web.Request) -> bool:
+    """Constant-time check of `Authorization: Bearer <token>`; no token configured: never."""
+    token = request.app[STATE].settings.admin_token
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+async def json_body(request: web.Request) -> dict[str, Any] | None:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def flip(request: web.Request) -> web.Response:
+    if not authorized(request):
+        return unauthorized()
+    body = await json_body(request)
+    if body is None or not isinstance(body.get("backend"), str):
+        return error_json(400, 'Bad request: send {"backend": "<name>", "reason": "<text>"}.')
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        return error_json(400, "Bad request: reason must be a string.")
+    resource = request.match_info["resource"]
+
+    def change() -> edit.Change:
+        return edit.flip(
+            request.app[STATE].settings.routes,
+            resource,
+            body["backend"],
+            user=ADMIN_USER,
+            reason=reason,
+        )
+
+    return await apply_change(request, change)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    if not authorized(request):
+        return unauthorized()
+    body = await json_body(request)
+    reason = None if body is None else body.get("reason", "")
+    if not isinstance(reason, str):
+        return error_json(400, 'Bad request: send {"reason": "<text>"} or no body.')
+    resource = request.match_info["resource"]
+
+    def change() -> edit.Change:
+        path = request.app[STATE].settings.routes
+        return edit.rollback(path, resource, user=ADMIN_USER, reason=reason)
+
+    return await apply_change(request, change)
+
+
+async def apply_change(request: web.Request, change: Callable[[], edit.Change]) -> web.Response:
+    """Run the edit off the event loop (it may wait on the file lock), then reload at once."""
+    state = request.app[STATE]
+    try:
+        done = await asyncio.to_thread(change)
+    except RoutesError as exc:
+        return error_json(409, "Conflict: routes.yaml is invalid; fix it first.", list(exc.errors))
+    except edit.EditConflict as exc:
+        return error_json(409, f"Conflict: {exc}")
+    except edit.EditError as exc:
+        return error_json(400, f"Bad request: {exc}")
+    reload_now(state)
+    return web.json_response(
+        {**done.to_json(), "changed": done.recorded, "sha256": state.table.sha256}
+    )
+
+
+def unauthorized() -> web.Response:
+    response = error_json(401, "Unauthorized: send Authorization: Bearer <admin token>.")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
