@@ -130,6 +130,7 @@ def test_total_amount_stored_with_two_decimals(value, stored):
         ("date_of_birth", 19900101, DATE_MESSAGE),
         ("nationality", "CAN", "This value does not match the required pattern."),
         ("nationality", "C1", "This value does not match the required pattern."),
+        ("nationality", "a\x00", "This value does not match the required pattern."),
     ],
 )
 def test_customer_messages(field, value, message):
