@@ -1,0 +1,244 @@
+"""deploy/k8s describes the whole stack as `make run` runs it, and Kubernetes accepts it.
+
+No cluster here: every manifest is validated against Kubernetes' own schemas
+(kubernetes-validate, strict: unknown fields fail), and each workload's command and environment
+is compared with stack/services.py, with hosts set to the manifests' Service names.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from proxy.settings import Settings
+from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, Service, StackConfig, services
+from tests.support import ROOT
+
+K8S_DIR = ROOT / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.35"
+ROUTES_CONFIGMAP = "strangler-routes"
+
+K8S_HOSTS = {
+    "reservations": "reservations",
+    "crm": "crm",
+    "operations": "operations",
+    "legacy": "legacy",
+    "drf": "drf",
+    "proxy": "proxy",
+    "proxy_admin": "proxy-admin",
+}
+
+K8S_CONFIG = StackConfig(
+    ports=DEFAULT_PORTS,
+    host="0.0.0.0",
+    hosts=K8S_HOSTS,
+    data_dir=Path("/data"),
+    routes=Path("/config/routes.yaml"),
+    python="python",
+)
+STACK = services(K8S_CONFIG)
+
+Manifest = dict[str, Any]
+
+
+def manifest_files() -> list[Path]:
+    return sorted(path for path in K8S_DIR.glob("*.yaml") if path.name != "kustomization.yaml")
+
+
+def load_manifests() -> list[Manifest]:
+    return [doc for path in manifest_files() for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+MANIFESTS = load_manifests()
+
+
+def find(kind: str, name: str) -> Manifest:
+    (found,) = [m for m in MANIFESTS if m["kind"] == kind and m["metadata"]["name"] == name]
+    return found
+
+
+def workload(name: str) -> Manifest:
+    (found,) = [
+        m
+        for m in MANIFESTS
+        if m["kind"] in {"Deployment", "StatefulSet"} and m["metadata"]["name"] == name
+    ]
+    return found
+
+
+def pod_spec(manifest: Manifest) -> dict[str, Any]:
+    spec: dict[str, Any] = manifest["spec"]["template"]["spec"]
+    return spec
+
+
+def container(manifest: Manifest) -> dict[str, Any]:
+    (only,) = pod_spec(manifest)["containers"]
+    result: dict[str, Any] = only
+    return result
+
+
+def containers() -> Iterator[tuple[str, dict[str, Any]]]:
+    for manifest in MANIFESTS:
+        if manifest["kind"] in {"Deployment", "StatefulSet"}:
+            for item in pod_spec(manifest)["containers"]:
+                yield manifest["metadata"]["name"], item
+
+
+def port_number(item: dict[str, Any], port: int | str) -> int:
+    """A probe's or Service's target port, by number or by the container port's name."""
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in item["ports"] if p["name"] == port]
+    return int(number)
+
+
+def argv_of(manifest: Manifest) -> tuple[str, ...]:
+    item = container(manifest)
+    return tuple(item.get("command", [])) + tuple(item.get("args", []))
+
+
+def arg_after(argv: tuple[str, ...], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def ids(manifest: Manifest) -> str:
+    return f"{manifest['kind']}/{manifest['metadata']['name']}"
+
+
+# --- Kubernetes accepts every manifest --------------------------------------------------------
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=ids)
+def test_manifest_validates_against_kubernetes_schemas(manifest: Manifest) -> None:
+    version = kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    assert version == KUBERNETES_VERSION
+
+
+def test_an_unknown_field_fails_validation() -> None:
+    broken = copy.deepcopy(workload("proxy"))
+    container(broken)["readinessProbe"]["httpGet"]["paht"] = "/-/readyz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == [path.name for path in manifest_files()]
+    assert kustomization["namespace"] == find("Namespace", "strangler")["metadata"]["name"]
+
+
+# --- the same processes as `make run` ---------------------------------------------------------
+
+
+def test_manifests_run_exactly_the_stacks_services() -> None:
+    names = {m["metadata"]["name"] for m in MANIFESTS if m["kind"] in {"Deployment", "StatefulSet"}}
+    assert names == {service.name for service in STACK}
+
+
+@pytest.mark.parametrize("service", STACK, ids=lambda s: s.name)
+def test_command_matches_make_run(service: Service) -> None:
+    assert argv_of(workload(service.name)) == service.argv
+
+
+@pytest.mark.parametrize("service", STACK, ids=lambda s: s.name)
+def test_environment_matches_make_run(service: Service) -> None:
+    env = container(workload(service.name)).get("env", [])
+    assert {item["name"]: item["value"] for item in env} == dict(service.env)
+    assert len(env) == len(service.env)
+
+
+@pytest.mark.parametrize("key", sorted(K8S_HOSTS))
+def test_every_host_the_stack_uses_is_a_service_on_its_port(key: str) -> None:
+    service = find("Service", K8S_HOSTS[key])
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == DEFAULT_PORTS[key]
+    owner = {"proxy_admin": "proxy"}.get(key, key)
+    target = workload(owner)
+    assert (
+        service["spec"]["selector"].items()
+        <= target["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert port_number(container(target), port["targetPort"]) == DEFAULT_PORTS[key]
+
+
+@pytest.mark.parametrize("name", SOURCE_SYSTEMS)
+def test_source_systems_keep_their_sqlite_file_on_a_claimed_volume(name: str) -> None:
+    manifest = find("StatefulSet", name)
+    assert manifest["spec"]["replicas"] == 1
+    (claim,) = manifest["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in container(manifest)["volumeMounts"]}
+    db = PurePosixPath(arg_after(argv_of(manifest), "--db"))
+    assert mounts[claim["metadata"]["name"]] == str(db.parent) == str(K8S_CONFIG.data_dir)
+
+
+@pytest.mark.parametrize("name, item", list(containers()), ids=[name for name, _ in containers()])
+def test_every_container_has_resources_and_runs_unprivileged(name: str, item: Any) -> None:
+    assert set(item["resources"]) == {"requests", "limits"}
+    assert item["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod_spec(workload(name))["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec(workload(name))["enableServiceLinks"] is False
+
+
+# --- the proxy fleet ---------------------------------------------------------------------------
+
+
+PROXY = workload("proxy")
+
+
+def test_proxy_runs_three_replicas() -> None:
+    assert PROXY["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize(
+    "probe, path", [("readinessProbe", "/-/readyz"), ("livenessProbe", "/-/healthz")]
+)
+def test_probes_ask_the_admin_port(probe: str, path: str) -> None:
+    item = container(PROXY)
+    check = item[probe]["httpGet"]
+    assert check["path"] == path
+    admin_port = int(arg_after(argv_of(PROXY), "--admin-port"))
+    assert port_number(item, check["port"]) == admin_port == DEFAULT_PORTS["proxy_admin"]
+
+
+def test_termination_leaves_time_to_leave_the_endpoints_and_drain() -> None:
+    command = container(PROXY)["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    sleep = float(command[1])
+    assert sleep >= 5
+    grace = pod_spec(PROXY)["terminationGracePeriodSeconds"]
+    assert grace > sleep + Settings().drain_seconds
+
+
+def test_prometheus_scrapes_the_admin_port() -> None:
+    annotations = PROXY["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(DEFAULT_PORTS["proxy_admin"]),
+        "prometheus.io/path": "/metrics",
+    }
+
+
+def test_the_public_service_exposes_only_the_public_port() -> None:
+    (port,) = find("Service", "proxy")["spec"]["ports"]
+    assert port_number(container(PROXY), port["targetPort"]) == DEFAULT_PORTS["proxy"] == 8080
+
+
+def test_routes_configmap_is_mounted_as_a_directory_where_routes_points() -> None:
+    routes = PurePosixPath(arg_after(argv_of(PROXY), "--routes"))
+    (volume,) = [v for v in pod_spec(PROXY)["volumes"] if "configMap" in v]
+    assert volume["configMap"] == {"name": ROUTES_CONFIGMAP}
+    (mount,) = [m for m in container(PROXY)["volumeMounts"] if m["name"] == volume["name"]]
+    assert "subPath" not in mount and "subPathExpr" not in mount
+    assert mount["mountPath"] == str(routes.parent)
+    assert routes.name in find("ConfigMap", ROUTES_CONFIGMAP)["data"]
+
+
+def test_routes_configmap_is_the_repositorys_routes_yaml() -> None:
+    data = find("ConfigMap", ROUTES_CONFIGMAP)["data"]
+    assert data == {"routes.yaml": (ROOT / "routes.yaml").read_text()}
