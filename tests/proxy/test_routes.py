@@ -207,84 +207,413 @@ ROUTE_KEYS = "expected one of: backend, canary, fallback, guard, methods, shadow
 METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 STICKY = '"header:NAME", "cookie:NAME" or "client_ip"'
 URL = "must be http(s)://host:port"
+JSONPATH = "a JSONPath like $.a.b or $.a[*].b"
 
 INVALID = [
-    pytest.param("version: 1\nbackends: [\n", ["3: invalid YAML: expected the node content, but found '<stream end>'"], id="yaml-syntax"),
-    pytest.param("version: 1\n  backends: {}\n", ["2: invalid YAML: mapping values are not allowed here"], id="yaml-indent"),
-    pytest.param("", ["1: expected a mapping with version, backends, default, resources, got an empty file"], id="empty"),
-    pytest.param("- a\n- b\n", ["1: expected a mapping with version, backends, default, resources, got a list"], id="top-list"),
-    pytest.param("just text\n", ["1: expected a mapping with version, backends, default, resources, got 'just text'"], id="top-scalar"),
-    pytest.param("resources: {}\n", ["1: missing required key 'version'", "1: missing required key 'backends'", "1: missing required key 'default'"], id="missing-keys"),
-    pytest.param(HEAD.replace("version: 1", "version: 2"), ["1: version must be 1, got 2"], id="version-2"),
-    pytest.param(HEAD.replace("version: 1", "version: '1'"), ["1: version must be 1, got '1'"], id="version-string"),
-    pytest.param(HEAD.replace("version: 1", "version: true"), ["1: version must be 1, got True"], id="version-bool"),
-    pytest.param(HEAD + "routes: {}\n", [f"6: unknown key 'routes' in the top-level mapping ({KEYS})"], id="unknown-top-key"),
-    pytest.param(HEAD + "default: drf\n", ["6: duplicate key 'default' in the top-level mapping (first on line 5)"], id="duplicate-top-key"),
-    pytest.param("version: 1\nbackends: [a]\ndefault: a\n", ["2: backends must be a mapping, got a list"], id="backends-list"),
-    pytest.param("version: 1\nbackends: {}\ndefault: a\n", ["2: backends must define at least one backend", "3: unknown backend 'a' for default"], id="backends-empty"),
-    pytest.param(HEAD.replace("  drf: {", "  legacy: {"), ["4: duplicate backend 'legacy' in backends (first on line 3)"], id="duplicate-backend"),
-    pytest.param(HEAD.replace("  drf:", "  'd r f':"), ["4: invalid backend name 'd r f' (letters, digits, _ and -)"], id="backend-name"),
-    pytest.param(HEAD.replace('{url: "http://127.0.0.1:8000"}', '"http://127.0.0.1:8000"'), ["4: backend 'drf' must be a mapping, got 'http://127.0.0.1:8000'"], id="backend-not-mapping"),
-    pytest.param(HEAD.replace('{url: "http://127.0.0.1:8000"}', "{read_timeout: 3}"), ["4: backend 'drf' is missing 'url'"], id="backend-no-url"),
-    pytest.param(HEAD.replace('8000"}', '8000", timeout: 3}'), [f"4: unknown key 'timeout' in backend 'drf' ({BACKEND_KEYS})"], id="backend-unknown-key"),
-    pytest.param(HEAD.replace("http://127.0.0.1:8000", "ftp://127.0.0.1:8000"), [f"4: backend 'drf': url {URL}, got 'ftp://127.0.0.1:8000'"], id="url-scheme"),
-    pytest.param(HEAD.replace("http://127.0.0.1:8000", "127.0.0.1:8000"), [f"4: backend 'drf': url {URL}, got '127.0.0.1:8000'"], id="url-no-scheme"),
-    pytest.param(HEAD.replace("http://127.0.0.1:8000", "http://127.0.0.1:8000/api"), [f"4: backend 'drf': url {URL}, got 'http://127.0.0.1:8000/api'"], id="url-path"),
-    pytest.param(HEAD.replace("http://127.0.0.1:8000", "http://127.0.0.1:99999"), [f"4: backend 'drf': url {URL}, got 'http://127.0.0.1:99999'"], id="url-port"),
-    pytest.param(HEAD.replace("http://127.0.0.1:8000", "http://:8000"), [f"4: backend 'drf': url {URL}, got 'http://:8000'"], id="url-no-host"),
-    pytest.param(HEAD.replace("http://127.0.0.1:8000", "http://u:p@h:1"), [f"4: backend 'drf': url {URL}, got 'http://u:p@h:1'"], id="url-userinfo"),
-    pytest.param(HEAD.replace('"http://127.0.0.1:8000"', "8000"), [f"4: backend 'drf': url {URL}, got 8000"], id="url-number"),
-    pytest.param(HEAD.replace('8000"}', '8000", connect_timeout: 0}'), ["4: backend 'drf': connect_timeout must be a number > 0, got 0"], id="connect-timeout-zero"),
-    pytest.param(HEAD.replace('8000"}', '8000", read_timeout: soon}'), ["4: backend 'drf': read_timeout must be a number > 0, got 'soon'"], id="read-timeout-text"),
-    pytest.param(HEAD.replace('8000"}', '8000", read_timeout: true}'), ["4: backend 'drf': read_timeout must be a number > 0, got True"], id="read-timeout-bool"),
-    pytest.param(HEAD.replace('8000"}', '8000", max_connections: 0}'), ["4: backend 'drf': max_connections must be an integer >= 1, got 0"], id="max-connections-zero"),
-    pytest.param(HEAD.replace('8000"}', '8000", max_connections: 2.5}'), ["4: backend 'drf': max_connections must be an integer >= 1, got 2.5"], id="max-connections-float"),
-    pytest.param(HEAD.replace("default: legacy", "default: drff"), ["5: unknown backend 'drff' for default"], id="default-unknown"),
-    pytest.param(HEAD.replace("default: legacy", "default: [legacy]"), ["5: backend for default must be a backend name, got a list"], id="default-list"),
-    pytest.param(HEAD + "resources: [bookings]\n", ["6: resources must be a mapping, got a list"], id="resources-list"),
-    pytest.param(with_resources("  bookings: drff\n"), ["7: unknown backend 'drff' for resource 'bookings'"], id="resource-unknown-backend"),
-    pytest.param(with_resources("  bookings: drf\n  customers: legacy\n  bookings: legacy\n"), ["9: duplicate resource 'bookings' in resources (first on line 7)"], id="duplicate-resource"),
-    pytest.param(with_resources("  bookings: [drf]\n"), ["7: resource 'bookings' must be a backend name or a mapping, got a list"], id="resource-list"),
-    pytest.param(with_resources("  bookings: 3\n"), ["7: backend for resource 'bookings' must be a backend name, got 3"], id="resource-number"),
-    pytest.param(with_resources("  bookings:\n"), ["7: backend for resource 'bookings' must be a backend name, got nothing"], id="resource-empty"),
-    pytest.param(with_resources("  'a/b': drf\n"), ["7: resource name 'a/b' is invalid"], id="resource-name"),
-    pytest.param(with_resources("  other: drf\n"), ["7: resource name 'other' is reserved for unlisted resources"], id="resource-other"),
-    pytest.param(with_resources("  [a, b]: drf\n"), ["7: keys of resources must be plain names"], id="resource-key-list"),
-    pytest.param(with_resources("  tours:\n    methods: {GET: drf}\n"), ["7: resource 'tours' is missing 'backend'"], id="long-no-backend"),
-    pytest.param(with_resources("  tours:\n    backend: drf\n    weight: 3\n"), [f"9: unknown key 'weight' in resource 'tours' ({ROUTE_KEYS})"], id="long-unknown-key"),
-    pytest.param(with_resources("  tours:\n    backend: drf\n    backend: legacy\n"), ["9: duplicate key 'backend' in resource 'tours' (first on line 8)"], id="long-duplicate-key"),
-    pytest.param(with_resources("  tours:\n    backend: drff\n"), ["8: unknown backend 'drff' for resource 'tours'"], id="long-unknown-backend"),
-    pytest.param(with_resources("  tours: {backend: drf, methods: [GET]}\n"), ["7: methods of resource 'tours' must be a mapping, got a list"], id="methods-list"),
-    pytest.param(with_resources("  tours: {backend: drf, methods: {FETCH: drf}}\n"), [f"7: unknown method 'FETCH' in methods of resource 'tours' ({METHODS})"], id="methods-unknown"),
-    pytest.param(with_resources("  tours: {backend: drf, methods: {get: drf}}\n"), [f"7: unknown method 'get' in methods of resource 'tours' ({METHODS})"], id="methods-lowercase"),
-    pytest.param(with_resources("  tours:\n    backend: drf\n    methods:\n      GET: legacy\n      POST: nope\n"), ["11: unknown backend 'nope' for resource 'tours' method POST"], id="methods-unknown-backend"),
-    pytest.param(with_resources("  tours:\n    backend: drf\n    methods:\n      GET: legacy\n      GET: drf\n"), ["11: duplicate method 'GET' in methods of resource 'tours' (first on line 10)"], id="methods-duplicate"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: 10}\n"), ["7: canary of resource 'tours' must be a mapping, got 10"], id="canary-scalar"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy}}\n"), ["7: canary of resource 'tours' is missing 'percent'"], id="canary-no-percent"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: nope, percent: 5}}\n"), ["7: unknown backend 'nope' for canary of resource 'tours'"], id="canary-unknown-backend"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 150}}\n"), ["7: canary of resource 'tours': percent must be a number from 0 to 100, got 150"], id="canary-percent-high"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: -1}}\n"), ["7: canary of resource 'tours': percent must be a number from 0 to 100, got -1"], id="canary-percent-negative"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 10%}}\n"), ["7: canary of resource 'tours': percent must be a number from 0 to 100, got '10%'"], id="canary-percent-text"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 5, sticky: ip}}\n"), [f"7: canary of resource 'tours': sticky must be {STICKY}, got 'ip'"], id="canary-sticky"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 5, sticky: 'header:'}}\n"), [f"7: canary of resource 'tours': sticky must be {STICKY}, got 'header:'"], id="canary-sticky-empty-name"),
-    pytest.param(with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 5, stick: client_ip}}\n"), ["7: unknown key 'stick' in canary of resource 'tours' (expected one of: backend, percent, sticky)"], id="canary-unknown-key"),
-    pytest.param(with_resources("  tours: {backend: drf, shadow: {percent: 5}}\n"), ["7: shadow of resource 'tours' is missing 'backend'"], id="shadow-no-backend"),
-    pytest.param(with_resources("  tours: {backend: drf, shadow: {backend: legacy, percent: 101}}\n"), ["7: shadow of resource 'tours': percent must be a number from 0 to 100, got 101"], id="shadow-percent"),
-    pytest.param(with_resources("  tours: {backend: drf, shadow: {backend: legacy, ignore: $.a}}\n"), ["7: shadow of resource 'tours': ignore must be a list, got '$.a'"], id="shadow-ignore-scalar"),
-    pytest.param(with_resources("  tours:\n    backend: drf\n    shadow:\n      backend: legacy\n      ignore:\n        - $.results[*].href\n        - meta.x\n        - $.a..b\n"), ["13: shadow of resource 'tours': ignore item 'meta.x' is not a JSONPath like $.a.b or $.a[*].b", "14: shadow of resource 'tours': ignore item '$.a..b' is not a JSONPath like $.a.b or $.a[*].b"], id="shadow-ignore-paths"),
-    pytest.param(with_resources("  tours: {backend: drf, fallback: {backend: legacy}}\n"), ["7: fallback of resource 'tours' is missing 'on'"], id="fallback-no-on"),
-    pytest.param(with_resources("  tours: {backend: drf, fallback: {backend: legacy, on: []}}\n"), ["7: fallback of resource 'tours': on must be a list, got an empty list"], id="fallback-on-empty"),
-    pytest.param(with_resources("  tours: {backend: drf, fallback: {backend: legacy, on: 404}}\n"), ["7: fallback of resource 'tours': on must be a list, got 404"], id="fallback-on-scalar"),
-    pytest.param(with_resources("  tours: {backend: drf, fallback: {backend: legacy, on: [404, 200, 600, x]}}\n"), ["7: fallback of resource 'tours': on item 200 is not a status code from 400 to 599", "7: fallback of resource 'tours': on item 600 is not a status code from 400 to 599", "7: fallback of resource 'tours': on item 'x' is not a status code from 400 to 599"], id="fallback-codes"),
-    pytest.param(with_resources("  tours: {backend: drf, fallback: {backend: nope, on: [404]}}\n"), ["7: unknown backend 'nope' for fallback of resource 'tours'"], id="fallback-unknown-backend"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {window: 10}}\n"), ["7: guard of resource 'tours' needs max_error_rate or max_p99_ms"], id="guard-no-limit"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {max_error_rate: 1.5}}\n"), ["7: guard of resource 'tours': max_error_rate must be a number from 0 to 1, got 1.5"], id="guard-rate"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {max_p99_ms: 0}}\n"), ["7: guard of resource 'tours': max_p99_ms must be a number > 0, got 0"], id="guard-p99"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, min_requests: 0}}\n"), ["7: guard of resource 'tours': min_requests must be an integer >= 1, got 0"], id="guard-min-requests"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, window: -60}}\n"), ["7: guard of resource 'tours': window must be a number of seconds > 0, got -60"], id="guard-window"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, dry_run: maybe}}\n"), ["7: guard of resource 'tours': dry_run must be true or false, got 'maybe'"], id="guard-dry-run"),
-    pytest.param(with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, rollback: true}}\n"), ["7: unknown key 'rollback' in guard of resource 'tours' (expected one of: dry_run, max_error_rate, max_p99_ms, min_requests, window)"], id="guard-unknown-key"),
-]  # fmt: skip
+    pytest.param(
+        "version: 1\nbackends: [\n",
+        ["3: invalid YAML: expected the node content, but found '<stream end>'"],
+        id="yaml-syntax",
+    ),
+    pytest.param(
+        "version: 1\n  backends: {}\n",
+        ["2: invalid YAML: mapping values are not allowed here"],
+        id="yaml-indent",
+    ),
+    pytest.param(
+        "",
+        ["1: expected a mapping with version, backends, default, resources, got an empty file"],
+        id="empty",
+    ),
+    pytest.param(
+        "- a\n- b\n",
+        ["1: expected a mapping with version, backends, default, resources, got a list"],
+        id="top-list",
+    ),
+    pytest.param(
+        "just text\n",
+        ["1: expected a mapping with version, backends, default, resources, got 'just text'"],
+        id="top-scalar",
+    ),
+    pytest.param(
+        "resources: {}\n",
+        [
+            "1: missing required key 'version'",
+            "1: missing required key 'backends'",
+            "1: missing required key 'default'",
+        ],
+        id="missing-keys",
+    ),
+    pytest.param(
+        HEAD.replace("version: 1", "version: 2"), ["1: version must be 1, got 2"], id="version-2"
+    ),
+    pytest.param(
+        HEAD.replace("version: 1", "version: '1'"),
+        ["1: version must be 1, got '1'"],
+        id="version-string",
+    ),
+    pytest.param(
+        HEAD.replace("version: 1", "version: true"),
+        ["1: version must be 1, got True"],
+        id="version-bool",
+    ),
+    pytest.param(
+        HEAD + "routes: {}\n",
+        [f"6: unknown key 'routes' in the top-level mapping ({KEYS})"],
+        id="unknown-top-key",
+    ),
+    pytest.param(
+        HEAD + "default: drf\n",
+        ["6: duplicate key 'default' in the top-level mapping (first on line 5)"],
+        id="duplicate-top-key",
+    ),
+    pytest.param(
+        "version: 1\nbackends: [a]\ndefault: a\n",
+        ["2: backends must be a mapping, got a list"],
+        id="backends-list",
+    ),
+    pytest.param(
+        "version: 1\nbackends: {}\ndefault: a\n",
+        ["2: backends must define at least one backend", "3: unknown backend 'a' for default"],
+        id="backends-empty",
+    ),
+    pytest.param(
+        HEAD.replace("  drf: {", "  legacy: {"),
+        ["4: duplicate backend 'legacy' in backends (first on line 3)"],
+        id="duplicate-backend",
+    ),
+    pytest.param(
+        HEAD.replace("  drf:", "  'd r f':"),
+        ["4: invalid backend name 'd r f' (letters, digits, _ and -)"],
+        id="backend-name",
+    ),
+    pytest.param(
+        HEAD.replace('{url: "http://127.0.0.1:8000"}', '"http://127.0.0.1:8000"'),
+        ["4: backend 'drf' must be a mapping, got 'http://127.0.0.1:8000'"],
+        id="backend-not-mapping",
+    ),
+    pytest.param(
+        HEAD.replace('{url: "http://127.0.0.1:8000"}', "{read_timeout: 3}"),
+        ["4: backend 'drf' is missing 'url'"],
+        id="backend-no-url",
+    ),
+    pytest.param(
+        HEAD.replace('8000"}', '8000", timeout: 3}'),
+        [f"4: unknown key 'timeout' in backend 'drf' ({BACKEND_KEYS})"],
+        id="backend-unknown-key",
+    ),
+    pytest.param(
+        HEAD.replace("http://127.0.0.1:8000", "ftp://127.0.0.1:8000"),
+        [f"4: backend 'drf': url {URL}, got 'ftp://127.0.0.1:8000'"],
+        id="url-scheme",
+    ),
+    pytest.param(
+        HEAD.replace("http://127.0.0.1:8000", "127.0.0.1:8000"),
+        [f"4: backend 'drf': url {URL}, got '127.0.0.1:8000'"],
+        id="url-no-scheme",
+    ),
+    pytest.param(
+        HEAD.replace("http://127.0.0.1:8000", "http://127.0.0.1:8000/api"),
+        [f"4: backend 'drf': url {URL}, got 'http://127.0.0.1:8000/api'"],
+        id="url-path",
+    ),
+    pytest.param(
+        HEAD.replace("http://127.0.0.1:8000", "http://127.0.0.1:99999"),
+        [f"4: backend 'drf': url {URL}, got 'http://127.0.0.1:99999'"],
+        id="url-port",
+    ),
+    pytest.param(
+        HEAD.replace("http://127.0.0.1:8000", "http://:8000"),
+        [f"4: backend 'drf': url {URL}, got 'http://:8000'"],
+        id="url-no-host",
+    ),
+    pytest.param(
+        HEAD.replace("http://127.0.0.1:8000", "http://u:p@h:1"),
+        [f"4: backend 'drf': url {URL}, got 'http://u:p@h:1'"],
+        id="url-userinfo",
+    ),
+    pytest.param(
+        HEAD.replace('"http://127.0.0.1:8000"', "8000"),
+        [f"4: backend 'drf': url {URL}, got 8000"],
+        id="url-number",
+    ),
+    pytest.param(
+        HEAD.replace('8000"}', '8000", connect_timeout: 0}'),
+        ["4: backend 'drf': connect_timeout must be a number > 0, got 0"],
+        id="connect-timeout-zero",
+    ),
+    pytest.param(
+        HEAD.replace('8000"}', '8000", read_timeout: soon}'),
+        ["4: backend 'drf': read_timeout must be a number > 0, got 'soon'"],
+        id="read-timeout-text",
+    ),
+    pytest.param(
+        HEAD.replace('8000"}', '8000", read_timeout: true}'),
+        ["4: backend 'drf': read_timeout must be a number > 0, got True"],
+        id="read-timeout-bool",
+    ),
+    pytest.param(
+        HEAD.replace('8000"}', '8000", max_connections: 0}'),
+        ["4: backend 'drf': max_connections must be an integer >= 1, got 0"],
+        id="max-connections-zero",
+    ),
+    pytest.param(
+        HEAD.replace('8000"}', '8000", max_connections: 2.5}'),
+        ["4: backend 'drf': max_connections must be an integer >= 1, got 2.5"],
+        id="max-connections-float",
+    ),
+    pytest.param(
+        HEAD.replace("default: legacy", "default: drff"),
+        ["5: unknown backend 'drff' for default"],
+        id="default-unknown",
+    ),
+    pytest.param(
+        HEAD.replace("default: legacy", "default: [legacy]"),
+        ["5: backend for default must be a backend name, got a list"],
+        id="default-list",
+    ),
+    pytest.param(
+        HEAD + "resources: [bookings]\n",
+        ["6: resources must be a mapping, got a list"],
+        id="resources-list",
+    ),
+    pytest.param(
+        with_resources("  bookings: drff\n"),
+        ["7: unknown backend 'drff' for resource 'bookings'"],
+        id="resource-unknown-backend",
+    ),
+    pytest.param(
+        with_resources("  bookings: drf\n  customers: legacy\n  bookings: legacy\n"),
+        ["9: duplicate resource 'bookings' in resources (first on line 7)"],
+        id="duplicate-resource",
+    ),
+    pytest.param(
+        with_resources("  bookings: [drf]\n"),
+        ["7: resource 'bookings' must be a backend name or a mapping, got a list"],
+        id="resource-list",
+    ),
+    pytest.param(
+        with_resources("  bookings: 3\n"),
+        ["7: backend for resource 'bookings' must be a backend name, got 3"],
+        id="resource-number",
+    ),
+    pytest.param(
+        with_resources("  bookings:\n"),
+        ["7: backend for resource 'bookings' must be a backend name, got nothing"],
+        id="resource-empty",
+    ),
+    pytest.param(
+        with_resources("  'a/b': drf\n"), ["7: resource name 'a/b' is invalid"], id="resource-name"
+    ),
+    pytest.param(
+        with_resources("  other: drf\n"),
+        ["7: resource name 'other' is reserved for unlisted resources"],
+        id="resource-other",
+    ),
+    pytest.param(
+        with_resources("  [a, b]: drf\n"),
+        ["7: keys of resources must be plain names"],
+        id="resource-key-list",
+    ),
+    pytest.param(
+        with_resources("  tours:\n    methods: {GET: drf}\n"),
+        ["7: resource 'tours' is missing 'backend'"],
+        id="long-no-backend",
+    ),
+    pytest.param(
+        with_resources("  tours:\n    backend: drf\n    weight: 3\n"),
+        [f"9: unknown key 'weight' in resource 'tours' ({ROUTE_KEYS})"],
+        id="long-unknown-key",
+    ),
+    pytest.param(
+        with_resources("  tours:\n    backend: drf\n    backend: legacy\n"),
+        ["9: duplicate key 'backend' in resource 'tours' (first on line 8)"],
+        id="long-duplicate-key",
+    ),
+    pytest.param(
+        with_resources("  tours:\n    backend: drff\n"),
+        ["8: unknown backend 'drff' for resource 'tours'"],
+        id="long-unknown-backend",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, methods: [GET]}\n"),
+        ["7: methods of resource 'tours' must be a mapping, got a list"],
+        id="methods-list",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, methods: {FETCH: drf}}\n"),
+        [f"7: unknown method 'FETCH' in methods of resource 'tours' ({METHODS})"],
+        id="methods-unknown",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, methods: {get: drf}}\n"),
+        [f"7: unknown method 'get' in methods of resource 'tours' ({METHODS})"],
+        id="methods-lowercase",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours:\n    backend: drf\n    methods:\n      GET: legacy\n      POST: nope\n"
+        ),
+        ["11: unknown backend 'nope' for resource 'tours' method POST"],
+        id="methods-unknown-backend",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours:\n    backend: drf\n    methods:\n      GET: legacy\n      GET: drf\n"
+        ),
+        ["11: duplicate method 'GET' in methods of resource 'tours' (first on line 10)"],
+        id="methods-duplicate",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, canary: 10}\n"),
+        ["7: canary of resource 'tours' must be a mapping, got 10"],
+        id="canary-scalar",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, canary: {backend: legacy}}\n"),
+        ["7: canary of resource 'tours' is missing 'percent'"],
+        id="canary-no-percent",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, canary: {backend: nope, percent: 5}}\n"),
+        ["7: unknown backend 'nope' for canary of resource 'tours'"],
+        id="canary-unknown-backend",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 150}}\n"),
+        ["7: canary of resource 'tours': percent must be a number from 0 to 100, got 150"],
+        id="canary-percent-high",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: -1}}\n"),
+        ["7: canary of resource 'tours': percent must be a number from 0 to 100, got -1"],
+        id="canary-percent-negative",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, canary: {backend: legacy, percent: 10%}}\n"),
+        ["7: canary of resource 'tours': percent must be a number from 0 to 100, got '10%'"],
+        id="canary-percent-text",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours: {backend: drf, canary: {backend: legacy, percent: 5, sticky: ip}}\n"
+        ),
+        [f"7: canary of resource 'tours': sticky must be {STICKY}, got 'ip'"],
+        id="canary-sticky",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours: {backend: drf, canary: {backend: legacy, percent: 5, sticky: 'header:'}}\n"
+        ),
+        [f"7: canary of resource 'tours': sticky must be {STICKY}, got 'header:'"],
+        id="canary-sticky-empty-name",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours: {backend: drf, canary: {backend: legacy, percent: 5, stick: client_ip}}\n"
+        ),
+        [
+            "7: unknown key 'stick' in canary of resource 'tours' "
+            "(expected one of: backend, percent, sticky)"
+        ],
+        id="canary-unknown-key",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, shadow: {percent: 5}}\n"),
+        ["7: shadow of resource 'tours' is missing 'backend'"],
+        id="shadow-no-backend",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, shadow: {backend: legacy, percent: 101}}\n"),
+        ["7: shadow of resource 'tours': percent must be a number from 0 to 100, got 101"],
+        id="shadow-percent",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, shadow: {backend: legacy, ignore: $.a}}\n"),
+        ["7: shadow of resource 'tours': ignore must be a list, got '$.a'"],
+        id="shadow-ignore-scalar",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours:\n    backend: drf\n    shadow:\n      backend: legacy\n      ignore:\n"
+            "        - $.results[*].href\n        - meta.x\n        - $.a..b\n"
+        ),
+        [
+            f"13: shadow of resource 'tours': ignore item 'meta.x' is not {JSONPATH}",
+            f"14: shadow of resource 'tours': ignore item '$.a..b' is not {JSONPATH}",
+        ],
+        id="shadow-ignore-paths",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, fallback: {backend: legacy}}\n"),
+        ["7: fallback of resource 'tours' is missing 'on'"],
+        id="fallback-no-on",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, fallback: {backend: legacy, on: []}}\n"),
+        ["7: fallback of resource 'tours': on must be a list, got an empty list"],
+        id="fallback-on-empty",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, fallback: {backend: legacy, on: 404}}\n"),
+        ["7: fallback of resource 'tours': on must be a list, got 404"],
+        id="fallback-on-scalar",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours: {backend: drf, fallback: {backend: legacy, on: [404, 200, 600, x]}}\n"
+        ),
+        [
+            "7: fallback of resource 'tours': on item 200 is not a status code from 400 to 599",
+            "7: fallback of resource 'tours': on item 600 is not a status code from 400 to 599",
+            "7: fallback of resource 'tours': on item 'x' is not a status code from 400 to 599",
+        ],
+        id="fallback-codes",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, fallback: {backend: nope, on: [404]}}\n"),
+        ["7: unknown backend 'nope' for fallback of resource 'tours'"],
+        id="fallback-unknown-backend",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {window: 10}}\n"),
+        ["7: guard of resource 'tours' needs max_error_rate or max_p99_ms"],
+        id="guard-no-limit",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {max_error_rate: 1.5}}\n"),
+        ["7: guard of resource 'tours': max_error_rate must be a number from 0 to 1, got 1.5"],
+        id="guard-rate",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {max_p99_ms: 0}}\n"),
+        ["7: guard of resource 'tours': max_p99_ms must be a number > 0, got 0"],
+        id="guard-p99",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, min_requests: 0}}\n"),
+        ["7: guard of resource 'tours': min_requests must be an integer >= 1, got 0"],
+        id="guard-min-requests",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, window: -60}}\n"),
+        ["7: guard of resource 'tours': window must be a number of seconds > 0, got -60"],
+        id="guard-window",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, dry_run: maybe}}\n"),
+        ["7: guard of resource 'tours': dry_run must be true or false, got 'maybe'"],
+        id="guard-dry-run",
+    ),
+    pytest.param(
+        with_resources("  tours: {backend: drf, guard: {max_p99_ms: 5, rollback: true}}\n"),
+        [
+            "7: unknown key 'rollback' in guard of resource 'tours' "
+            "(expected one of: dry_run, max_error_rate, max_p99_ms, min_requests, window)"
+        ],
+        id="guard-unknown-key",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "errors"), INVALID)
