@@ -71,7 +71,9 @@ class Sources:
             raise SourceUnavailable(f"{system}: answered a list without count/items") from exc
         if not isinstance(count, int) or not isinstance(items, list):
             raise SourceUnavailable(f"{system}: answered a malformed list")
-        return count, [self.expect_record(item, system) for item in items]
+        if not all(isinstance(item, dict) and isinstance(item.get("id"), int) for item in items):
+            raise SourceUnavailable(f"{system}: answered a list of something else than records")
+        return count, items
 
     def by_ids(self, system: str, collection: str, ids: list[int]) -> dict[int, Record]:
         """The records of `ids` that `collection` holds, by id, in one request."""

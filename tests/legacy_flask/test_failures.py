@@ -137,6 +137,7 @@ def test_a_list_page_merges_with_one_ids_request(world):
         (200, "application/json", b'["not", "a", "record"]'),
         (200, "application/json", b'{"count": "x", "items": []}'),
         (503, "text/plain", b"busy"),
+        (200, "application/json", b'{"count": 1, "items": [1]}'),
     ],
 )
 def test_garbage_from_a_source_gives_502(world, answer):
