@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from proxy.routes import parse_table
 from proxy.settings import Settings
 from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, Service, StackConfig, services
 from tests.support import ROOT
@@ -242,3 +243,14 @@ def test_routes_configmap_is_mounted_as_a_directory_where_routes_points() -> Non
 def test_routes_configmap_is_the_repositorys_routes_yaml() -> None:
     data = find("ConfigMap", ROUTES_CONFIGMAP)["data"]
     assert data == {"routes.yaml": (ROOT / "routes.yaml").read_text()}
+
+
+def test_in_the_fleet_the_routes_send_each_backend_to_its_service() -> None:
+    """The proxy's environment overrides routes.yaml's loopback URLs with the Services'."""
+    env = {item["name"]: item["value"] for item in container(PROXY)["env"]}
+    text = find("ConfigMap", ROUTES_CONFIGMAP)["data"]["routes.yaml"]
+    table = parse_table(text, environ=env)
+    assert {name: backend.url for name, backend in table.backends.items()} == {
+        "legacy": f"http://legacy:{DEFAULT_PORTS['legacy']}",
+        "drf": f"http://drf:{DEFAULT_PORTS['drf']}",
+    }
