@@ -49,9 +49,23 @@ def compose() -> dict[str, Any]:
     return parsed
 
 
-def test_compose_has_exactly_the_stacks_services(compose: dict[str, Any]) -> None:
-    expected = {service.name for service in services(COMPOSE_CONFIG)}
+MONITORING = {"prometheus", "grafana"}
+
+
+def test_compose_has_exactly_the_stacks_services_and_monitoring(compose: dict[str, Any]) -> None:
+    expected = {service.name for service in services(COMPOSE_CONFIG)} | MONITORING
     assert set(compose["services"]) == expected
+
+
+def test_prometheus_and_grafana_read_the_deploy_folder(compose: dict[str, Any]) -> None:
+    assert (
+        f"{ROOT}/deploy/prometheus:/etc/prometheus:ro"
+        in compose["services"]["prometheus"]["volumes"]
+    )
+    assert (
+        f"{ROOT}/deploy/grafana/provisioning:/etc/grafana/provisioning:ro"
+        in compose["services"]["grafana"]["volumes"]
+    )
 
 
 @pytest.mark.parametrize("service", services(COMPOSE_CONFIG), ids=lambda s: s.name)
