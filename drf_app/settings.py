@@ -1,6 +1,6 @@
 """Settings of the DRF gateway, read once from the environment.
 
-Deliberately minimal: no database, no installed apps, no middleware. The request path is
+Deliberately minimal: no database, no installed apps, one tiny middleware. The request path is
 URL resolution, one DRF view, the source systems and a JSON renderer.
 """
 
@@ -19,7 +19,7 @@ ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "drf_app.urls"
 WSGI_APPLICATION = "drf_app.wsgi.application"
 INSTALLED_APPS: list[str] = []
-MIDDLEWARE: list[str] = []
+MIDDLEWARE = ["drf_app.middleware.content_length"]
 DATABASES: dict[str, dict[str, str]] = {}
 USE_I18N = False
 USE_TZ = True

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from django.http import QueryDict
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -126,7 +127,7 @@ class ResourceView(GenericViewSet):  # type: ignore[misc]
         return Response()
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = parse_page_request(request.query_params)
+        page = parse_page_request(first_values(request.query_params))
         filters = self.nested_filters()
         first = self.source_backends(self.systems)[0][1]
         listing = first.list_objects(
@@ -213,6 +214,11 @@ class WritableResourceView(ResourceView):
                 records.append(record)
         assert pk is not None
         return self.build(pk, records)
+
+
+def first_values(query: QueryDict) -> dict[str, str]:
+    """The first value of each query parameter, as legacy (Flask) reads `?page=1&page=2`."""
+    return {name: values[0] for name, values in query.lists() if values}
 
 
 def _record_id(record: Record | None) -> int:

@@ -250,3 +250,10 @@ def test_a_stopped_source_system_is_502_for_resources_that_need_it(tmp_path: Pat
         listing = requests.get(f"{url}/customers", headers=HEADERS, timeout=10)
         assert listing.status_code == 502
         assert requests.get(f"{url}/tours/1", headers=HEADERS, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/bookings/1", "/tours?page=x", "/nowhere"])
+def test_answers_carry_their_length(drf_url: str, path: str) -> None:
+    response = requests.get(drf_url + path, headers=HEADERS, timeout=5)
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert "Transfer-Encoding" not in response.headers

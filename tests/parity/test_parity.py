@@ -63,6 +63,8 @@ READS = [
     "/bookings?page=10&max_per_page=20",
     "/bookings?page=-1&max_per_page=abc",
     "/bookings?max_per_page=0",
+    "/bookings?page=2&page=3&max_per_page=5&max_per_page=x",
+    "/bookings?page=+2&max_per_page=%205",
     "/bookings/10",
     "/bookings/2/",
     "/bookings/02",
@@ -114,14 +116,15 @@ def test_forwarded_links(world: World, legacy_url: str, drf_url: str, headers: A
 @pytest.mark.parametrize("key", [None, "", "wrong"])
 def test_bad_keys(world: World, legacy_url: str, drf_url: str, path: str, key: str | None) -> None:
     headers = {} if key is None else {"X-Application-Key": key}
+    envelope = {"http_status_code": 401, "message": "Missing or invalid X-Application-Key."}
     for method in ("GET", "POST"):
         answers = [
             requests.request(method, url + path, headers={**HOST, **headers}, timeout=5)
             for url in (legacy_url, drf_url)
         ]
-        assert [(a.status_code, a.json()) for a in answers][0][0] == 401
-        assert answers[0].json() == answers[1].json()
-        assert answers[1].status_code == 401
+        assert [(a.status_code, a.json()) for a in answers] == [
+            (401, {**envelope, "errors": []})
+        ] * 2
 
 
 NOT_ALLOWED = [
