@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +15,7 @@ from stack.services import (
     SOURCE_SYSTEMS,
     StackConfig,
     gunicorn,
+    proxy,
     source_system,
 )
 
@@ -59,6 +60,17 @@ class World:
     def start_drf(self) -> str:
         self.stack.start(gunicorn(self.config, "drf", "drf_app.wsgi:application"))
         return self.url("drf")
+
+    def start_proxy(self, routes: Path, env: Mapping[str, str] | None = None) -> str:
+        """The proxy in front of this world's gateways, reading `routes`."""
+        service = proxy(replace(self.config, routes=routes))
+        self.stack.start(replace(service, env={**service.env, **(env or {})}))
+        return self.url("proxy")
+
+    def log(self, name: str) -> str:
+        """What a service printed so far (its stdout and stderr)."""
+        assert self.stack.log_dir is not None
+        return (self.stack.log_dir / f"{name}.log").read_text(errors="replace")
 
 
 @contextmanager
