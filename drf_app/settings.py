@@ -42,6 +42,10 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "UNAUTHENTICATED_TOKEN": None,
     "EXCEPTION_HANDLER": "drf_app.errors.exception_handler",
+    # Clients must not notice which stack served them, down to the bytes: write JSON the way
+    # the legacy gateway does (json.dumps defaults: ", " and ": " separators, ASCII escapes).
+    "COMPACT_JSON": False,
+    "UNICODE_JSON": False,
 }
 
 LOGGING = {
