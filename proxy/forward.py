@@ -38,6 +38,7 @@ HOP_BY_HOP = frozenset(
 FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+NOTHING: frozenset[bytes] = frozenset()
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class Request:
     keep_alive: bool
     body: BodyStream | None = None
     chunked: bool = False
+    connection: bool = False  # a Connection header is present
 
     @property
     def path(self) -> str:
@@ -87,48 +89,43 @@ def connection_tokens(headers: Headers) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
-def end_to_end(headers: Headers, extra: frozenset[bytes] = frozenset()) -> Headers:
-    """The headers without hop-by-hop ones (and without those named in `extra`), order kept."""
-    named = connection_tokens(headers)
-    drop = HOP_BY_HOP | named | extra if named or extra else HOP_BY_HOP
-    return [(name, value) for name, value in headers if name.lower() not in drop]
+def request_head(request: Request, backend: Backend) -> bytes:
+    """The upstream request head: target untouched, headers filtered, always HTTP/1.1.
 
-
-def forwarded_headers(request: Request) -> Headers:
-    """X-Forwarded-For (appended), -Proto and -Host for the upstream request."""
+    Kept in one pass over the headers: this runs for every request.
+    """
+    named = connection_tokens(request.headers) if request.connection else NOTHING
+    trusted = request.trusted
+    parts = [b"%b %b HTTP/1.1\r\n" % (request.method.encode(), request.target)]
+    host = forwarded_host = proto = None
     chain: list[bytes] = []
-    proto = host = None
     for name, value in request.headers:
         lowered = name.lower()
+        if lowered in HOP_BY_HOP or lowered in named:
+            continue
+        if lowered in FORWARDED:
+            if trusted:
+                if lowered == b"x-forwarded-for":
+                    chain.append(value)
+                elif lowered == b"x-forwarded-proto":
+                    proto = value
+                else:
+                    forwarded_host = value
+            continue
         if lowered == b"host" and host is None:
             host = value
-        if not request.trusted:
-            continue
-        if lowered == b"x-forwarded-for":
-            chain.append(value)
-        elif lowered == b"x-forwarded-proto":
-            proto = value
-        elif lowered == b"x-forwarded-host":
-            host = value
-    chain.append(request.peer.encode())
-    result = [(b"X-Forwarded-For", b", ".join(chain)), (b"X-Forwarded-Proto", proto or b"http")]
-    if host is not None:
-        result.append((b"X-Forwarded-Host", host))
-    return result
-
-
-def request_head(request: Request, backend: Backend) -> bytes:
-    """The upstream request head: target untouched, headers filtered, always HTTP/1.1."""
-    headers = end_to_end(request.headers, FORWARDED)
+        parts.append(b"%b: %b\r\n" % (name, value))
+    if host is None:
+        host = f"{backend.host}:{backend.port}".encode()
+        parts.insert(1, b"Host: %b\r\n" % host)
     if request.chunked:
-        headers.append((b"Transfer-Encoding", b"chunked"))
-    if not any(name.lower() == b"host" for name, _ in headers):
-        headers.insert(0, (b"Host", f"{backend.host}:{backend.port}".encode()))
-    headers += forwarded_headers(request)
-    lines = [b"%b %b HTTP/1.1" % (request.method.encode(), request.target)]
-    lines += [b"%b: %b" % pair for pair in headers]
-    lines.append(b"\r\n")
-    return b"\r\n".join(lines)
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    chain.append(request.peer.encode())
+    parts.append(
+        b"X-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\nX-Forwarded-Host: %b\r\n\r\n"
+        % (b", ".join(chain), proto or b"http", forwarded_host or host)
+    )
+    return b"".join(parts)
 
 
 @dataclass(slots=True)
@@ -139,26 +136,26 @@ class Framing:
 
 
 def response_head(response: Response, request: Request, draining: bool) -> Framing:
-    """The client response head and how its body is framed."""
-    headers = end_to_end(response.headers)
-    upstream_chunked = any(
-        name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
-        for name, value in response.headers
-    )
-    sized = any(name.lower() == b"content-length" for name, _ in headers)
+    """The client response head and how its body is framed (one pass over the headers)."""
+    named = connection_tokens(response.headers) if response.connection else NOTHING
+    parts = [b"HTTP/1.1 %d %b\r\n" % (response.status, response.reason)]
+    for name, value in response.headers:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP or lowered in named:
+            continue
+        parts.append(b"%b: %b\r\n" % (name, value))
+    sized = response.sized and b"content-length" not in named
     http11 = request.version == "1.1"
-    chunked = http11 and not sized and (upstream_chunked or response.has_body)
+    chunked = http11 and not sized and (response.chunked or response.has_body)
     keep_alive = request.keep_alive and not draining and (sized or chunked or not response.has_body)
     if chunked:
-        headers.append((b"Transfer-Encoding", b"chunked"))
+        parts.append(b"Transfer-Encoding: chunked\r\n")
     if not keep_alive and http11:
-        headers.append((b"Connection", b"close"))
+        parts.append(b"Connection: close\r\n")
     elif keep_alive and not http11:
-        headers.append((b"Connection", b"keep-alive"))
-    lines = [b"HTTP/1.1 %d %b" % (response.status, response.reason)]
-    lines += [b"%b: %b" % pair for pair in headers]
-    lines.append(b"\r\n")
-    return Framing(b"\r\n".join(lines), chunked and response.has_body, keep_alive)
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return Framing(b"".join(parts), chunked and response.has_body, keep_alive)
 
 
 class Forwarder:
@@ -210,8 +207,7 @@ class Forwarder:
             return self._fail(request, client, backend, exc), False
         try:
             framing = response_head(exchange.response, request, self.state.draining)
-            client.write(framing.head)
-            await _stream(exchange.response.body, client, framing.chunked)
+            await _stream(framing.head, exchange.response.body, client, framing.chunked)
         except ProxyError as exc:
             exchange.abort()
             if exc.kind is not None:
@@ -231,7 +227,16 @@ class Forwarder:
         return exc.status
 
 
-async def _stream(body: BodyStream, client: Client, chunked: bool) -> None:
+async def _stream(head: bytes, body: BodyStream, client: Client, chunked: bool) -> None:
+    """Write `head` and the body; what has already arrived goes out with the head in one write."""
+    first = body.read_buffered()
+    if chunked and first:
+        first = b"%x\r\n%b\r\n" % (len(first), first)
+    if body.at_eof:
+        client.write(head + first + (b"0\r\n\r\n" if chunked else b""))
+        return
+    client.write(head + first)
+    await client.drain()
     while chunk := await body.read():
         client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         await client.drain()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import cast
 
 import httptools
 
@@ -24,7 +25,7 @@ from proxy.errors import (
 from proxy.forward import Forwarder, Request, is_trusted
 from proxy.settings import Settings
 from proxy.streams import BodyStream
-from proxy.upstream import Headers
+from proxy.upstream import FRAMING_NAME_SIZES, Headers
 
 MAX_HEADER_FIELDS = 100
 
@@ -60,8 +61,7 @@ class ClientConnection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
         self._trusted = is_trusted(self._peer, self._settings.trusted_proxies)
@@ -100,6 +100,9 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._header_bytes = 0
+        self._length: int | None = None
+        self._chunked = False
+        self._connection = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -116,12 +119,20 @@ class ClientConnection(asyncio.Protocol):
         ):
             raise HeadersTooLarge()
         self._headers.append((name, value))
+        if len(name) in FRAMING_NAME_SIZES:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                self._length = int(value)
+            elif lowered == b"transfer-encoding":
+                self._chunked = b"chunked" in value.lower()
+            elif lowered == b"connection":
+                self._connection = True
 
     def on_headers_complete(self) -> None:
         assert self.transport is not None
         parser = self._parser
         method = parser.get_method().decode("ascii")
-        length, chunked = _framing(self._headers)
+        length, chunked = self._length, self._chunked
         if length is not None and length > self._settings.max_body_size:
             raise BodyTooLarge()
         self._body = BodyStream(self.transport) if chunked or length else None
@@ -135,6 +146,7 @@ class ClientConnection(asyncio.Protocol):
             parser.should_keep_alive(),
             self._body,
             chunked,
+            self._connection,
         )
         self._enqueue(request)
 
@@ -232,19 +244,6 @@ class ClientConnection(asyncio.Protocol):
     def _wake_writer(self) -> None:
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
-
-
-def _framing(headers: Headers) -> tuple[int | None, bool]:
-    """(Content-Length, chunked) of a request; the parser has already refused conflicting ones."""
-    length: int | None = None
-    chunked = False
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == b"content-length":
-            length = int(value)
-        elif lowered == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-    return length, chunked
 
 
 class Listener:

@@ -75,6 +75,18 @@ class BodyStream:
             self._transport.resume_reading()
         return data
 
+    def read_buffered(self) -> bytes:
+        """Everything buffered now, without waiting (b"" if nothing is)."""
+        if not self._chunks:
+            return b""
+        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        if self.paused:
+            self.paused = False
+            self._transport.resume_reading()
+        return data
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():

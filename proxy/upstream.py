@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import httptools
 
@@ -34,6 +35,9 @@ from proxy.streams import BodyStream
 
 Headers = list[tuple[bytes, bytes]]
 NO_BODY_STATUS = frozenset({204, 304})
+FRAMING_NAME_SIZES = frozenset(
+    {len(b"connection"), len(b"content-length"), len(b"transfer-encoding")}
+)
 
 
 @contextmanager
@@ -72,6 +76,9 @@ class Response:
     body: BodyStream
     has_body: bool
     keep_alive: bool
+    sized: bool = False  # Content-Length present
+    chunked: bool = False  # Transfer-Encoding: chunked
+    connection: bool = False  # a Connection header present
 
 
 @dataclass(slots=True)
@@ -82,6 +89,9 @@ class _Exchange:
     reason: bytes = b""
     headers: Headers = field(default_factory=list)
     response: Response | None = None
+    sized: bool = False
+    chunked: bool = False
+    connection: bool = False
     until_eof: bool = False
     sent: bool = False
     complete: bool = False
@@ -107,8 +117,7 @@ class UpstreamConnection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
@@ -152,8 +161,18 @@ class UpstreamConnection(asyncio.Protocol):
         self._exchange.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self._exchange is not None
-        self._exchange.headers.append((name, value))
+        exchange = self._exchange
+        assert exchange is not None
+        exchange.headers.append((name, value))
+        size = len(name)
+        if size in FRAMING_NAME_SIZES:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                exchange.sized = True
+            elif lowered == b"transfer-encoding":
+                exchange.chunked = b"chunked" in value.lower()
+            elif lowered == b"connection":
+                exchange.connection = True
 
     def on_headers_complete(self) -> None:
         exchange = self._exchange
@@ -161,12 +180,12 @@ class UpstreamConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             exchange.reason, exchange.headers = b"", []
+            exchange.sized = exchange.chunked = exchange.connection = False
             if status == 101:
                 raise UpstreamProtocolError()
             return
         has_body = exchange.method != "HEAD" and status not in NO_BODY_STATUS
-        if has_body:
-            exchange.until_eof = _until_eof(exchange.headers)
+        exchange.until_eof = has_body and not exchange.sized and not exchange.chunked
         assert self.transport is not None
         response = Response(
             status,
@@ -175,6 +194,9 @@ class UpstreamConnection(asyncio.Protocol):
             BodyStream(self.transport),
             has_body,
             self._parser.should_keep_alive(),
+            exchange.sized,
+            exchange.chunked,
+            exchange.connection,
         )
         exchange.response = response
         if not exchange.head.done():
@@ -220,10 +242,13 @@ class UpstreamConnection(asyncio.Protocol):
         )
 
     def reset(self) -> None:
-        """Forget the finished exchange: the connection is idle again."""
+        """Forget the finished exchange: the connection is idle again.
+
+        The read timer is left to run out (it re-arms only while an exchange waits): cheaper than
+        cancelling and re-creating it for every request.
+        """
         self._exchange = None
         self._parser = None
-        self._cancel_timer()
 
     def close(self) -> None:
         if self._upload is not None and not self._upload.done():
@@ -271,7 +296,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         exchange.sent = True
         self._last_io = self._loop.time()
-        if not exchange.complete:
+        if not exchange.complete and self._timer is None:
             self._timer = self._loop.call_at(self._last_io + exchange.read_timeout, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -299,7 +324,6 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self._exchange
         assert exchange is not None and exchange.response is not None
         exchange.complete = True
-        self._cancel_timer()
         exchange.response.body.feed_eof()
 
     def _fail(self, exc: ProxyError) -> None:
@@ -313,17 +337,6 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.response.body.set_exception(exc)
         if self.transport is not None and not self.closed:
             self.transport.abort()
-
-
-def _until_eof(headers: Headers) -> bool:
-    """True when the body has neither Content-Length nor chunked framing: it ends at close."""
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == b"content-length":
-            return False
-        if lowered == b"transfer-encoding" and b"chunked" in value.lower():
-            return False
-    return True
 
 
 class Pool:

@@ -1,0 +1,166 @@
+"""`python -m bench`: direct vs proxy vs nginx, at concurrency 32 and 1, in one run.
+
+A static nginx (1 worker) is the backend. In front of it, on their own ports: our proxy
+(`python -m proxy serve`, one worker, access log off) and nginx as a reverse proxy (1 worker,
+upstream keepalive). wrk (1 thread) measures each. Results: a table on stdout and
+bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import nginx
+from bench.load import Result, run_wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+TARGETS = ("direct", "proxy", "nginx")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def start_proxy(directory: Path, port: int, upstream: int) -> subprocess.Popen[bytes]:
+    routes = directory / "routes.yaml"
+    routes.write_text(
+        f"version: 1\nbackends:\n  app:\n    url: http://127.0.0.1:{upstream}\ndefault: app\n"
+    )
+    command = [
+        sys.executable, "-m", "proxy", "serve", "--routes", str(routes),
+        "--port", str(port), "--admin-port", str(free_port()),
+    ]  # fmt: skip
+    env = {**os.environ, "STRANGLER_ACCESS_LOG": "0"}
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def best(runs: list[Result]) -> Result:
+    """The run with the most requests/s: other processes on the machine only ever slow one down."""
+    return max(runs, key=lambda run: run.rps)
+
+
+def measure(
+    ports: dict[str, int], pids: dict[str, int], seconds: float, rounds: int
+) -> tuple[dict[str, dict[str, Result]], dict[str, float]]:
+    """Interleaved rounds (direct, proxy, nginx, direct, ...), best of each; CPU us/request."""
+    urls = {name: f"http://127.0.0.1:{port}/bookings/1?expand=all" for name, port in ports.items()}
+    runs: dict[str, dict[str, list[Result]]] = {name: {"c32": [], "c1": []} for name in ports}
+    cpu: dict[str, list[float]] = {name: [] for name in pids}
+    for url in urls.values():
+        run_wrk(url, 32, 1)
+    for _ in range(rounds):
+        for name, url in urls.items():
+            before = cpu_seconds(pids[name]) if name in pids else 0.0
+            result = run_wrk(url, 32, seconds)
+            if name in pids:
+                requests = result.rps * seconds
+                cpu[name].append((cpu_seconds(pids[name]) - before) / requests * 1e6)
+            runs[name]["c32"].append(result)
+        for name, url in urls.items():
+            runs[name]["c1"].append(run_wrk(url, 1, seconds / 2))
+    results = {name: {load: best(r) for load, r in by.items()} for name, by in runs.items()}
+    return results, {name: min(values) for name, values in cpu.items()}
+
+
+def min_p50(by_load: dict[str, Result]) -> float:
+    return by_load["c1"].p50_ms
+
+
+def summary(results: dict[str, dict[str, Result]]) -> dict[str, float]:
+    proxy, nginx_, direct = results["proxy"], results["nginx"], results["direct"]
+    return {
+        "proxy_vs_nginx_rps": proxy["c32"].rps / nginx_["c32"].rps,
+        "proxy_added_p50_ms_c1": min_p50(proxy) - min_p50(direct),
+        "nginx_added_p50_ms_c1": min_p50(nginx_) - min_p50(direct),
+    }
+
+
+def table(results: dict[str, dict[str, Result]]) -> str:
+    lines = [
+        f"{'target':<8} {'rps c32':>10} {'p50 c32':>9} {'p99 c32':>9} "
+        f"{'rps c1':>9} {'p50 c1':>8} {'p99 c1':>8} {'errors':>7}"
+    ]
+    for name, by_load in results.items():
+        c32, c1 = by_load["c32"], by_load["c1"]
+        lines.append(
+            f"{name:<8} {c32.rps:>10.0f} {c32.p50_ms:>7.3f}ms {c32.p99_ms:>7.3f}ms "
+            f"{c1.rps:>9.0f} {c1.p50_ms:>6.3f}ms {c1.p99_ms:>6.3f}ms {c32.errors + c1.errors:>7}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best is kept")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="strangler-bench-") as tmp:
+        directory = Path(tmp)
+        ports = {name: free_port() for name in TARGETS}
+        procs = [nginx.start_static(directory, ports["direct"])]
+        wait_port(ports["direct"])
+        procs.append(nginx.start_proxy(directory, ports["nginx"], ports["direct"]))
+        procs.append(start_proxy(directory, ports["proxy"], ports["direct"]))
+        try:
+            for port in ports.values():
+                wait_port(port)
+            pids = {"proxy": procs[2].pid, "nginx": procs[1].pid}
+            results, cpu = measure(ports, pids, args.seconds, args.rounds)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    report = {
+        "seconds": args.seconds,
+        "load": "wrk -t1, concurrency 32 and 1",
+        "results": {n: {k: asdict(r) for k, r in by.items()} for n, by in results.items()},
+        "summary": summary(results),
+        "cpu_us_per_request": cpu,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    for key, value in report["summary"].items():  # type: ignore[union-attr]
+        print(f"{key}: {value:.3f}")
+    for name, micros in cpu.items():
+        print(f"{name} CPU per request: {micros:.1f} us")
+    print(f"written: {RESULTS / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
