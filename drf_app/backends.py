@@ -114,11 +114,13 @@ class Backend:
             raise SourceUnavailable()
         return record
 
-    def update_object(
-        self, collection: str, pk: int, data: Mapping[str, Any], *, partial: bool
-    ) -> Record | None:
-        method = "PATCH" if partial else "PUT"
-        return _record_or_none(self.request(method, f"/{collection}/{pk}", body=data))
+    def merge_object(self, collection: str, pk: int, data: Mapping[str, Any]) -> Record | None:
+        """Merge `data` into a stored record (the source's PATCH), None when there is none.
+
+        The API's PUT comes here too: it replaces the fields a client sends and keeps the
+        ones it does not (`date_created`, omitted optional fields), which the source's own
+        PUT (replace everything) would drop."""
+        return _record_or_none(self.request("PATCH", f"/{collection}/{pk}", body=data))
 
     def close(self) -> None:
         self.session.close()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from django.http import QueryDict
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import MethodNotAllowed, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
@@ -27,6 +27,7 @@ from drf_app.pagination import page_envelope, parse_page_request
 
 MAX_IDS = 1000
 POSITIVE_ID = "0*[1-9][0-9]*"
+ALLOW_ORDER = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,23 @@ class ResourceView(GenericViewSet):  # type: ignore[misc]
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(self.get_object())
 
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        """None: `Allow` goes only on OPTIONS and 405 answers, as legacy does."""
+        return {}
+
+    def allow(self) -> str:
+        """The `Allow` header in legacy's order: `GET, HEAD, OPTIONS, PUT, PATCH`."""
+        methods: list[str] = self.allowed_methods
+        return ", ".join(sorted(methods, key=allow_rank))
+
     def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """An empty 200 with `Allow`, like legacy (no DRF metadata body)."""
-        return Response()
+        """An empty 200 with `Allow` and no Content-Type, like legacy (no DRF metadata)."""
+        return Response(headers={"Allow": self.allow()})
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.headers["Allow"] = self.allow()
+        raise MethodNotAllowed(request.method)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = parse_page_request(first_values(request.query_params))
@@ -168,7 +183,7 @@ class WritableResourceView(ResourceView):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self.prepare_create(self.validated_body(partial=False))
-        return Response(self.write(None, data, partial=False), status=status.HTTP_201_CREATED)
+        return Response(self.write(None, data), status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(self.change(int(kwargs["pk"]), partial=False))
@@ -179,7 +194,7 @@ class WritableResourceView(ResourceView):
     def change(self, pk: int, *, partial: bool) -> Record:
         """PUT/PATCH: like DRF's UpdateModelMixin, a missing object is a 404 before any 400."""
         self.first_record(self.systems, pk)
-        return self.write(pk, self.validated_body(partial=partial), partial=partial)
+        return self.write(pk, self.validated_body(partial=partial))
 
     def prepare_create(self, data: dict[str, Any]) -> dict[str, Any]:
         """Fields the gateway sets on creation; a hook for resources."""
@@ -196,9 +211,10 @@ class WritableResourceView(ResourceView):
         wire: dict[str, Any] = serializer.wire_data()
         return wire
 
-    def write(self, pk: int | None, data: dict[str, Any], *, partial: bool) -> Record:
+    def write(self, pk: int | None, data: dict[str, Any]) -> Record:
         """Create (pk None) or update in every READ_WRITE backend, read the others; the merged
-        object is the answer, as a GET would return it."""
+        object is the answer, as a GET would return it. An update (PUT or PATCH, once
+        validated) changes the fields in `data` and keeps every other stored field."""
         records: list[Record | None] = []
         for mode, backend in self.source_backends(self.systems):
             if mode != READ_WRITE:
@@ -208,12 +224,16 @@ class WritableResourceView(ResourceView):
                 records.append(backend.create_object(self.collection, data))
                 pk = _record_id(records[-1])
             else:
-                record = backend.update_object(self.collection, pk, data, partial=partial)
+                record = backend.merge_object(self.collection, pk, data)
                 if record is None:
                     raise NotFound()
                 records.append(record)
         assert pk is not None
         return self.build(pk, records)
+
+
+def allow_rank(method: str) -> int:
+    return ALLOW_ORDER.index(method) if method in ALLOW_ORDER else len(ALLOW_ORDER)
 
 
 def first_values(query: QueryDict) -> dict[str, str]:

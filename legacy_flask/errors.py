@@ -10,6 +10,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from legacy_flask.sources import SourceUnavailable
+from legacy_flask.urls import resolve, wsgi_path
 
 log = logging.getLogger("legacy_flask")
 
@@ -47,8 +48,16 @@ def method_not_allowed(method: str, allowed: Sequence[str] = ()) -> Response:
 def handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 405:
-        return method_not_allowed(request.method)
+        return unrouted_method(request.method, wsgi_path(request.environ))
     return error_response(status, MESSAGES.get(status) or exc.name + ".")
+
+
+def unrouted_method(method: str, path: str) -> Response:
+    """A method no route takes (``TRACE``, ``FOO``): 405 on a known URL, 404 elsewhere."""
+    route = resolve(method, path)
+    if route is None:
+        return error_response(404)
+    return method_not_allowed(method, route.allowed)
 
 
 def handle_source_unavailable(exc: SourceUnavailable) -> Response:

@@ -7,7 +7,7 @@ for a 404. Method checks (405) are left to the caller through ``Route.allowed``.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from legacy_flask.resources import RESOURCES, is_writable
 
@@ -31,6 +31,13 @@ def positive_id(segment: str) -> int | None:
         return None
     value = int(segment)
     return value if value > 0 else None
+
+
+def wsgi_path(environ: dict[str, Any]) -> str:
+    """The request path as the client sent it (werkzeug's ``request.path`` collapses leading
+    slashes, turning ``//bookings`` into ``/bookings``): ``PATH_INFO``, decoded as werkzeug does."""
+    raw: str = environ.get("PATH_INFO") or "/"
+    return raw.encode("latin-1").decode("utf-8", "replace")
 
 
 def split(path: str) -> list[str]:

@@ -12,7 +12,7 @@ from legacy_flask import objects
 from legacy_flask.errors import error_response, json_response, method_not_allowed
 from legacy_flask.resources import RESOURCES, read_write_backend
 from legacy_flask.sources import Record, Sources
-from legacy_flask.urls import Route, resolve
+from legacy_flask.urls import Route, resolve, wsgi_path
 from legacy_flask.validation import parse_paging, validate
 
 bp = Blueprint("api", __name__)
@@ -37,14 +37,21 @@ def base() -> str:
 @bp.route("/", defaults={"path": ""}, methods=METHODS)
 @bp.route("/<path:path>", methods=METHODS)
 def dispatch(path: str) -> Response:
-    route = resolve(request.method, request.path)
+    route = resolve(request.method, wsgi_path(request.environ))
     if route is None:
         raise NotFound()
     if request.method not in route.allowed:
         return method_not_allowed(request.method, route.allowed)
     if request.method == "OPTIONS":
-        return Response(status=200, headers={"Allow": ", ".join(route.allowed)})
+        return options_response(route.allowed)
     return HANDLERS[(route.kind, request.method)](route)
+
+
+def options_response(allowed: tuple[str, ...]) -> Response:
+    """An empty 200 naming the allowed methods; no body, so no Content-Type."""
+    response = Response(status=200, headers={"Allow": ", ".join(allowed)})
+    del response.headers["Content-Type"]
+    return response
 
 
 def fetch_merged(resource: str, object_id: int) -> Record | None:
@@ -162,7 +169,9 @@ def write(route: Route, partial: bool) -> Response:
             data[definition["create_today"]] = (
                 datetime.datetime.now(datetime.UTC).date().isoformat()
             )
-    method = "POST" if object_id is None else ("PATCH" if partial else "PUT")
+    # PUT replaces what the client may write and keeps the rest (date_created, and optional
+    # fields the client left out): the source merges it, as it does a PATCH.
+    method = "POST" if object_id is None else "PATCH"
     record = sources().write(method, system, collection, data, object_id)
     if record is None:
         raise NotFound()

@@ -35,12 +35,13 @@ def test_lists_a_page_with_filters_and_ids(source: FakeSource) -> None:
     assert source.seen[-1] == ("GET", "/bookings", {"offset": "0", "limit": "2", "ids": "1,4"})
 
 
-def test_writes_create_replace_and_merge(source: FakeSource) -> None:
+def test_writes_create_and_merge(source: FakeSource) -> None:
     backend = Backend(source.url, 2)
     assert backend.create_object("bookings", {"n": 1}) == {"n": 1, "id": 6}
-    assert backend.update_object("bookings", 6, {"m": 2}, partial=True) == {"n": 1, "id": 6, "m": 2}
-    assert backend.update_object("bookings", 6, {"k": 3}, partial=False) == {"k": 3, "id": 6}
-    assert backend.update_object("bookings", 60, {"k": 3}, partial=False) is None
+    assert backend.merge_object("bookings", 6, {"m": 2}) == {"n": 1, "id": 6, "m": 2}
+    assert backend.merge_object("bookings", 6, {"n": 3}) == {"n": 3, "id": 6, "m": 2}
+    assert source.seen[-1][:2] == ("PATCH", "/bookings/6")
+    assert backend.merge_object("bookings", 60, {"k": 3}) is None
 
 
 @pytest.mark.parametrize(
