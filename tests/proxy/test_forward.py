@@ -1,0 +1,283 @@
+"""Forwarding, byte for byte: targets, headers, bodies, framing, status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ipaddress
+
+import pytest
+
+from proxy.settings import Settings
+from tests.proxy.conftest import RawRequest, canned, exchange, read_response, respond
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/bookings/%7e?q=a%20b&q=%2F",
+        b"//double//slashes/",
+        b"/bookings;params=1/x;y?z",
+        b"/bookings/%2F%2f/..%2F?a=%zz&&=&b=",
+        b"/bookings?%E2%82%AC=%e2%82%ac+plus",
+        b"/",
+    ],
+)
+async def test_target_goes_upstream_byte_for_byte(upstream_factory, proxy_factory, target):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    response = await exchange(proxy.port, b"GET %b HTTP/1.1\r\nHost: api\r\n\r\n" % target)
+    assert response.status == 200
+    assert upstream.requests[0].request_line == b"GET %b HTTP/1.1" % target
+
+
+async def test_headers_upstream_exact_list(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    request = (
+        b"GET /bookings HTTP/1.1\r\n"
+        b"Host: api.example\r\n"
+        b"Connection: keep-alive, X-Hop\r\n"
+        b"X-Hop: secret\r\n"
+        b"Keep-Alive: timeout=5\r\n"
+        b"Proxy-Connection: keep-alive\r\n"
+        b"TE: trailers\r\n"
+        b"Upgrade: websocket\r\n"
+        b"Trailer: X-Sum\r\n"
+        b"Proxy-Authorization: Basic eA==\r\n"
+        b"Cache-Control: no-cache\r\n"
+        b"X-Application-Key: demo\r\n"
+        b"Cache-Control: max-age=0\r\n"
+        b"x-lower-case: Value  With  Spaces\r\n"
+        b"X-Forwarded-For: 6.6.6.6\r\n"
+        b"X-Forwarded-Proto: https\r\n"
+        b"X-Forwarded-Host: evil\r\n"
+        b"\r\n"
+    )
+    await exchange(proxy.port, request)
+    assert upstream.requests[0].headers == [
+        (b"Host", b"api.example"),
+        (b"Cache-Control", b"no-cache"),
+        (b"X-Application-Key", b"demo"),
+        (b"Cache-Control", b"max-age=0"),
+        (b"x-lower-case", b"Value  With  Spaces"),
+        (b"X-Forwarded-For", b"127.0.0.1"),
+        (b"X-Forwarded-Proto", b"http"),
+        (b"X-Forwarded-Host", b"api.example"),
+    ]
+
+
+async def test_forwarded_headers_trusted_proxy_appends(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    settings = Settings(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
+    proxy = await proxy_factory(upstream.url, settings)
+    await exchange(
+        proxy.port,
+        b"GET / HTTP/1.1\r\nHost: inner\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.1\r\n"
+        b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: api.example\r\n\r\n",
+    )
+    assert upstream.requests[0].headers == [
+        (b"Host", b"inner"),
+        (b"X-Forwarded-For", b"1.2.3.4, 10.0.0.1, 127.0.0.1"),
+        (b"X-Forwarded-Proto", b"https"),
+        (b"X-Forwarded-Host", b"api.example"),
+    ]
+
+
+async def test_nothing_added_to_a_bare_request(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    await exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    names = [name.lower() for name, _ in upstream.requests[0].headers]
+    assert names == [b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"]
+
+
+async def test_response_headers_repeated_and_hop_by_hop_removed(upstream_factory, proxy_factory):
+    response = respond(
+        b"200 OK",
+        b"{}",
+        (
+            b"Set-Cookie: a=1; Path=/",
+            b"Connection: X-Internal",
+            b"X-Internal: leak",
+            b"Keep-Alive: timeout=5",
+            b"Set-Cookie: b=2",
+            b"Proxy-Authenticate: Basic",
+            b"Upgrade: h2c",
+            b"Cache-Control: private",
+            b"Cache-Control: no-store",
+            b"Server: upstream/1.0",
+        ),
+    )
+    upstream = await upstream_factory(canned(response))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert result.status_line == b"HTTP/1.1 200 OK"
+    assert result.headers == [
+        (b"Set-Cookie", b"a=1; Path=/"),
+        (b"Set-Cookie", b"b=2"),
+        (b"Cache-Control", b"private"),
+        (b"Cache-Control", b"no-store"),
+        (b"Server", b"upstream/1.0"),
+        (b"Content-Length", b"2"),
+    ]
+    assert result.body == b"{}"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [b"200 OK", b"201 Created", b"299 Custom Thing", b"418 I'm a teapot", b"599 Weird", b"404 "],
+)
+async def test_status_line_passes_unchanged(upstream_factory, proxy_factory, status):
+    upstream = await upstream_factory(canned(respond(status, b"x")))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert result.status_line == b"HTTP/1.1 " + status
+
+
+async def test_gzip_body_not_decoded(upstream_factory, proxy_factory):
+    payload = gzip.compress(b'{"id": 1}' * 100)
+    upstream = await upstream_factory(
+        canned(respond(b"200 OK", payload, (b"Content-Encoding: gzip",)))
+    )
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(
+        proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n"
+    )
+    assert result.header(b"Content-Encoding") == b"gzip"
+    assert result.body == payload
+    assert (b"Accept-Encoding", b"gzip") in upstream.requests[0].headers
+
+
+async def test_gzip_request_body_not_decoded(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    body = gzip.compress(b"x" * 1000)
+    await exchange(
+        proxy.port,
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%b"
+        % (len(body), body),
+    )
+    assert upstream.requests[0].body == body
+
+
+async def test_chunked_request_is_rechunked(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(
+        proxy.port,
+        b"POST /bookings HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
+    )
+    assert result.status == 200
+    request = upstream.requests[0]
+    assert request.body == b"hello world"
+    assert (b"Transfer-Encoding", b"chunked") in request.headers
+
+
+async def test_content_length_request_body(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    await exchange(proxy.port, b'PUT /b/1 HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\n\r\n{"a":1}')
+    assert upstream.requests[0].body == b'{"a":1}'
+    assert (b"Content-Length", b"7") in upstream.requests[0].headers
+
+
+def chunked_upstream(pieces: list[bytes]):
+    body = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+    return canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+
+
+async def test_chunked_response_to_http11_client(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(chunked_upstream([b"abc", b"defg"]))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert result.header(b"Transfer-Encoding") == b"chunked"
+    assert result.body == b"abcdefg"
+
+
+async def test_chunked_response_to_http10_client_is_close_delimited(
+    upstream_factory, proxy_factory
+):
+    upstream = await upstream_factory(chunked_upstream([b"abc", b"defg"]))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, b"GET / HTTP/1.0\r\nHost: h\r\n\r\n")
+    assert result.header(b"Transfer-Encoding") is None
+    assert result.body == b"abcdefg"
+
+
+async def test_response_until_close_is_chunked_for_http11(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(
+        canned(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nstreamed-till-eof", close=True)
+    )
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert result.header(b"Transfer-Encoding") == b"chunked"
+    assert result.body == b"streamed-till-eof"
+
+
+async def test_head_keeps_content_length_and_sends_no_body(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(
+        canned(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/plain\r\n\r\n")
+    )
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    for _ in range(2):
+        writer.write(b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        result = await asyncio.wait_for(read_response(reader, head_request=True), 5)
+        assert result.header(b"Content-Length") == b"1234"
+    writer.write(b"HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    await read_response(reader, head_request=True)
+    assert await reader.read() == b""
+    writer.close()
+    assert upstream.connections == 1
+
+
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+async def test_no_body_statuses_keep_the_connection(upstream_factory, proxy_factory, status):
+    extra = (b'ETag: "v1"',) if status.startswith(b"304") else ()
+    response = b"\r\n".join([b"HTTP/1.1 " + status, *extra]) + b"\r\n\r\n"
+    upstream = await upstream_factory(canned(response))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    for _ in range(3):
+        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        result = await asyncio.wait_for(read_response(reader), 5)
+        assert result.status_line == b"HTTP/1.1 " + status
+        assert result.header(b"Transfer-Encoding") is None
+        assert result.header(b"Content-Length") is None
+    writer.close()
+    assert upstream.connections == 1
+
+
+async def test_keep_alive_both_sides(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(lambda r: respond(body=r.request_line)))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    for n in range(20):
+        writer.write(b"GET /n/%d HTTP/1.1\r\nHost: h\r\n\r\n" % n)
+        result = await asyncio.wait_for(read_response(reader), 5)
+        assert result.body == b"GET /n/%d HTTP/1.1" % n
+    writer.close()
+    assert upstream.connections == 1
+    assert proxy.pool_size() == 1
+
+
+async def test_pipelined_requests_answered_in_order(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(lambda r: respond(body=r.request_line)))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"".join(b"GET /p/%d HTTP/1.1\r\nHost: h\r\n\r\n" % n for n in range(5)))
+    bodies = [(await asyncio.wait_for(read_response(reader), 5)).body for _ in range(5)]
+    writer.close()
+    assert bodies == [b"GET /p/%d HTTP/1.1" % n for n in range(5)]
+
+
+async def test_http10_client_without_host(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, b"GET /old HTTP/1.0\r\n\r\n")
+    assert result.status == 200
+    request: RawRequest = upstream.requests[0]
+    assert request.request_line == b"GET /old HTTP/1.1"
+    assert request.headers[0] == (b"Host", b"127.0.0.1:%d" % upstream.port)

@@ -1,0 +1,294 @@
+"""Upstream failures and the pool: every error status, retries, timeouts, leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.proxy.conftest import (
+    RawRequest,
+    Upstream,
+    canned,
+    exchange,
+    read_body,
+    read_head,
+    read_response,
+    respond,
+)
+from tests.support import free_port
+
+GET = b"GET /bookings/1 HTTP/1.1\r\nHost: api\r\n\r\n"
+
+
+def assert_envelope(result, status: int, port: int) -> None:
+    assert result.status == status
+    assert result.header(b"Content-Type") == b"application/json"
+    body = json.loads(result.body)
+    assert body["http_status_code"] == status
+    assert body["errors"] == []
+    assert isinstance(body["message"], str) and body["message"]
+    assert str(port).encode() not in result.body
+    assert b"127.0.0.1" not in result.body
+    assert b"Traceback" not in result.body
+
+
+def errors(proxy, kind: str) -> float:
+    labels = {"backend": "app", "kind": kind}
+    return proxy.state.registry.get_sample_value("strangler_upstream_errors_total", labels) or 0
+
+
+async def test_refused_is_502(proxy_factory):
+    port = free_port()
+    proxy = await proxy_factory(f"http://127.0.0.1:{port}")
+    assert_envelope(await exchange(proxy.port, GET), 502, port)
+    assert errors(proxy, "connect") == 1
+
+
+async def test_not_http_is_502(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", close=True))
+    proxy = await proxy_factory(upstream.url)
+    assert_envelope(await exchange(proxy.port, GET), 502, upstream.port)
+    assert errors(proxy, "protocol") == 1
+
+
+async def test_closed_without_answer_is_502(upstream_factory, proxy_factory):
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            await read_head(reader)
+
+        return handle
+
+    upstream = await upstream_factory(make)
+    proxy = await proxy_factory(upstream.url)
+    assert_envelope(await exchange(proxy.port, GET), 502, upstream.port)
+    assert errors(proxy, "reset") >= 1
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A port whose listen queue is full: SYNs are dropped, so connecting hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        fillers.append(sock)
+    yield port
+    for sock in fillers:
+        sock.close()
+    listener.close()
+
+
+async def test_connect_timeout_is_504(proxy_factory, full_backlog):
+    proxy = await proxy_factory(f"http://127.0.0.1:{full_backlog}", connect_timeout=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert_envelope(await exchange(proxy.port, GET), 504, full_backlog)
+    assert 0.25 < loop.time() - started < 2
+    assert errors(proxy, "timeout") == 1
+
+
+def silent(upstream: Upstream):
+    async def handle(reader, writer):
+        head = await read_head(reader)
+        upstream.requests.append(RawRequest(head, b""))
+        await reader.read()
+
+    return handle
+
+
+async def test_no_answer_within_read_timeout_is_504(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(silent)
+    proxy = await proxy_factory(upstream.url, read_timeout=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert_envelope(await exchange(proxy.port, GET), 504, upstream.port)
+    assert 0.25 < loop.time() - started < 2
+    assert errors(proxy, "timeout") == 1
+
+
+def trickle(pieces: int, pause: float, stall: bool = False):
+    """Sends a chunked body one piece every `pause` seconds (then stalls forever if `stall`)."""
+
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            await read_head(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for n in range(pieces):
+                writer.write(b"2\r\n%02d\r\n" % n)
+                await writer.drain()
+                await asyncio.sleep(pause)
+            if stall:
+                await reader.read()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            await reader.read()
+
+        return handle
+
+    return make
+
+
+async def test_download_that_keeps_flowing_is_never_cut(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(trickle(12, 0.1))
+    proxy = await proxy_factory(upstream.url, read_timeout=0.35)
+    result = await exchange(proxy.port, GET)
+    assert result.status == 200
+    assert result.body == b"".join(b"%02d" % n for n in range(12))
+
+
+async def test_stall_mid_body_cuts_the_client_connection(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(trickle(2, 0.05, stall=True))
+    proxy = await proxy_factory(upstream.url, read_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(GET)
+    head = await asyncio.wait_for(read_head(reader), 5)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    with pytest.raises(asyncio.IncompleteReadError):
+        await asyncio.wait_for(read_body(reader, head), 5)
+    writer.close()
+    assert errors(proxy, "timeout") == 1
+    assert proxy.pool_size() == 0
+
+
+async def test_pool_full_is_503(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(silent)
+    proxy = await proxy_factory(upstream.url, max_connections=1)
+    first = asyncio.create_task(exchange(proxy.port, GET))
+    while not upstream.requests:
+        await asyncio.sleep(0.01)
+    assert_envelope(await exchange(proxy.port, GET), 503, upstream.port)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+
+
+async def test_draining_is_503(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    proxy.state.draining = True
+    result = await exchange(proxy.port, GET)
+    assert_envelope(result, 503, upstream.port)
+    assert result.header(b"Connection") == b"close"
+    assert upstream.requests == []
+
+
+def one_then_close_on_next(upstream: Upstream):
+    """Answers the first request on a connection, then reads the next one and hangs up."""
+
+    async def handle(reader, writer):
+        head = await read_head(reader)
+        upstream.requests.append(RawRequest(head, await read_body(reader, head)))
+        writer.write(respond(body=b"served"))
+        await writer.drain()
+        head = await read_head(reader)
+        if head:
+            upstream.requests.append(RawRequest(head, await read_body(reader, head)))
+        writer.transport.abort()
+
+    return handle
+
+
+async def test_get_on_a_connection_closed_after_send_is_retried(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(one_then_close_on_next)
+    proxy = await proxy_factory(upstream.url)
+    assert (await exchange(proxy.port, GET)).body == b"served"
+    result = await exchange(proxy.port, GET)
+    assert result.status == 200
+    assert result.body == b"served"
+    assert upstream.connections == 2
+
+
+async def test_post_on_a_connection_closed_after_send_is_not_retried(
+    upstream_factory, proxy_factory
+):
+    upstream = await upstream_factory(one_then_close_on_next)
+    proxy = await proxy_factory(upstream.url)
+    post = b"POST /bookings HTTP/1.1\r\nHost: api\r\nContent-Length: 2\r\n\r\n{}"
+    assert (await exchange(proxy.port, post)).body == b"served"
+    assert_envelope(await exchange(proxy.port, post), 502, upstream.port)
+    assert [r.request_line for r in upstream.requests] == [b"POST /bookings HTTP/1.1"] * 2
+    assert upstream.connections == 1
+
+
+async def test_connection_closed_while_idle_costs_no_error(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond(body=b"fresh"), close=True))
+    proxy = await proxy_factory(upstream.url)
+    for _ in range(5):
+        result = await exchange(
+            proxy.port, b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n!"
+        )
+        assert result.body == b"fresh"
+        await asyncio.sleep(0.02)
+    assert upstream.connections == 5
+    assert len(upstream.requests) == 5
+
+
+async def test_client_disconnects_release_upstream_connections(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(silent)
+    proxy = await proxy_factory(upstream.url, max_connections=50)
+    total, batch = 2000, 50
+
+    async def abandon() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(GET)
+        await writer.drain()
+        writer.transport.abort()
+
+    for _ in range(total // batch):
+        seen = len(upstream.requests)
+        await asyncio.gather(*(abandon() for _ in range(batch)))
+        while len(upstream.requests) < seen + batch and upstream.open_connections:
+            await asyncio.sleep(0.005)
+    for _ in range(300):
+        if not (upstream.open_connections or proxy.pool_size() or proxy.listener.connections):
+            break
+        await asyncio.sleep(0.01)
+    assert upstream.open_connections == 0
+    assert proxy.pool_size() == 0
+    assert not proxy.listener.connections
+    gauge = proxy.state.registry.get_sample_value(
+        "strangler_in_flight_requests", {"backend": "app"}
+    )
+    assert gauge == 0
+
+
+async def test_client_gone_mid_download_releases_upstream(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(trickle(1000, 0.01))
+    proxy = await proxy_factory(upstream.url)
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(GET)
+        await read_head(reader)
+        await reader.readexactly(8)
+        writer.transport.abort()
+    for _ in range(200):
+        if upstream.open_connections == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert upstream.open_connections == 0
+    assert proxy.pool_size() == 0
+
+
+async def test_idle_pool_is_reused_not_grown(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, max_connections=4)
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        for _ in range(25):
+            writer.write(GET)
+            assert (await asyncio.wait_for(read_response(reader), 5)).status == 200
+        writer.close()
+
+    await asyncio.gather(*(client() for _ in range(4)))
+    assert len(upstream.requests) == 100
+    assert upstream.connections <= 4
+    assert proxy.pool_size() == upstream.connections
