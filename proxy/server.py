@@ -146,7 +146,9 @@ def supervise(settings: Settings) -> int:
                 worker.kill()
                 worker.wait()
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    clean = not failed and all(worker.returncode == 0 for worker in workers)
+    # A worker still starting up when SIGTERM came had nothing in flight: its -SIGTERM is clean.
+    clean_codes = (0, -signal.SIGTERM)
+    clean = not failed and all(worker.returncode in clean_codes for worker in workers)
     return 0 if clean else 1
 
 

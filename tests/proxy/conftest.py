@@ -292,12 +292,10 @@ def proxy_process(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
             sys.executable, "-m", "proxy", "serve", "--routes", str(routes),
             "--port", str(port), "--admin-port", str(admin_port), *args,
         ]  # fmt: skip
-        proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stderr=open(tmp_path / "proxy.log", "ab"),
-        )
+        with open(tmp_path / "proxy.log", "ab") as log:
+            proc = subprocess.Popen(
+                command, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=log
+            )
         procs.append(proc)
         wait_port(port)
         wait_port(admin_port)

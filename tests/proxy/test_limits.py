@@ -1,0 +1,94 @@
+"""Request line, headers and body over the limits: 414, 431, 413 (and 400 for non-HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from proxy.settings import Settings
+from tests.proxy.conftest import canned, exchange, read_response, respond
+
+LIMITS = Settings(
+    max_request_line=100, max_header_size=200, max_headers_total=1000, max_body_size=64
+)
+
+
+async def rejected(port: int, data: bytes, status: int) -> None:
+    result = await exchange(port, data)
+    assert result.status == status
+    assert json.loads(result.body)["http_status_code"] == status
+    assert result.header(b"Connection") == b"close"
+
+
+async def test_long_request_target_is_414(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    await rejected(proxy.port, b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414)
+    ok = await exchange(proxy.port, b"GET /" + b"a" * 98 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert ok.status == 200
+    assert len(upstream.requests) == 1
+
+
+async def test_long_header_field_is_431(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    await rejected(
+        proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"v" * 200 + b"\r\n\r\n", 431
+    )
+    assert upstream.requests == []
+
+
+async def test_header_block_too_large_is_431(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    many = b"".join(b"X-H%d: %b\r\n" % (n, b"v" * 90) for n in range(12))
+    await rejected(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\n" + many + b"\r\n", 431)
+    assert upstream.requests == []
+
+
+async def test_declared_body_too_large_is_413_before_the_backend(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    await rejected(proxy.port, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65\r\n\r\n", 413)
+    assert upstream.requests == []
+
+
+async def test_chunked_body_over_the_limit_is_413(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    writer.write(b"20\r\n" + b"x" * 32 + b"\r\n")
+    await asyncio.sleep(0.05)
+    writer.write(b"21\r\n" + b"y" * 33 + b"\r\n")
+    result = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert result.status == 413
+    assert json.loads(result.body)["http_status_code"] == 413
+
+
+async def test_body_at_the_limit_passes(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    result = await exchange(
+        proxy.port, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 64\r\n\r\n" + b"b" * 64
+    )
+    assert result.status == 200
+    assert upstream.requests[0].body == b"b" * 64
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,
+        b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+    ],
+)
+async def test_not_http_is_400(upstream_factory, proxy_factory, garbage):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    await rejected(proxy.port, garbage, 400)
+    assert upstream.requests == []
