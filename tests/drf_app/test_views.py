@@ -25,13 +25,17 @@ class World:
         )
         self.resolver = URLResolver(get_resolver().pattern, build_router(sources).urls)
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def respond(self, method: str, path: str, body: Any = None) -> Any:
         factory = RequestFactory()
         data = "" if body is None else json.dumps(body)
         request = factory.generic(method, path, data, content_type="application/json", **KEY)
         match = self.resolver.resolve(path.partition("?")[0])
         response = match.func(request, *match.args, **match.kwargs)
         response.render()
+        return response
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        response = self.respond(method, path, body)
         return response.status_code, json.loads(response.content) if response.content else None
 
 
@@ -104,3 +108,49 @@ def test_garbage_from_a_later_backend_is_502(world: World) -> None:
         502,
         {"http_status_code": 502, "message": "A source system is unavailable.", "errors": []},
     )
+
+
+BOOKING = {
+    "customer_id": 5,
+    "departure_id": 6,
+    "travellers": 2,
+    "currency": "EUR",
+    "total_amount": 1,
+}
+
+
+def test_put_merges_into_the_stored_record(world: World) -> None:
+    """PUT validates every required field but keeps what it does not send (the source's
+    PATCH): here contact_email, in the API date_created and an omitted status."""
+    assert world.call("PUT", "/bookings/2", BOOKING)[0] == 200
+    assert world.reservations.seen[-1][:2] == ("PATCH", "/bookings/2")
+    assert world.reservations.collections["bookings"][2] == {
+        "id": 2,
+        **BOOKING,
+        "total_amount": "1.00",
+        "contact_email": "res2@x.test",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/bookings/1", 200, None),
+        ("GET", "/bookings?page=x", 400, None),
+        ("PUT", "/bookings/9", 404, None),
+        ("OPTIONS", "/bookings", 200, "GET, HEAD, OPTIONS, POST"),
+        ("OPTIONS", "/bookings/1", 200, "GET, HEAD, OPTIONS, PUT, PATCH"),
+        ("DELETE", "/bookings/1", 405, "GET, HEAD, OPTIONS, PUT, PATCH"),
+        ("TRACE", "/bookings", 405, "GET, HEAD, OPTIONS, POST"),
+    ],
+)
+def test_allow_only_on_options_and_405_in_legacy_order(
+    world: World, method: str, path: str, status: int, allow: str | None
+) -> None:
+    response = world.respond(method, path, {})
+    assert (response.status_code, response.get("Allow")) == (status, allow)
+
+
+def test_options_has_no_body_and_no_content_type(world: World) -> None:
+    response = world.respond("OPTIONS", "/bookings/1")
+    assert (response.content, response.get("Content-Type")) == (b"", None)

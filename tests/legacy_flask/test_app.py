@@ -112,3 +112,29 @@ def test_source_down_is_502(client):
         "errors": [],
     }
     assert b"127.0.0.1" not in response.data
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/bookings/0", "/tours/1/bookings", "//bookings"])
+@pytest.mark.parametrize("method", ["BREW", "TRACE", "DELETE", "OPTIONS", "GET"])
+def test_any_method_on_an_unknown_path_is_404(client, method, path):
+    response = client.open(path, method=method, headers=KEY)
+    assert (response.status_code, response.get_json()) == (404, NOT_FOUND)
+    assert "Allow" not in response.headers
+
+
+def test_unknown_method_on_a_known_path_names_the_allowed_ones(client):
+    response = client.open("/bookings/3/", method="TRACE", headers=KEY)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, PUT, PATCH"
+
+
+def test_options_is_an_empty_answer_without_content_type(client):
+    response = client.options("/tours/1/departures", headers=KEY)
+    assert response.status_code == 200
+    assert response.data == b""
+    assert sorted(response.headers.keys()) == ["Allow", "Content-Length"]
+    assert response.headers["Content-Length"] == "0"
+
+
+def test_normal_answers_carry_no_allow(client):
+    assert "Allow" not in client.post("/bookings", data=b"[]", headers=KEY).headers

@@ -336,6 +336,17 @@ def test_put_and_patch_booking_reach_only_reservations(http, world, legacy_url):
     assert requests.get(f"{world.url('crm')}/bookings/{new_id}", timeout=5).status_code == 404
 
 
+def test_put_keeps_date_created_and_omitted_optional_fields(http, world, legacy_url):
+    new_id = create(http, legacy_url, "/bookings", {**NEW_BOOKING, "status": "confirmed"})["id"]
+    before = source(world, "reservations", f"bookings/{new_id}")
+    required = {k: v for k, v in NEW_BOOKING.items() if k not in ("contact_email", "agent_notes")}
+    response = http.put(f"{legacy_url}/bookings/{new_id}", json={**required, "travellers": 7})
+    assert response.status_code == 200
+    assert source(world, "reservations", f"bookings/{new_id}") == {**before, "travellers": 7}
+    assert (before["status"], before["contact_email"]) == ("confirmed", "new@example.com")
+    assert before["date_created"] == datetime.datetime.now(datetime.UTC).date().isoformat()
+
+
 def test_customer_writes(http, world, legacy_url):
     body = {"first_name": " Grace ", "last_name": "Hopper", "email": "grace@example.com"}
     created = create(http, legacy_url, "/customers/resource/", body)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from legacy_flask.urls import READ, WRITE_COLLECTION, WRITE_OBJECT, Route, resolve
+from legacy_flask.urls import READ, WRITE_COLLECTION, WRITE_OBJECT, Route, resolve, wsgi_path
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,20 @@ def test_resolves(method, path, route):
 )
 def test_not_found(method, path):
     assert resolve(method, path) is None
+
+
+@pytest.mark.parametrize(
+    ("path_info", "path"),
+    [
+        ("/bookings", "/bookings"),
+        ("//bookings", "//bookings"),
+        ("", "/"),
+        ("/caf\u00c3\u00a9", "/caf\u00e9"),
+    ],
+)
+def test_wsgi_path_keeps_what_the_client_sent(path_info, path):
+    assert wsgi_path({"PATH_INFO": path_info}) == path
+
+
+def test_a_leading_double_slash_is_no_resource():
+    assert resolve("GET", "//bookings") is None
