@@ -1,6 +1,8 @@
 """The admin listener's application: metrics, health, the table in force, flips.
 
 Served by `proxy.server` on its own (loopback by default) port; never on the public one.
+GET /-/ is the live dashboard (`proxy.dashboard`; its JSON is GET /-/stats and GET /-/audit); a
+client asking for JSON only (`Accept: application/json`) gets the list of endpoints instead.
 Changes (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback) need
 `Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`; with no token configured they are all refused.
 They write routes.yaml through `proxy.edit` (so the file stays the truth) and reload at once.
@@ -23,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from proxy import edit
+from proxy.dashboard import add_dashboard, page
 from proxy.metrics import Totals, exposition, request_totals
 from proxy.reload import reload_now
 from proxy.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
@@ -93,6 +96,7 @@ def make_admin_app(
     app.router.add_put("/-/routes/{resource}", flip)
     app.router.add_post("/-/routes/{resource}/rollback", rollback)
     app.router.add_get("/-/", index)
+    add_dashboard(app, state, window=rate_window, sample_every=sample_interval)
     return app
 
 
@@ -162,7 +166,14 @@ async def routes(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+def wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
 async def index(request: web.Request) -> web.Response:
+    if not wants_json(request):
+        return await page(request)
     return web.json_response(
         {
             "endpoints": {
@@ -172,6 +183,9 @@ async def index(request: web.Request) -> web.Response:
                 "GET /-/routes": "the table in force, its hash, reload status, live traffic",
                 "PUT /-/routes/{resource}": 'flip: {"backend": ..., "reason": ...} (token)',
                 "POST /-/routes/{resource}/rollback": 'rollback: {"reason": ...} (token)',
+                "GET /-/": "the live dashboard (text/html)",
+                "GET /-/stats": "the dashboard's data: table, per-resource and per-backend figures",
+                "GET /-/audit?limit=N": "the last N flips and rollbacks, newest first",
             }
         }
     )

@@ -209,9 +209,12 @@ async def test_unknown_paths_answer_the_envelope(client: TestClient) -> None:
 
 
 async def test_index(client: TestClient) -> None:
-    response = await client.get("/-/")
+    response = await client.get("/-/", headers={"Accept": "application/json"})
     assert response.status == 200
     assert "PUT /-/routes/{resource}" in (await response.json())["endpoints"]
+    response = await client.get("/-/")  # a browser, or anything not asking for JSON only
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 def test_rate_tracker(state: ProxyState) -> None:
