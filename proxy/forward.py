@@ -11,6 +11,8 @@ from `Settings.trusted_proxies`), `Host` only for an HTTP/1.0 client that sent n
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +41,7 @@ FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-h
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOTHING: frozenset[bytes] = frozenset()
+ACCESS_LOG = logging.getLogger("strangler.access")
 
 
 @dataclass(slots=True)
@@ -186,6 +189,8 @@ class Forwarder:
                 metrics.request_done(
                     decision.resource, backend.name, request.method, status, elapsed
                 )
+                if state.settings.access_log:
+                    access_log(request, decision.resource, backend.name, status, elapsed)
 
     async def _forward(
         self, request: Request, client: Client, backend: Backend
@@ -225,6 +230,18 @@ class Forwarder:
             self.state.metrics.upstream_error(backend.name, exc.kind)
         client.write(error_response(exc, close=True))
         return exc.status
+
+
+def access_log(request: Request, resource: str, backend: str, status: int, seconds: float) -> None:
+    """One JSON line per request on the `strangler.access` logger (fuller line: a later issue)."""
+    line = {
+        "method": request.method,
+        "resource": resource,
+        "backend": backend,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+    }
+    ACCESS_LOG.info(json.dumps(line))
 
 
 async def _stream(head: bytes, body: BodyStream, client: Client, chunked: bool) -> None:

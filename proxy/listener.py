@@ -46,6 +46,9 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: Headers = []
         self._header_bytes = 0
+        self._length: int | None = None
+        self._chunked = False
+        self._connection = False
         self._body: BodyStream | None = None
         self._queue: deque[Request | ProxyError] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -96,14 +99,6 @@ class ClientConnection(asyncio.Protocol):
 
     # httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = []
-        self._header_bytes = 0
-        self._length: int | None = None
-        self._chunked = False
-        self._connection = False
-
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self._settings.max_request_line:
@@ -148,6 +143,11 @@ class ClientConnection(asyncio.Protocol):
             chunked,
             self._connection,
         )
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._length = None
+        self._chunked = self._connection = False
         self._enqueue(request)
 
     def on_body(self, body: bytes) -> None:

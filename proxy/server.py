@@ -73,6 +73,12 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.state import ProxyState
     from proxy.upstream import Upstreams
 
+    if settings.access_log:
+        handler = logging.StreamHandler(sys.stdout)
+        access = logging.getLogger("strangler.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     registry = CollectorRegistry()
     state = ProxyState(settings, table, Metrics(registry), registry, time.time())
     state.metrics.routes_loaded(table)

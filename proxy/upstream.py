@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import httptools
@@ -86,8 +86,8 @@ class _Exchange:
     method: str
     read_timeout: float
     head: asyncio.Future[Response]
+    headers: Headers
     reason: bytes = b""
-    headers: Headers = field(default_factory=list)
     response: Response | None = None
     sized: bool = False
     chunked: bool = False
@@ -219,8 +219,9 @@ class UpstreamConnection(asyncio.Protocol):
     async def exchange(self, request: UpstreamRequest, read_timeout: float) -> Response:
         """Send `request` and return the response once its head has arrived."""
         assert self.transport is not None
-        self._exchange = _Exchange(request.method, read_timeout, self._loop.create_future())
-        self._parser = httptools.HttpResponseParser(self)
+        self._exchange = _Exchange(request.method, read_timeout, self._loop.create_future(), [])
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
         self.received = 0
         self.transport.write(request.head)
         if request.body is None:
@@ -247,8 +248,9 @@ class UpstreamConnection(asyncio.Protocol):
         The read timer is left to run out (it re-arms only while an exchange waits): cheaper than
         cancelling and re-creating it for every request.
         """
+        if self._exchange is not None and self._exchange.method == "HEAD":
+            self._parser = None
         self._exchange = None
-        self._parser = None
 
     def close(self) -> None:
         if self._upload is not None and not self._upload.done():
@@ -353,15 +355,19 @@ class Pool:
     def size(self) -> int:
         return len(self.open) + self.connecting
 
-    async def acquire(self, backend: Backend) -> tuple[UpstreamConnection, bool]:
-        """A connection and whether it was reused. Raises PoolFull or a connect error."""
+    def take_idle(self) -> UpstreamConnection | None:
+        """The most recently used idle connection the backend has not closed, if any."""
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed:
-                return conn, True
+                return conn
+        return None
+
+    async def connect(self, backend: Backend) -> UpstreamConnection:
+        """A new connection. Raises PoolFull or a connect error."""
         if self.size >= backend.max_connections:
             raise PoolFull()
-        return await self._connect(backend), False
+        return await self._connect(backend)
 
     def release(self, conn: UpstreamConnection) -> None:
         if conn.reusable:
@@ -429,7 +435,10 @@ class Upstreams:
         pool = self.pool(backend)
         replayable = request.idempotent and request.body is None
         while True:
-            conn, reused = await pool.acquire(backend)
+            conn = pool.take_idle()
+            reused = conn is not None
+            if conn is None:
+                conn = await pool.connect(backend)
             try:
                 response = await conn.exchange(request, backend.read_timeout)
             except UpstreamReset:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
+import json
+import logging
 
 import pytest
 
@@ -281,3 +283,25 @@ async def test_http10_client_without_host(upstream_factory, proxy_factory):
     request: RawRequest = upstream.requests[0]
     assert request.request_line == b"GET /old HTTP/1.1"
     assert request.headers[0] == (b"Host", b"127.0.0.1:%d" % upstream.port)
+
+
+async def test_access_log_switch(upstream_factory, proxy_factory, caplog):
+    upstream = await upstream_factory(canned(respond(b"201 Created")))
+    quiet = await proxy_factory(upstream.url, Settings(access_log=False))
+    loud = await proxy_factory(upstream.url, Settings(access_log=True))
+    with caplog.at_level(logging.INFO, logger="strangler.access"):
+        await exchange(
+            quiet.port, b"POST /bookings HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+        )
+        assert caplog.records == []
+        await exchange(
+            loud.port, b"POST /bookings HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+        )
+    [record] = caplog.records
+    line = json.loads(record.getMessage())
+    assert {k: v for k, v in line.items() if k != "duration_ms"} == {
+        "method": "POST",
+        "resource": "other",
+        "backend": "app",
+        "status": 201,
+    }
