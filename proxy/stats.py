@@ -278,16 +278,13 @@ class StatsTracker:
 
     def series(self) -> list[Window | None]:
         """`history / step` consecutive windows of `step` seconds, oldest first; None for the
-        steps before the first snapshot (so a chart's time axis does not depend on uptime)."""
+        steps before the first snapshot (so a chart's time axis does not depend on uptime).
+        The oldest step with data may be shorter: it starts at the first snapshot."""
         latest = self.sample()
         points = math.ceil(self.history / self.step)
-        oldest = self.samples[0].time
         windows: list[Window | None] = []
         for k in range(points):
             end = latest.time - k * self.step
-            if end - self.step < oldest - self.min_interval:
-                windows.append(None)
-                continue
             after = self._at_or_before(end)
             before = self._at_or_before(end - self.step)
             windows.append(None if after is before else difference(after, before))

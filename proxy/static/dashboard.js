@@ -62,8 +62,7 @@
   function renderTable(table) {
     setText($("t-version"), String(table.version));
     setText($("t-source"), table.source);
-    setText($("t-sha"), table.sha256.slice(0, 16) + "…");
-    $("t-sha").title = table.sha256;
+    setText($("t-sha"), table.sha256);
     setText($("t-loaded"), when(table.loaded_at));
     setText($("t-default"), table.default);
     const error = table.last_reload_error;
