@@ -11,7 +11,15 @@ import logging
 import pytest
 
 from proxy.settings import Settings
-from tests.proxy.conftest import RawRequest, canned, exchange, read_response, respond
+from tests.proxy.conftest import (
+    RawRequest,
+    canned,
+    exchange,
+    read_body,
+    read_head,
+    read_response,
+    respond,
+)
 
 
 @pytest.mark.parametrize(
@@ -305,3 +313,32 @@ async def test_access_log_switch(upstream_factory, proxy_factory, caplog):
         "backend": "app",
         "status": 201,
     }
+
+
+async def test_expect_continue_and_interim_responses(upstream_factory, proxy_factory):
+    def make(upstream):
+        async def handle(reader, writer):
+            head = await read_head(reader)
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            upstream.requests.append(RawRequest(head, await read_body(reader, head)))
+            writer.write(b"HTTP/1.1 102 Processing\r\nX-Interim: 1\r\n\r\n")
+            writer.write(respond(b"201 Created", b"made"))
+            await writer.drain()
+            await reader.read()
+
+        return handle
+
+    upstream = await upstream_factory(make)
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(
+        b"POST /b HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+    )
+    assert await asyncio.wait_for(read_head(reader), 5) == b"HTTP/1.1 100 Continue"
+    writer.write(b"data")
+    result = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert result.status_line == b"HTTP/1.1 201 Created"
+    assert result.header(b"X-Interim") is None
+    assert result.body == b"made"
+    assert upstream.requests[0].body == b"data"
