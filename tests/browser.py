@@ -183,6 +183,7 @@ class Chromium:
         self.session_id = attached["sessionId"]
         await self.send("Page.enable")
         await self.send("Runtime.enable")
+        await self.send("Log.enable")
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
@@ -195,6 +196,23 @@ class Chromium:
         self.reader.cancel()
         await asyncio.gather(self.reader, return_exceptions=True)
         await self.http.close()
+
+    def page_errors(self) -> list[str]:
+        """Uncaught exceptions, and console or browser log entries of level error other than
+        failed network loads (a test may provoke those), e.g. Content-Security-Policy
+        violations."""
+        found = []
+        for event in self.events:
+            params = event.get("params", {})
+            if event.get("method") == "Runtime.exceptionThrown":
+                found.append(str(params["exceptionDetails"].get("exception", params)))
+            elif event.get("method") == "Log.entryAdded":
+                entry = params["entry"]
+                if entry["level"] == "error" and entry.get("source") != "network":
+                    found.append(f"{entry.get('source')}: {entry['text']}")
+            elif event.get("method") == "Runtime.consoleAPICalled" and params["type"] == "error":
+                found.append(f"console.error: {params['args']}")
+        return found
 
     # -- page helpers --------------------------------------------------------------------------
 

@@ -433,9 +433,13 @@
       $("confirm").hidden = true;
       if (run) run();
     });
-    $("confirm-no").addEventListener("click", () => {
+    const cancel = () => {
       pending = null;
       $("confirm").hidden = true;
+    };
+    $("confirm-no").addEventListener("click", cancel);
+    $("confirm").addEventListener("keydown", (event) => {
+      if (event.key === "Escape") cancel();
     });
     refresh();
   }

@@ -160,3 +160,4 @@ async def test_the_dashboard_shows_traffic_and_flips_a_resource(proxy: Proxy) ->
         await browser.screenshot(ARTIFACTS / "dashboard-error.png")
         assert proxy.routes.read_text() == text
         assert browser.dialogs == []
+        assert browser.page_errors() == []
