@@ -56,6 +56,8 @@ class ClientConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closing = False
         self.closed = False
+        self._last_io = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     @property
     def busy(self) -> bool:
@@ -69,8 +71,13 @@ class ClientConnection(asyncio.Protocol):
         self._peer = str(peer[0]) if peer else ""
         self._trusted = is_trusted(self._peer, self._settings.trusted_proxies)
         self._listener.connections.add(self)
+        self._last_io = self._loop.time()
+        self._idle_timer = self._loop.call_at(
+            self._last_io + self._settings.keepalive_timeout, self._on_idle_timer
+        )
 
     def data_received(self, data: bytes) -> None:
+        self._last_io = self._loop.time()
         if self._closing:
             return
         try:
@@ -83,6 +90,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._listener.connections.discard(self)
         if self._body is not None:
             self._body.set_exception(ClientGone())
@@ -217,10 +226,25 @@ class ClientConnection(asyncio.Protocol):
             pass
         finally:
             self._task = None
+            self._last_io = self._loop.time()
             if keep_alive and not self._closing and not self.closed:
                 self._next()
             else:
                 self._close_transport()
+
+    def _on_idle_timer(self) -> None:
+        """Close a connection that carried nothing for `keepalive_timeout` seconds."""
+        self._idle_timer = None
+        if self.closed:
+            return
+        now = self._loop.time()
+        if self._task is not None:
+            self._last_io = now
+        deadline = self._last_io + self._settings.keepalive_timeout
+        if now >= deadline:
+            self._close_transport()
+            return
+        self._idle_timer = self._loop.call_at(deadline, self._on_idle_timer)
 
     def _reject(self, error: ProxyError) -> None:
         """The request stream is broken (bad syntax, over a limit): answer once, then close."""

@@ -24,6 +24,7 @@ class Settings:
     tester_token: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     drain_seconds: float = 10.0
+    keepalive_timeout: float = 75.0  # an idle client connection is closed after this long
     max_request_line: int = 8190
     max_header_size: int = 8190  # one header field line
     max_headers_total: int = 65536  # the whole header block

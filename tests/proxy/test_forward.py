@@ -342,3 +342,19 @@ async def test_expect_continue_and_interim_responses(upstream_factory, proxy_fac
     assert result.header(b"X-Interim") is None
     assert result.body == b"made"
     assert upstream.requests[0].body == b"data"
+
+
+async def test_idle_client_connection_closed_after_keepalive_timeout(
+    upstream_factory, proxy_factory
+):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, Settings(keepalive_timeout=0.3))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert (await asyncio.wait_for(read_response(reader), 5)).status == 200
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert 0.2 < loop.time() - started < 1.5
+    writer.close()
+    assert not proxy.listener.connections
