@@ -14,19 +14,15 @@ import asyncio
 import dataclasses
 import hmac
 import logging
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from proxy import edit
-from proxy.dashboard import add_dashboard, page
-from proxy.metrics import Totals, exposition, request_totals
+from proxy.dashboard import DASHBOARD, add_dashboard, page, resource_rates
+from proxy.metrics import exposition
 from proxy.reload import reload_now
 from proxy.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.state import ProxyState
@@ -37,48 +33,7 @@ ADMIN_USER = "admin-api"
 RATE_WINDOW = 10.0
 SAMPLE_INTERVAL = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class RateTracker:
-    """Request and 5xx rates per resource over the last `window` seconds, from the counters."""
-
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        window: float = RATE_WINDOW,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.registry = registry
-        self.window = window
-        self.clock = clock
-        self.samples: deque[tuple[float, dict[str, Totals]]] = deque()
-
-    def sample(self) -> None:
-        now = self.clock()
-        self.samples.append((now, request_totals(self.registry)))
-        while len(self.samples) > 1 and self.samples[1][0] <= now - self.window:
-            self.samples.popleft()
-
-    def rates(self) -> dict[str, dict[str, float | None]]:
-        """`{"bookings": {"requests_per_second": 2.5, "error_rate": 0.1}}` (None: no requests)."""
-        self.sample()
-        (start, before), (end, after) = self.samples[0], self.samples[-1]
-        elapsed = end - start
-        rates: dict[str, dict[str, float | None]] = {}
-        for resource, totals in after.items():
-            old = before.get(resource, Totals(0.0, 0.0))
-            requests = totals.requests - old.requests
-            errors = totals.errors - old.errors
-            rates[resource] = {
-                "requests_per_second": requests / elapsed if elapsed > 0 else 0.0,
-                "error_rate": errors / requests if requests > 0 else None,
-            }
-        return rates
-
-
 STATE = web.AppKey("state", ProxyState)
-RATES = web.AppKey("rates", RateTracker)
-SAMPLE_EVERY = web.AppKey("sample_every", float)
 
 
 def make_admin_app(
@@ -86,9 +41,6 @@ def make_admin_app(
 ) -> web.Application:
     app = web.Application(middlewares=[json_errors])
     app[STATE] = state
-    app[RATES] = RateTracker(state.registry, rate_window)
-    app[SAMPLE_EVERY] = sample_interval
-    app.cleanup_ctx.append(sample_rates)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthz", healthz)
     app.router.add_get("/-/readyz", readyz)
@@ -98,19 +50,6 @@ def make_admin_app(
     app.router.add_get("/-/", index)
     add_dashboard(app, state, window=rate_window, sample_every=sample_interval)
     return app
-
-
-async def sample_rates(app: web.Application) -> AsyncIterator[None]:
-    async def run() -> None:
-        while True:
-            app[RATES].sample()
-            await asyncio.sleep(app[SAMPLE_EVERY])
-
-    task = asyncio.create_task(run())
-    yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
 
 
 def error_json(status: int, message: str, errors: list[str] | None = None) -> web.Response:
@@ -157,11 +96,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def routes(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = table_json(state.table, state.loaded_at, state.last_reload_error)
-    tracker = request.app[RATES]
-    traffic = tracker.rates()
+    tracker = request.app[DASHBOARD].tracker
+    recent = tracker.recent()
     names = [*state.table.routes, OTHER_RESOURCE]
-    idle: dict[str, float | None] = {"requests_per_second": 0.0, "error_rate": None}
-    body["traffic"] = {name: traffic.get(name, idle) for name in names}
+    body["traffic"] = {name: resource_rates(recent, name) for name in names}
     body["traffic_window_seconds"] = tracker.window
     return web.json_response(body)
 

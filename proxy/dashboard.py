@@ -69,6 +69,7 @@ from proxy.stats import (
     ResourceCounts,
     StatsTracker,
     Window,
+    ratio,
     series_values,
     shadow_match_rate,
 )
@@ -244,12 +245,20 @@ def resource_json(
         "listed": route is not None,
         "backend": table.default if route is None else route.backend,
         "methods": {} if route is None else dict(route.methods),
-        "requests_per_second": recent.rate(counts.requests),
-        "error_rate": None if counts.requests <= 0 else counts.errors / counts.requests,
+        **resource_rates(recent, name),
         "canary": canary_json(route),
         "shadow": shadow_json(route, counts),
         "fallback": fallback_json(route, counts, totals),
         "guard": guard_json(route, guard_span.resource(name), totals),
+    }
+
+
+def resource_rates(recent: Window, name: str) -> dict[str, float | None]:
+    """`{"requests_per_second": 2.5, "error_rate": 0.1}` of a resource (None: no request)."""
+    counts = recent.resource(name)
+    return {
+        "requests_per_second": recent.rate(counts.requests),
+        "error_rate": ratio(counts.errors, counts.requests),
     }
 
 

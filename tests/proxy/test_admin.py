@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.admin import RateTracker, make_admin_app
+from proxy.admin import make_admin_app
 from proxy.state import ProxyState
 from tests.proxy.control_fixtures import ROUTES, make_state, write
 
@@ -217,13 +218,13 @@ async def test_index(client: TestClient) -> None:
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
-def test_rate_tracker(state: ProxyState) -> None:
-    now = [100.0]
-    tracker = RateTracker(state.registry, window=10.0, clock=lambda: now[0])
-    tracker.sample()
+async def test_routes_reports_live_traffic(client: TestClient, state: ProxyState) -> None:
+    await client.get("/-/routes")
     for code in (200, 200, 200, 502):
         state.metrics.request_done("tours", "drf", "GET", code, 0.01)
-    now[0] = 102.0
-    assert tracker.rates() == {"tours": {"requests_per_second": 2.0, "error_rate": 0.25}}
-    now[0] = 113.0  # the window slides past the first sample: nothing new since t=102
-    assert tracker.rates() == {"tours": {"requests_per_second": 0.0, "error_rate": None}}
+    await asyncio.sleep(0.25)  # the tracker takes at most one snapshot per 0.2 s
+    body = await (await client.get("/-/routes")).json()
+    tours = body["traffic"]["tours"]
+    assert tours["requests_per_second"] > 0
+    assert tours["error_rate"] == 0.25
+    assert body["traffic"]["bookings"] == {"requests_per_second": 0.0, "error_rate": None}
