@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import nginx
-from bench.load import Result, run_wrk
+from bench.load import Result, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -78,17 +78,17 @@ def measure(
     runs: dict[str, dict[str, list[Result]]] = {name: {"c32": [], "c1": []} for name in ports}
     cpu: dict[str, list[float]] = {name: [] for name in pids}
     for url in urls.values():
-        run_wrk(url, 32, 1)
+        run_load(url, 32, 1)
     for _ in range(rounds):
         for name, url in urls.items():
             before = cpu_seconds(pids[name]) if name in pids else 0.0
-            result = run_wrk(url, 32, seconds)
+            result = run_load(url, 32, seconds)
             if name in pids:
                 requests = result.rps * seconds
                 cpu[name].append((cpu_seconds(pids[name]) - before) / requests * 1e6)
             runs[name]["c32"].append(result)
         for name, url in urls.items():
-            runs[name]["c1"].append(run_wrk(url, 1, seconds / 2))
+            runs[name]["c1"].append(run_load(url, 1, seconds / 2))
     results = {name: {load: best(r) for load, r in by.items()} for name, by in runs.items()}
     return results, {name: min(values) for name, values in cpu.items()}
 

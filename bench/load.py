@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -18,25 +20,30 @@ class Result:
     errors: int
 
 
-def wrk_binary() -> str:
-    found = shutil.which("wrk")
+def apt_install(package: str, binary: str) -> str | None:
+    """The path of `binary`, installing the Debian package when it is missing (None if it fails)."""
+    path = "/usr/sbin:/usr/bin:/sbin:/bin"
+    found = shutil.which(binary) or shutil.which(binary, path=path)
     if found is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-        found = shutil.which("wrk")
-    if found is None:
-        raise RuntimeError("wrk is not installed and could not be installed")
+        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": path}
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+            subprocess.run(install, env=env, capture_output=True)
+        found = shutil.which(binary) or shutil.which(binary, path=path)
     return found
 
 
-def run_wrk(url: str, connections: int, seconds: float) -> Result:
-    """`wrk -t1 -c N -d S --latency url`, parsed."""
-    out = subprocess.run(
-        [wrk_binary(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return parse(out)
+def run_load(url: str, connections: int, seconds: float) -> Result:
+    """`wrk -t1 -c N -d S --latency url`, parsed; the Python generator if wrk is unavailable."""
+    wrk = apt_install("wrk", "wrk")
+    if wrk is None:
+        command = [sys.executable, "-m", "bench.pyload", url, str(connections), str(seconds)]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return Result(**json.loads(out))
+    seconds_arg = f"-d{max(1, round(seconds))}s"
+    command = [wrk, "-t1", f"-c{connections}", seconds_arg, "--latency", url]
+    return parse(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
 def parse(report: str) -> Result:

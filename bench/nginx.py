@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
+
+from bench.load import apt_install
 
 COMMON = """
 worker_processes 1;
@@ -48,10 +49,7 @@ PROXY = """
 
 def nginx_binary() -> str:
     """The nginx executable, installed with apt-get when missing."""
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if found is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True)
-        found = shutil.which("nginx", path="/usr/sbin:/usr/bin")
+    found = apt_install("nginx", "nginx")
     if found is None:
         raise RuntimeError("nginx is not installed and could not be installed")
     return found
