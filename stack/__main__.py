@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import sys
 import threading
@@ -13,6 +15,7 @@ from stack.services import StackConfig, services
 def main() -> int:
     config = StackConfig.from_env()
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    token = os.environ.setdefault("STRANGLER_ADMIN_TOKEN", secrets.token_urlsafe(12))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -26,7 +29,9 @@ def main() -> int:
         except StartupError as exc:
             print(f"stack: {exc}", file=sys.stderr)
             return 1
-        print(f"{'proxy admin':<13} {config.url('proxy_admin')}/-/  (metrics: /metrics)")
+        admin = config.url("proxy_admin")
+        print(f"{'dashboard':<13} {admin}/-/  (admin token: {token})")
+        print(f"{'metrics':<13} {admin}/metrics")
         print("stack is up; Ctrl-C stops every process", flush=True)
         while not stop.wait(0.5):
             for name, proc in stack.procs.items():
