@@ -9,6 +9,7 @@ protocol gives all three. Process state is still never global: a `Listener` gets
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import cast
 
@@ -28,6 +29,8 @@ from proxy.streams import BodyStream
 from proxy.upstream import FRAMING_NAME_SIZES, Headers
 
 MAX_HEADER_FIELDS = 100
+LINGER_SECONDS = 2.0
+log = logging.getLogger("strangler.listener")
 
 
 class ClientGone(Exception):
@@ -55,6 +58,7 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closing = False
+        self._rejected = False
         self.closed = False
         self._last_io = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -224,6 +228,8 @@ class ClientConnection(asyncio.Protocol):
             keep_alive = await self._listener.forwarder.handle(request, self)
         except (ClientGone, ConnectionError, asyncio.CancelledError):
             pass
+        except Exception:
+            log.exception("unexpected error forwarding a request")
         finally:
             self._task = None
             self._last_io = self._loop.time()
@@ -248,6 +254,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, error: ProxyError) -> None:
         """The request stream is broken (bad syntax, over a limit): answer once, then close."""
+        self._rejected = True
         self._stop_reading()
         if self._body is not None:
             self._body.set_exception(error)
@@ -261,9 +268,18 @@ class ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _close_transport(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        self.closed = True
+        if not self._rejected or not transport.can_write_eof():
+            transport.close()
+            return
+        # Lingering close: a client still sending (a body over the limit) must get to read our
+        # answer; closing with unread input would reset the connection and lose it.
+        transport.write_eof()
+        transport.resume_reading()
+        self._loop.call_later(LINGER_SECONDS, transport.close)
 
     def _wake_writer(self) -> None:
         if self._drain_waiter is not None and not self._drain_waiter.done():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 
 import pytest
 
@@ -92,3 +94,45 @@ async def test_not_http_is_400(upstream_factory, proxy_factory, garbage):
     proxy = await proxy_factory(upstream.url, LIMITS)
     await rejected(proxy.port, garbage, 400)
     assert upstream.requests == []
+
+
+def post_too_much(port: int) -> bytes:
+    """Sends a large body without reading, then reads: what a plain blocking client does."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(5)
+        try:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4000000\r\n\r\n")
+            for _ in range(100):
+                sock.sendall(b"x" * 40000)
+        except OSError:
+            pass
+        time.sleep(0.3)
+        return sock.recv(65536)
+
+
+async def test_client_still_sending_reads_the_413(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    answer = await asyncio.to_thread(post_too_much, proxy.port)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert upstream.requests == []
+
+
+def answer_then_keep_sending(port: int) -> tuple[bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4000000\r\n\r\n")
+        answer = sock.recv(65536)
+        for _ in range(50):
+            sock.sendall(b"x" * 40000)
+        return answer, sock.recv(65536)
+
+
+async def test_rejected_connection_lingers_instead_of_resetting(upstream_factory, proxy_factory):
+    """After a 413 the proxy half-closes and discards input, so a client mid-upload is not reset
+    (on a real network a reset can destroy the answer before the client reads it)."""
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, LIMITS)
+    answer, after = await asyncio.to_thread(answer_then_keep_sending, proxy.port)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert after == b""
