@@ -58,6 +58,7 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closing = False
+        self._draining = False
         self._rejected = False
         self.closed = False
         self._last_io = 0.0
@@ -201,9 +202,9 @@ class ClientConnection(asyncio.Protocol):
 
     def close_when_idle(self) -> None:
         """Drain: close now if between requests, else after the current response."""
-        self._closing = True
-        if self._task is None and self.transport is not None:
-            self.transport.close()
+        self._draining = True
+        if self._task is None:
+            self._close_transport()
 
     # request queue
 
@@ -233,7 +234,7 @@ class ClientConnection(asyncio.Protocol):
         finally:
             self._task = None
             self._last_io = self._loop.time()
-            if keep_alive and not self._closing and not self.closed:
+            if keep_alive and not (self._closing or self._draining or self.closed):
                 self._next()
             else:
                 self._close_transport()

@@ -228,3 +228,31 @@ async def test_streaming_both_ways_keeps_memory_bounded(upstream_factory, proxy_
     grown = peak_rss_mib(proxy.proc.pid) - baseline
     print(f"proxy: RSS {baseline:.1f} MiB at start, peak +{grown:.1f} MiB for 2 x {SIZE >> 20} MiB")
     assert grown < 40, f"proxy RSS grew {grown:.1f} MiB while streaming 2 x {SIZE >> 20} MiB"
+
+
+def echo_length(upstream: Upstream):
+    async def handle(reader, writer):
+        while head := await read_head(reader):
+            body = await read_body(reader, head)
+            writer.write(respond(body=b"%d" % len(body)))
+            await writer.drain()
+
+    return handle
+
+
+async def test_upload_in_progress_completes_during_drain(upstream_factory, proxy_process, tmp_path):
+    upstream = await upstream_factory(echo_length)
+    routes = write_routes(tmp_path / "routes.yaml", {"app": upstream.url}, "app")
+    proxy = proxy_process(routes, env={"STRANGLER_DRAIN_SECONDS": "5"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"PUT /bookings/1 HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n12345")
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    proxy.terminate()
+    await asyncio.sleep(0.3)
+    writer.write(b"67890")
+    head = await asyncio.wait_for(read_head(reader), 5)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert await read_body(reader, head) == b"10"
+    writer.close()
+    assert await asyncio.to_thread(proxy.proc.wait, 10) == 0
