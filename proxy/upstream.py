@@ -434,8 +434,9 @@ class Upstreams:
         """Send `request` to `backend`; the response head is in, its body still to stream."""
         pool = self.pool(backend)
         replayable = request.idempotent and request.body is None
+        retried = False
         while True:
-            conn = pool.take_idle()
+            conn = None if retried else pool.take_idle()
             reused = conn is not None
             if conn is None:
                 conn = await pool.connect(backend)
@@ -444,6 +445,7 @@ class Upstreams:
             except UpstreamReset:
                 conn.close()
                 if reused and replayable and conn.received == 0:
+                    retried = True
                     continue
                 raise
             except BaseException:
