@@ -7,7 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -34,15 +37,55 @@ def apt_install(package: str, binary: str) -> str | None:
     return found
 
 
-def run_load(url: str, connections: int, seconds: float) -> Result:
-    """`wrk -t1 -c N -d S --latency url`, parsed; the Python generator if wrk is unavailable."""
+def lua_string(text: str) -> str:
+    """A Lua string literal: `a"b` -> `"a\\"b"`."""
+    return json.dumps(text)
+
+
+def lua_script(paths: Sequence[str], headers: Mapping[str, str]) -> str:
+    """A wrk script sending `headers` on every request and cycling through `paths` in order."""
+    lines = [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
+    if paths:
+        lines.append(f"local paths = {{{', '.join(lua_string(path) for path in paths)}}}")
+        lines.append("local i = 0")
+        lines.append("request = function()")
+        lines.append("  i = i % #paths + 1")
+        lines.append('  return wrk.format("GET", paths[i])')
+        lines.append("end")
+    return "\n".join(lines) + "\n"
+
+
+def run_load(
+    url: str,
+    connections: int,
+    seconds: float,
+    *,
+    paths: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Result:
+    """`wrk -t1 -c N -d S --latency url`, parsed; the Python generator if wrk is unavailable.
+
+    With `paths`, requests cycle through them (on the host of `url`); `headers` go with each.
+    """
+    headers = headers or {}
     wrk = apt_install("wrk", "wrk")
     if wrk is None:
         command = [sys.executable, "-m", "bench.pyload", url, str(connections), str(seconds)]
+        command += [f"--path={path}" for path in paths]
+        command += [f"--header={name}: {value}" for name, value in headers.items()]
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return Result(**json.loads(out))
     seconds_arg = f"-d{max(1, round(seconds))}s"
-    command = [wrk, "-t1", f"-c{connections}", seconds_arg, "--latency", url]
+    command = [wrk, "-t1", f"-c{connections}", seconds_arg, "--latency"]
+    if not paths and not headers:
+        return wrk_result([*command, url])
+    with tempfile.TemporaryDirectory(prefix="strangler-wrk-") as tmp:
+        script = Path(tmp) / "requests.lua"
+        script.write_text(lua_script(paths, headers))
+        return wrk_result([*command, "-s", str(script), url])
+
+
+def wrk_result(command: list[str]) -> Result:
     return parse(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 

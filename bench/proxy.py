@@ -1,4 +1,4 @@
-"""`python -m bench`: direct vs proxy vs nginx, at concurrency 32 and 1, in one run.
+"""`python -m bench proxy`: direct vs proxy vs nginx, at concurrency 32 and 1, in one run.
 
 A static nginx (1 worker) is the backend. In front of it, on their own ports: our proxy
 (`python -m proxy serve`, one worker, access log off) and nginx as a reverse proxy (1 worker,
@@ -10,7 +10,6 @@ the machine is doing. Results: a table on stdout and bench/results/latest.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -120,11 +119,8 @@ def table(results: dict[str, dict[str, Result]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best is kept")
-    args = parser.parse_args(argv)
+def run(seconds: float, rounds: int) -> int:
+    """Start the three targets in a temporary directory, measure, print and write the report."""
     with tempfile.TemporaryDirectory(prefix="strangler-bench-") as tmp:
         directory = Path(tmp)
         ports = {name: free_port() for name in TARGETS}
@@ -136,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             for port in ports.values():
                 wait_port(port)
             pids = {"proxy": procs[2].pid, "nginx": procs[1].pid}
-            results, cpu = measure(ports, pids, args.seconds, args.rounds)
+            results, cpu = measure(ports, pids, seconds, rounds)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -147,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     proc.kill()
                     proc.wait()
     report = {
-        "seconds": args.seconds,
+        "seconds": seconds,
         "load": "wrk -t1, concurrency 32 and 1",
         "results": {n: {k: asdict(r) for k, r in by.items()} for n, by in results.items()},
         "summary": summary(results),
@@ -164,7 +160,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"nginx_vs_proxy_cpu_per_request: {cpu['nginx'] / cpu['proxy']:.3f}")
     print(f"written: {RESULTS / 'latest.json'}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

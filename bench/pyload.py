@@ -1,13 +1,17 @@
 """A Python load generator, used only when wrk cannot be installed.
 
-`python -m bench.pyload URL CONNECTIONS SECONDS` prints one JSON Result. It runs in its own
-process (so it does not share a core's event loop with what it measures): N keep-alive
-connections, each sending the next GET as soon as the previous response is complete.
+`python -m bench.pyload URL CONNECTIONS SECONDS [--path P ...] [--header "Name: value" ...]`
+prints one JSON Result. It runs in its own process (so it does not share a core's event loop
+with what it measures): N keep-alive connections, each sending the next GET as soon as the
+previous response is complete, cycling through the paths (default: the path of URL). A
+connection the server closes is opened again.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -17,34 +21,48 @@ from urllib.parse import urlsplit
 from bench.load import Result
 
 
-async def _connection(host: str, port: int, path: str, until: float, latencies: list[float]) -> int:
+async def _connection(
+    host: str, port: int, requests: list[bytes], until: float, latencies: list[float]
+) -> int:
     reader, writer = await asyncio.open_connection(host, port)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     errors = 0
-    while time.perf_counter() < until:
+    for request in itertools.cycle(requests):
+        if time.perf_counter() >= until:
+            break
         started = time.perf_counter()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
+        closing = False
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
+            closing |= line.lower().replace(b" ", b"") == b"connection:close"
         await reader.readexactly(length)
         latencies.append(time.perf_counter() - started)
         errors += not head.startswith(b"HTTP/1.1 2")
+        if closing:
+            writer.close()
+            reader, writer = await asyncio.open_connection(host, port)
     writer.close()
     return errors
 
 
-async def run(url: str, connections: int, seconds: float) -> Result:
+async def run(
+    url: str, connections: int, seconds: float, paths: list[str], headers: list[str]
+) -> Result:
     parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    paths = paths or [parts.path + (f"?{parts.query}" if parts.query else "")]
     latencies: list[float] = []
     started = time.perf_counter()
     until = started + seconds
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    extra = "".join(f"{header}\r\n" for header in headers)
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode() for path in paths
+    ]
     errors = await asyncio.gather(
-        *(_connection(host, port, path, until, latencies) for _ in range(connections))
+        *(_connection(host, port, requests, until, latencies) for _ in range(connections))
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -55,6 +73,17 @@ async def run(url: str, connections: int, seconds: float) -> Result:
     return Result(len(latencies) / elapsed, percentile(0.5), percentile(0.99), sum(errors))
 
 
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pyload")
+    parser.add_argument("url")
+    parser.add_argument("connections", type=int)
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("--path", action="append", default=[])
+    parser.add_argument("--header", action="append", default=[])
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.url, args.connections, args.seconds, args.path, args.header))
+    print(json.dumps(asdict(result)))
+
+
 if __name__ == "__main__":
-    url, connections, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(asdict(asyncio.run(run(url, connections, seconds)))))
+    main(sys.argv[1:])
