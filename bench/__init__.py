@@ -1,4 +1,5 @@
-"""`python -m bench`: requests/s and latency of a backend direct, through the proxy, through nginx.
+"""`python -m bench`: the proxy benchmark (direct, through the proxy, through nginx) and the
+gateway benchmark (legacy vs DRF under gunicorn).
 
-See `bench.__main__` for what runs; results go to bench/results/latest.json.
+See `bench.__main__`; results go to bench/results/latest.json and bench/results/gateways.json.
 """
