@@ -25,6 +25,7 @@ from proxy.dashboard import DASHBOARD, add_dashboard, page, resource_rates
 from proxy.metrics import exposition
 from proxy.reload import reload_now
 from proxy.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
+from proxy.shadow import KEEP, diffs_report
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def make_admin_app(
     app.router.add_get("/-/routes", routes)
     app.router.add_put("/-/routes/{resource}", flip)
     app.router.add_post("/-/routes/{resource}/rollback", rollback)
+    app.router.add_get("/-/diffs", diffs)
     app.router.add_get("/-/", index)
     add_dashboard(app, state, window=rate_window, sample_every=sample_interval)
     return app
@@ -104,6 +106,18 @@ async def routes(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def diffs(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    raw = request.query.get("limit", str(KEEP))
+    if not raw.isdigit() or not 1 <= int(raw) <= KEEP:
+        raise web.HTTPBadRequest(reason=f"Bad request: limit must be an integer from 1 to {KEEP}.")
+    resource = request.query.get("resource")
+    body = diffs_report(state.shadows, state.table, state.registry, resource, int(raw))
+    if body is None:
+        raise web.HTTPNotFound(reason=f"Not found: no resource {resource!r}.")
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
 def wants_json(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -124,6 +138,7 @@ async def index(request: web.Request) -> web.Response:
                 "GET /-/": "the live dashboard (text/html)",
                 "GET /-/stats": "the dashboard's data: table, per-resource and per-backend figures",
                 "GET /-/audit?limit=N": "the last N flips and rollbacks, newest first",
+                "GET /-/diffs?resource=R&limit=N": "shadow figures; R's last N mismatches",
             }
         }
     )

@@ -1,4 +1,4 @@
-"""`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status.
+"""`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status, diffs.
 
 Exit codes: 0 done, 1 failed (one clear line per problem on stderr), 2 bad usage.
 """
@@ -10,12 +10,14 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from proxy import edit
+from proxy.diff import Difference
 from proxy.routes import OTHER_RESOURCE, RoutesError, load_table
 
 PROG = "strangler"
@@ -70,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
     )
+
+    diffs = commands.add_parser("diffs", help="show a resource's latest shadow mismatches")
+    diffs.add_argument("resource")
+    diffs.add_argument(
+        "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
+    )
+    diffs.add_argument("--limit", type=int, default=10, help="mismatches to show (default 10)")
     return parser
 
 
@@ -120,37 +129,114 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def status(args: argparse.Namespace) -> int:
-    url = args.admin.rstrip("/") + "/-/routes"
+class AdminError(Exception):
+    """The admin API could not be read; the message is the line to print."""
+
+
+def fetch_json(command: str, url: str) -> Any:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            body = json.load(response)
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc).get("message") or exc.reason
+        except (ValueError, AttributeError):
+            message = exc.reason
+        raise AdminError(f"{PROG} {command}: {message}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"{PROG} status: cannot read {url}: {reason}", file=sys.stderr)
+        raise AdminError(f"{PROG} {command}: cannot read {url}: {reason}") from exc
+
+
+def status(args: argparse.Namespace) -> int:
+    admin = args.admin.rstrip("/")
+    try:
+        body = fetch_json("status", admin + "/-/routes")
+        shadowed = any(route.get("shadow") for route in body["resources"].values())
+        shadow = fetch_json("status", admin + "/-/diffs")["resources"] if shadowed else None
+    except AdminError as exc:
+        print(exc, file=sys.stderr)
         return 1
-    print_status(body, sys.stdout)
+    print_status(body, sys.stdout, shadow)
     return 0
 
 
-def print_status(body: Mapping[str, Any], out: TextIO) -> None:
-    """The table in force as text: one header block, then one row per resource."""
+def diffs(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({"resource": args.resource, "limit": args.limit})
+    try:
+        body = fetch_json("diffs", f"{args.admin.rstrip('/')}/-/diffs?{query}")
+    except AdminError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print_diffs(body, sys.stdout)
+    return 0
+
+
+def print_diffs(body: Mapping[str, Any], out: TextIO) -> None:
+    """A resource's shadow figures, then each kept mismatch with one line per difference."""
+    shadow = body["shadow"]
+    where = (
+        f"shadowed to {shadow['backend']} at {shadow['percent']:g}%" if shadow else "not shadowed"
+    )
+    print(f"{body['resource']}: {where}", file=out)
+    counts = ", ".join(
+        f"{body[key]:.0f} {key}" for key in ("match", "mismatch", "error", "dropped")
+    )
+    print(f"compared: {counts}; match rate {percent(body['match_rate'])}", file=out)
+    for mismatch in body["mismatches"]:
+        request_id = mismatch["request_id"] or "-"
+        print(
+            f"\n{mismatch['time']}  {mismatch['method']} {mismatch['path']}  request {request_id}\n"
+            f"  live {mismatch['backend']} {mismatch['live_status']}, "
+            f"shadow {mismatch['shadow_backend']} {mismatch['shadow_status']}",
+            file=out,
+        )
+        for difference in mismatch["differences"]:
+            print(f"  {Difference.from_json(difference).text()}", file=out)
+    if not body["mismatches"]:
+        print("no mismatch kept", file=out)
+
+
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def print_status(
+    body: Mapping[str, Any], out: TextIO, shadow: Mapping[str, Any] | None = None
+) -> None:
+    """The table in force as text: one header block, then one row per resource.
+
+    With `shadow` (GET /-/diffs figures; only when a resource is shadowed) a SHADOW column shows
+    each shadowed resource's match rate and the comparisons behind it.
+    """
     print(f"source:      {body['source']} (version {body['version']})", file=out)
     print(f"sha256:      {body['sha256']}", file=out)
     print(f"loaded at:   {body['loaded_at']}", file=out)
     error = body.get("last_reload_error")
     print(f"last reload: {'failed: ' + error if error else 'ok'}", file=out)
     traffic: Mapping[str, Mapping[str, Any]] = body.get("traffic", {})
-    rows = [("RESOURCE", "BACKEND", "METHODS", "REQ/S", "ERRORS")]
+    rows: list[tuple[str, ...]] = [("RESOURCE", "BACKEND", "METHODS", "REQ/S", "ERRORS")]
     for name, route in body["resources"].items():
         rows.append((name, route["backend"], methods_text(route["methods"]), *rates(traffic, name)))
     rows.append((f"({OTHER_RESOURCE})", body["default"], "-", *rates(traffic, OTHER_RESOURCE)))
+    if shadow is not None:
+        names = [*body["resources"], OTHER_RESOURCE]
+        column = ["SHADOW", *(shadow_text(shadow.get(name)) for name in names)]
+        rows = [(*row, cell) for row, cell in zip(rows, column, strict=True)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
             file=out,
         )
+
+
+def shadow_text(figures: Mapping[str, Any] | None) -> str:
+    """`98.0% of 100` (match rate of the comparisons so far), or "-" when never shadowed."""
+    if figures is None:
+        return "-"
+    compared = figures["match"] + figures["mismatch"] + figures["error"]
+    return f"{percent(figures['match_rate'])} of {compared:.0f}" if compared else "no data"
 
 
 def methods_text(methods: Mapping[str, str]) -> str:
@@ -170,4 +256,5 @@ COMMANDS = {
     "flip": flip,
     "rollback": rollback,
     "status": status,
+    "diffs": diffs,
 }

@@ -20,6 +20,7 @@ from typing import Protocol
 from proxy.errors import Draining, ProxyError, error_response
 from proxy.routes import Backend
 from proxy.settings import IPNetwork
+from proxy.shadow import Tee
 from proxy.state import ProxyState
 from proxy.streams import BodyStream
 from proxy.upstream import Headers, Response, UpstreamRequest, Upstreams
@@ -177,10 +178,14 @@ class Forwarder:
         backend = decision.backend
         metrics = state.metrics
         gauge = metrics.in_flight(backend.name)
+        route = decision.route
+        tee = None
+        if route is not None and route.shadow is not None and state.shadows is not None:
+            tee = state.shadows.tee(table, decision.resource, route.shadow, request, request_head)
         gauge.inc()
         status = 0
         try:
-            status, keep_alive = await self._forward(request, client, backend)
+            status, keep_alive = await self._forward(request, client, backend, tee)
             return keep_alive
         finally:
             gauge.dec()
@@ -193,7 +198,7 @@ class Forwarder:
                     access_log(request, decision.resource, backend.name, status, elapsed)
 
     async def _forward(
-        self, request: Request, client: Client, backend: Backend
+        self, request: Request, client: Client, backend: Backend, tee: Tee | None = None
     ) -> tuple[int, bool]:
         try:
             if self.state.draining:
@@ -212,7 +217,7 @@ class Forwarder:
             return self._fail(request, client, backend, exc), False
         try:
             framing = response_head(exchange.response, request, self.state.draining)
-            await _stream(framing.head, exchange.response.body, client, framing.chunked)
+            await _stream(framing.head, exchange.response.body, client, framing.chunked, tee)
         except ProxyError as exc:
             exchange.abort()
             if exc.kind is not None:
@@ -223,6 +228,8 @@ class Forwarder:
             exchange.abort()
             raise
         exchange.release()
+        if tee is not None:
+            tee.finish(exchange.response, backend.name)
         return exchange.response.status, framing.keep_alive and _fully_read(request)
 
     def _fail(self, request: Request, client: Client, backend: Backend, exc: ProxyError) -> int:
@@ -244,9 +251,16 @@ def access_log(request: Request, resource: str, backend: str, status: int, secon
     ACCESS_LOG.info(json.dumps(line))
 
 
-async def _stream(head: bytes, body: BodyStream, client: Client, chunked: bool) -> None:
-    """Write `head` and the body; what has already arrived goes out with the head in one write."""
+async def _stream(
+    head: bytes, body: BodyStream, client: Client, chunked: bool, tee: Tee | None = None
+) -> None:
+    """Write `head` and the body; what has already arrived goes out with the head in one write.
+
+    A `tee` (shadowed requests only) sees every body chunk as it goes out.
+    """
     first = body.read_buffered()
+    if tee is not None:
+        tee.feed(first)
     if chunked and first:
         first = b"%x\r\n%b\r\n" % (len(first), first)
     if body.at_eof:
@@ -255,6 +269,8 @@ async def _stream(head: bytes, body: BodyStream, client: Client, chunked: bool) 
     client.write(head + first)
     await client.drain()
     while chunk := await body.read():
+        if tee is not None:
+            tee.feed(chunk)
         client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         await client.drain()
     if chunked:

@@ -97,6 +97,12 @@ class Metrics:
             ("resource", "result"),
             registry=registry,
         )
+        self.shadow_dropped = Counter(
+            "strangler_shadow_dropped_total",
+            "Shadow copies not sent because the shadow queue was full.",
+            ("resource",),
+            registry=registry,
+        )
         self.fallbacks = Counter(
             "strangler_fallbacks_total",
             "Requests answered by a fallback backend.",
@@ -152,6 +158,13 @@ class Metrics:
         for resource, backend in pairs:
             self.route_info.labels(resource, backend).set(1)
         self._route_pairs = pairs
+
+    def shadow_result(self, resource: str, result: str) -> None:
+        """`result`: match, mismatch or error (the shadow backend failed)."""
+        self.shadow_comparisons.labels(resource, result).inc()
+
+    def shadow_drop(self, resource: str) -> None:
+        self.shadow_dropped.labels(resource).inc()
 
     def reload_result(self, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "failure").inc()

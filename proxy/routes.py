@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from proxy import jsonpath
+
 T = TypeVar("T")
 
 OTHER_RESOURCE = "other"
@@ -27,7 +29,6 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 RESOURCE_RE = re.compile(r"[A-Za-z0-9_.~-]+\Z")
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-JSONPATH_RE = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\*\]|\[[0-9]+\])+\Z")
 
 TOP_KEYS = ("version", "backends", "default", "resources")
 BACKEND_KEYS = ("url", "connect_timeout", "read_timeout", "max_connections")
@@ -260,9 +261,7 @@ PERCENT = _Rule((int, float), lambda value: 0 <= value <= 100, "a number from 0 
 AT_LEAST_ONE = _Rule((int,), lambda value: value >= 1, "an integer >= 1")
 FLAG = _Rule((bool,), lambda value: True, "true or false")
 STATUS = _Rule((int,), lambda value: 400 <= value <= 599, "a status code from 400 to 599")
-JSONPATH = _Rule(
-    (str,), lambda value: JSONPATH_RE.match(value) is not None, "a JSONPath like $.a.b or $.a[*].b"
-)
+JSONPATH = _Rule((str,), jsonpath.is_valid, "a JSONPath like $.a.b or $.a[*].b")
 STICKY = _Rule(
     (str,),
     lambda value: parse_sticky(value) is not None,

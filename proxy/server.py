@@ -71,6 +71,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.listener import Listener
     from proxy.metrics import Metrics
     from proxy.reload import reload_now, watch_routes
+    from proxy.shadow import Shadows
     from proxy.state import ProxyState
     from proxy.upstream import Upstreams
 
@@ -83,6 +84,8 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     registry = CollectorRegistry()
     state = ProxyState(settings, table, Metrics(registry), registry, time.time())
     state.metrics.routes_loaded(table)
+    shadows = state.shadows = Shadows(state.metrics)
+    shadows.start()
     upstreams = Upstreams()
     listener = Listener(Forwarder(state, upstreams))
     loop = asyncio.get_running_loop()
@@ -120,6 +123,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await runner.cleanup()
+        await shadows.close()
         upstreams.close()
     return 0
 

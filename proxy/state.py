@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from proxy.metrics import Metrics
 from proxy.routes import RouteTable
 from proxy.settings import Settings
+from proxy.shadow import Shadows
 
 
 @dataclass
@@ -22,3 +23,4 @@ class ProxyState:
     loaded_at: float
     last_reload_error: str | None = None
     draining: bool = False
+    shadows: Shadows | None = None  # shadow traffic; started by the server

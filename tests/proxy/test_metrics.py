@@ -26,6 +26,7 @@ DESIGN_TABLE = {
     "strangler_config_reloads": ("counter", {"result"}),
     "strangler_config_last_reload_success": ("gauge", set()),
     "strangler_shadow_comparisons": ("counter", {"resource", "result"}),
+    "strangler_shadow_dropped": ("counter", {"resource"}),  # not in DESIGN.md yet
     "strangler_fallbacks": ("counter", {"resource", "from_backend", "to_backend", "code"}),
     "strangler_guard_rollbacks": ("counter", {"resource"}),
 }
@@ -52,6 +53,7 @@ def test_every_metric_of_the_design(registry: CollectorRegistry, metrics: Metric
     metrics.routes_loaded(parse_table(ROUTES, environ={}))
     metrics.reload_result(True)
     metrics.shadow_comparisons.labels("bookings", "match").inc()
+    metrics.shadow_drop("bookings")
     metrics.fallbacks.labels("bookings", "drf", "legacy", "404").inc()
     metrics.guard_rollbacks.labels("bookings").inc()
     body, content_type = exposition(registry, environ={})

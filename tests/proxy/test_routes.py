@@ -545,6 +545,21 @@ INVALID = [
         id="shadow-ignore-paths",
     ),
     pytest.param(
+        with_resources(
+            "  tours:\n    backend: drf\n    shadow:\n      backend: legacy\n      ignore:\n"
+            "        - $\n        - $[0].a_b-c[12][*]\n        - $.a[x]\n        - $[-1]\n"
+            "        - $.a.\n        - '$.a b'\n        - $['a']\n"
+        ),
+        [
+            f"14: shadow of resource 'tours': ignore item '$.a[x]' is not {JSONPATH}",
+            f"15: shadow of resource 'tours': ignore item '$[-1]' is not {JSONPATH}",
+            f"16: shadow of resource 'tours': ignore item '$.a.' is not {JSONPATH}",
+            f"17: shadow of resource 'tours': ignore item '$.a b' is not {JSONPATH}",
+            f"18: shadow of resource 'tours': ignore item \"$['a']\" is not {JSONPATH}",
+        ],
+        id="shadow-ignore-outside-the-subset",
+    ),
+    pytest.param(
         with_resources("  tours: {backend: drf, fallback: {backend: legacy}}\n"),
         ["7: fallback of resource 'tours' is missing 'on'"],
         id="fallback-no-on",
