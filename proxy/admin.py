@@ -49,6 +49,7 @@ def make_admin_app(
     app.router.add_put("/-/routes/{resource}", flip)
     app.router.add_post("/-/routes/{resource}/rollback", rollback)
     app.router.add_get("/-/diffs", diffs)
+    app.router.add_get("/-/debt", debt)
     app.router.add_get("/-/", index)
     add_dashboard(app, state, window=rate_window, sample_every=sample_interval)
     return app
@@ -118,6 +119,13 @@ async def diffs(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+async def debt(request: web.Request) -> web.Response:
+    """Request shapes that needed a fallback, most counted first (`?resource=` narrows)."""
+    entries = request.app[STATE].debt.entries(request.query.get("resource"))
+    body = [entry.to_json() for entry in entries]
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
 def wants_json(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -138,6 +146,7 @@ async def index(request: web.Request) -> web.Response:
                 "GET /-/": "the live dashboard (text/html)",
                 "GET /-/stats": "the dashboard's data: table, per-resource and per-backend figures",
                 "GET /-/audit?limit=N": "the last N flips and rollbacks, newest first",
+                "GET /-/debt?resource=R": "request shapes that needed a fallback, with counts",
                 "GET /-/diffs?resource=R&limit=N": "shadow figures; R's last N mismatches",
             }
         }

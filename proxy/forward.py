@@ -6,24 +6,31 @@ named in `Connection`) are removed in both directions, and bodies are re-framed,
 The proxy adds X-Forwarded-For/-Proto/-Host (a client's own values are kept only when it connects
 from `Settings.trusted_proxies`), `Host` only for an HTTP/1.0 client that sent none, and
 `Connection` on its own responses when it closes or keeps alive an HTTP/1.0 connection.
+
+Every request carries an `X-Request-ID` upstream (the client's own, else a new one) and back to
+the client (added when the backend did not echo it); the tester override header
+(`X-Strangler-Force`) never leaves the proxy. After `table.match`, `proxy.canary` chooses the
+backend (canary share, tester override) and `proxy.fallback` may replay the request on the
+route's fallback backend.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from proxy.accesslog import AccessLog
+from proxy.canary import CANARY, FORCE_HEADER, FORCED, ROUTED, BackendChooser
 from proxy.errors import Draining, ProxyError, error_response
-from proxy.routes import Backend
-from proxy.settings import IPNetwork
+from proxy.fallback import Replay, discard, plan_replay
+from proxy.routes import Backend, Decision, RouteTable
+from proxy.settings import is_trusted as is_trusted
 from proxy.shadow import Tee
 from proxy.state import ProxyState
 from proxy.streams import BodyStream
-from proxy.upstream import Headers, Response, UpstreamRequest, Upstreams
+from proxy.upstream import Exchange, Headers, Response, UpstreamRequest, Upstreams
 
 HOP_BY_HOP = frozenset(
     {
@@ -38,11 +45,11 @@ HOP_BY_HOP = frozenset(
         b"proxy-authorization",
     }
 )
+DROPPED = HOP_BY_HOP | {FORCE_HEADER}
 FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOTHING: frozenset[bytes] = frozenset()
-ACCESS_LOG = logging.getLogger("strangler.access")
 
 
 @dataclass(slots=True)
@@ -59,6 +66,7 @@ class Request:
     body: BodyStream | None = None
     chunked: bool = False
     connection: bool = False  # a Connection header is present
+    request_id: bytes = b""  # set by request_head: the client's X-Request-ID or a new one
 
     @property
     def path(self) -> str:
@@ -74,14 +82,8 @@ class Client(Protocol):
     def abort(self) -> None: ...
 
 
-def is_trusted(peer: str, networks: tuple[IPNetwork, ...]) -> bool:
-    if not networks:
-        return False
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
+def new_request_id() -> bytes:
+    return os.urandom(16).hex().encode()
 
 
 def connection_tokens(headers: Headers) -> frozenset[bytes]:
@@ -96,16 +98,18 @@ def connection_tokens(headers: Headers) -> frozenset[bytes]:
 def request_head(request: Request, backend: Backend) -> bytes:
     """The upstream request head: target untouched, headers filtered, always HTTP/1.1.
 
-    Kept in one pass over the headers: this runs for every request.
+    Kept in one pass over the headers: this runs for every request. Sets `request.request_id`
+    to the client's X-Request-ID, or to a new id (once) that the head then carries.
     """
     named = connection_tokens(request.headers) if request.connection else NOTHING
     trusted = request.trusted
     parts = [b"%b %b HTTP/1.1\r\n" % (request.method.encode(), request.target)]
     host = forwarded_host = proto = None
+    given_id = False
     chain: list[bytes] = []
     for name, value in request.headers:
         lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered in named:
+        if lowered in DROPPED or lowered in named:
             continue
         if lowered in FORWARDED:
             if trusted:
@@ -118,7 +122,13 @@ def request_head(request: Request, backend: Backend) -> bytes:
             continue
         if lowered == b"host" and host is None:
             host = value
+        elif lowered == b"x-request-id" and not given_id:
+            given_id = True
+            request.request_id = value
         parts.append(b"%b: %b\r\n" % (name, value))
+    if not given_id:
+        request.request_id = request.request_id or new_request_id()
+        parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
     if host is None:
         host = f"{backend.host}:{backend.port}".encode()
         parts.insert(1, b"Host: %b\r\n" % host)
@@ -143,11 +153,16 @@ def response_head(response: Response, request: Request, draining: bool) -> Frami
     """The client response head and how its body is framed (one pass over the headers)."""
     named = connection_tokens(response.headers) if response.connection else NOTHING
     parts = [b"HTTP/1.1 %d %b\r\n" % (response.status, response.reason)]
+    echoed = False
     for name, value in response.headers:
         lowered = name.lower()
         if lowered in HOP_BY_HOP or lowered in named:
             continue
+        if lowered == b"x-request-id":
+            echoed = True
         parts.append(b"%b: %b\r\n" % (name, value))
+    if not echoed and request.request_id:
+        parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
     sized = response.sized and b"content-length" not in named
     http11 = request.version == "1.1"
     chunked = http11 and not sized and (response.chunked or response.has_body)
@@ -162,12 +177,29 @@ def response_head(response: Response, request: Request, draining: bool) -> Frami
     return Framing(b"".join(parts), chunked and response.has_body, keep_alive)
 
 
+@dataclass(slots=True)
+class Outcome:
+    """How a request was answered: for metrics, the access log and observers."""
+
+    backend: Backend  # the backend whose answer the client got (or was to get)
+    via: str = ROUTED  # canary.ROUTED, CANARY (the canary share) or FORCED (a tester)
+    status: int = 0  # 0: no answer was sent
+    keep_alive: bool = False
+    bytes_out: int = 0  # response body bytes sent to the client
+    fallback_from: str | None = None  # the backend whose answer a fallback replaced
+    shadow: bool = False  # a copy may go to a shadow backend
+
+
 class Forwarder:
     """Forwards requests with the process's state and connection pools."""
 
-    def __init__(self, state: ProxyState, upstreams: Upstreams) -> None:
+    def __init__(
+        self, state: ProxyState, upstreams: Upstreams, access_log: AccessLog | None = None
+    ) -> None:
         self.state = state
         self.upstreams = upstreams
+        self.chooser = BackendChooser(state.settings)
+        self.access_log = access_log or AccessLog()
 
     async def handle(self, request: Request, client: Client) -> bool:
         """Answer `request` on `client`; True when the connection may carry another request."""
@@ -175,106 +207,165 @@ class Forwarder:
         table = state.table
         started = time.perf_counter()
         decision = table.match(request.method, request.path)
-        backend = decision.backend
+        backend, via = self.chooser.choose(table, decision, request)
+        outcome = Outcome(backend, via)
         metrics = state.metrics
         gauge = metrics.in_flight(backend.name)
         route = decision.route
         tee = None
         if route is not None and route.shadow is not None and state.shadows is not None:
             tee = state.shadows.tee(table, decision.resource, route.shadow, request, request_head)
+            outcome.shadow = tee is not None
         gauge.inc()
-        status = 0
         try:
-            status, keep_alive = await self._forward(request, client, backend, tee)
-            return keep_alive
+            await self._forward(request, client, table, decision, outcome, tee)
+            return outcome.keep_alive
         finally:
             gauge.dec()
-            if status:
+            if outcome.status:
                 elapsed = time.perf_counter() - started
                 metrics.request_done(
-                    decision.resource, backend.name, request.method, status, elapsed
+                    decision.resource, outcome.backend.name, request.method, outcome.status, elapsed
                 )
                 if state.settings.access_log:
-                    access_log(request, decision.resource, backend.name, status, elapsed)
+                    self.log(request, decision.resource, outcome, elapsed)
 
     async def _forward(
-        self, request: Request, client: Client, backend: Backend, tee: Tee | None = None
-    ) -> tuple[int, bool]:
+        self,
+        request: Request,
+        client: Client,
+        table: RouteTable,
+        decision: Decision,
+        outcome: Outcome,
+        tee: Tee | None = None,
+    ) -> None:
         try:
             if self.state.draining:
                 raise Draining()
             if request.body is not None and _expects_continue(request.headers):
                 client.write(CONTINUE)
-            upstream_request = UpstreamRequest(
-                request.method,
-                request_head(request, backend),
-                request.body,
-                request.chunked,
-                request.method in IDEMPOTENT,
-            )
-            exchange = await self.upstreams.send(backend, upstream_request)
+            cap = self.state.settings.fallback_body_cap
+            replay = plan_replay(decision.route, table, outcome.backend, request.body, cap)
+            body = request.body if replay is None else replay.body
+            exchange = await self._send(request, outcome.backend, body)
+            if replay is not None and replay.wanted(exchange.response.status):
+                exchange = await self._fall_back(request, decision, exchange, replay, outcome)
         except ProxyError as exc:
-            return self._fail(request, client, backend, exc), False
+            outcome.status = self._fail(request, client, outcome.backend, exc)
+            return
+        outcome.status = exchange.response.status
         try:
             framing = response_head(exchange.response, request, self.state.draining)
-            await _stream(framing.head, exchange.response.body, client, framing.chunked, tee)
+            outcome.bytes_out = await _stream(
+                framing.head, exchange.response.body, client, framing.chunked, tee
+            )
         except ProxyError as exc:
             exchange.abort()
             if exc.kind is not None:
-                self.state.metrics.upstream_error(backend.name, exc.kind)
+                self.state.metrics.upstream_error(outcome.backend.name, exc.kind)
             client.abort()
-            return exchange.response.status, False
+            return
         except BaseException:
             exchange.abort()
             raise
         exchange.release()
         if tee is not None:
-            tee.finish(exchange.response, backend.name)
-        return exchange.response.status, framing.keep_alive and _fully_read(request)
+            tee.finish(exchange.response, outcome.backend.name)
+        outcome.keep_alive = framing.keep_alive and _fully_read(request)
+
+    async def _send(self, request: Request, backend: Backend, body: BodyStream | None) -> Exchange:
+        upstream_request = UpstreamRequest(
+            request.method,
+            request_head(request, backend),
+            body,
+            request.chunked,
+            request.method in IDEMPOTENT,
+        )
+        return await self.upstreams.send(backend, upstream_request)
+
+    async def _fall_back(
+        self,
+        request: Request,
+        decision: Decision,
+        exchange: Exchange,
+        replay: Replay,
+        outcome: Outcome,
+    ) -> Exchange:
+        """The fallback backend's exchange instead of `exchange`, if the request is replayable."""
+        first, code = outcome.backend.name, exchange.response.status
+        to = replay.backend.name
+        replayable = replay.replayable
+        self.state.debt.record(
+            decision.resource,
+            request.method,
+            request.path,
+            code,
+            f"{first} -> {to}",
+            replayed=replayable,
+        )
+        if not replayable:
+            return exchange
+        await discard(exchange)
+        self.state.metrics.fallback(decision.resource, first, to, code)
+        outcome.backend = replay.backend
+        outcome.fallback_from = first
+        return await self._send(request, replay.backend, replay.body_again())
 
     def _fail(self, request: Request, client: Client, backend: Backend, exc: ProxyError) -> int:
         if exc.kind is not None:
             self.state.metrics.upstream_error(backend.name, exc.kind)
-        client.write(error_response(exc, close=True))
+        request.request_id = request.request_id or new_request_id()
+        response = error_response(exc, close=True)
+        client.write(response.replace(b"\r\n", b"\r\nX-Request-ID: %b\r\n" % request.request_id, 1))
         return exc.status
 
-
-def access_log(request: Request, resource: str, backend: str, status: int, seconds: float) -> None:
-    """One JSON line per request on the `strangler.access` logger (fuller line: a later issue)."""
-    line = {
-        "method": request.method,
-        "resource": resource,
-        "backend": backend,
-        "status": status,
-        "duration_ms": round(seconds * 1000, 3),
-    }
-    ACCESS_LOG.info(json.dumps(line))
+    def log(self, request: Request, resource: str, outcome: Outcome, seconds: float) -> None:
+        """The request's access-log line."""
+        self.access_log.request(
+            request_id=request.request_id.decode("latin-1"),
+            method=request.method,
+            path=request.path,
+            resource=resource,
+            backend=outcome.backend.name,
+            status=outcome.status,
+            seconds=seconds,
+            bytes_in=0 if request.body is None else request.body.total,
+            bytes_out=outcome.bytes_out,
+            canary=outcome.via == CANARY,
+            forced=outcome.via == FORCED,
+            fallback=outcome.fallback_from,
+            shadow=outcome.shadow,
+        )
 
 
 async def _stream(
     head: bytes, body: BodyStream, client: Client, chunked: bool, tee: Tee | None = None
-) -> None:
+) -> int:
     """Write `head` and the body; what has already arrived goes out with the head in one write.
 
-    A `tee` (shadowed requests only) sees every body chunk as it goes out.
+    A `tee` (shadowed requests only) sees every body chunk as it goes out. Returns the number of
+    body bytes sent (without chunk framing).
     """
     first = body.read_buffered()
+    sent = len(first)
     if tee is not None:
         tee.feed(first)
     if chunked and first:
         first = b"%x\r\n%b\r\n" % (len(first), first)
     if body.at_eof:
         client.write(head + first + (b"0\r\n\r\n" if chunked else b""))
-        return
+        return sent
     client.write(head + first)
     await client.drain()
     while chunk := await body.read():
+        sent += len(chunk)
         if tee is not None:
             tee.feed(chunk)
         client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         await client.drain()
     if chunked:
         client.write(b"0\r\n\r\n")
+    return sent
 
 
 def _fully_read(request: Request) -> bool:

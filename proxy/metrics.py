@@ -166,6 +166,10 @@ class Metrics:
     def shadow_drop(self, resource: str) -> None:
         self.shadow_dropped.labels(resource).inc()
 
+    def fallback(self, resource: str, from_backend: str, to_backend: str, code: int) -> None:
+        """One request replayed on `to_backend` after `from_backend` answered `code`."""
+        self.fallbacks.labels(resource, from_backend, to_backend, str(code)).inc()
+
     def reload_result(self, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "failure").inc()
         self.config_last_reload_success.set(1 if ok else 0)

@@ -66,6 +66,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     """One serving process: listeners, reload watcher, signal handlers, drain."""
     from prometheus_client import CollectorRegistry
 
+    from proxy.accesslog import AccessLog
     from proxy.admin import make_admin_app
     from proxy.forward import Forwarder
     from proxy.listener import Listener
@@ -75,19 +76,14 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.state import ProxyState
     from proxy.upstream import Upstreams
 
-    if settings.access_log:
-        handler = logging.StreamHandler(sys.stdout)
-        access = logging.getLogger("strangler.access")
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
     registry = CollectorRegistry()
     state = ProxyState(settings, table, Metrics(registry), registry, time.time())
     state.metrics.routes_loaded(table)
     shadows = state.shadows = Shadows(state.metrics)
     shadows.start()
     upstreams = Upstreams()
-    listener = Listener(Forwarder(state, upstreams))
+    access_log = AccessLog(sys.stdout)
+    listener = Listener(Forwarder(state, upstreams, access_log))
     loop = asyncio.get_running_loop()
     public = await loop.create_server(
         listener.protocol, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
@@ -123,6 +119,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await runner.cleanup()
+        access_log.flush()
         await shadows.close()
         upstreams.close()
     return 0

@@ -30,6 +30,7 @@ class Settings:
     max_headers_total: int = 65536  # the whole header block
     max_body_size: int = 4 * 1024**3
     access_log: bool = True
+    fallback_body_cap: int = 1024 * 1024  # request bodies kept for a fallback replay up to this
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
@@ -48,6 +49,8 @@ class Settings:
             values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
         if "STRANGLER_MAX_BODY_SIZE" in environ:
             values["max_body_size"] = int(environ["STRANGLER_MAX_BODY_SIZE"])
+        if "STRANGLER_FALLBACK_BODY_CAP" in environ:
+            values["fallback_body_cap"] = int(environ["STRANGLER_FALLBACK_BODY_CAP"])
         values.update({key: value for key, value in flags.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -69,3 +72,14 @@ class Settings:
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
     """`"127.0.0.1, 10.0.0.0/8"` -> the networks whose X-Forwarded-* headers are trusted."""
     return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
+
+
+def is_trusted(peer: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether `peer` (an IP address as text) is in one of `networks`."""
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

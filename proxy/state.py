@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from proxy.fallback import DebtRegistry
 from proxy.metrics import Metrics
 from proxy.routes import RouteTable
 from proxy.settings import Settings
@@ -23,4 +24,5 @@ class ProxyState:
     loaded_at: float
     last_reload_error: str | None = None
     draining: bool = False
+    debt: DebtRegistry = field(default_factory=DebtRegistry)  # fallback request shapes
     shadows: Shadows | None = None  # shadow traffic; started by the server

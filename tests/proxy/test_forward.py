@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import ipaddress
 import json
-import logging
 
 import pytest
 
@@ -57,6 +56,8 @@ async def test_headers_upstream_exact_list(upstream_factory, proxy_factory):
         b"Proxy-Authorization: Basic eA==\r\n"
         b"Cache-Control: no-cache\r\n"
         b"X-Application-Key: demo\r\n"
+        b"X-Request-ID: client-chosen-1\r\n"
+        b"X-Strangler-Force: app; token=none-configured\r\n"
         b"Cache-Control: max-age=0\r\n"
         b"x-lower-case: Value  With  Spaces\r\n"
         b"X-Forwarded-For: 6.6.6.6\r\n"
@@ -69,6 +70,7 @@ async def test_headers_upstream_exact_list(upstream_factory, proxy_factory):
         (b"Host", b"api.example"),
         (b"Cache-Control", b"no-cache"),
         (b"X-Application-Key", b"demo"),
+        (b"X-Request-ID", b"client-chosen-1"),
         (b"Cache-Control", b"max-age=0"),
         (b"x-lower-case", b"Value  With  Spaces"),
         (b"X-Forwarded-For", b"127.0.0.1"),
@@ -81,25 +83,36 @@ async def test_forwarded_headers_trusted_proxy_appends(upstream_factory, proxy_f
     upstream = await upstream_factory(canned(respond()))
     settings = Settings(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
     proxy = await proxy_factory(upstream.url, settings)
-    await exchange(
+    response = await exchange(
         proxy.port,
         b"GET / HTTP/1.1\r\nHost: inner\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.1\r\n"
         b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: api.example\r\n\r\n",
     )
+    request_id = response.header(b"X-Request-ID")
+    assert request_id is not None and len(request_id) == 32
     assert upstream.requests[0].headers == [
         (b"Host", b"inner"),
+        (b"X-Request-ID", request_id),
         (b"X-Forwarded-For", b"1.2.3.4, 10.0.0.1, 127.0.0.1"),
         (b"X-Forwarded-Proto", b"https"),
         (b"X-Forwarded-Host", b"api.example"),
     ]
 
 
-async def test_nothing_added_to_a_bare_request(upstream_factory, proxy_factory):
+async def test_only_the_request_id_and_forwarding_added_to_a_bare_request(
+    upstream_factory, proxy_factory
+):
     upstream = await upstream_factory(canned(respond()))
     proxy = await proxy_factory(upstream.url)
     await exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
     names = [name.lower() for name, _ in upstream.requests[0].headers]
-    assert names == [b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"]
+    assert names == [
+        b"host",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+    ]
 
 
 async def test_response_headers_repeated_and_hop_by_hop_removed(upstream_factory, proxy_factory):
@@ -121,7 +134,7 @@ async def test_response_headers_repeated_and_hop_by_hop_removed(upstream_factory
     )
     upstream = await upstream_factory(canned(response))
     proxy = await proxy_factory(upstream.url)
-    result = await exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    result = await exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Request-ID: r1\r\n\r\n")
     assert result.status_line == b"HTTP/1.1 200 OK"
     assert result.headers == [
         (b"Set-Cookie", b"a=1; Path=/"),
@@ -130,6 +143,7 @@ async def test_response_headers_repeated_and_hop_by_hop_removed(upstream_factory
         (b"Cache-Control", b"no-store"),
         (b"Server", b"upstream/1.0"),
         (b"Content-Length", b"2"),
+        (b"X-Request-ID", b"r1"),
     ]
     assert result.body == b"{}"
 
@@ -293,25 +307,30 @@ async def test_http10_client_without_host(upstream_factory, proxy_factory):
     assert request.headers[0] == (b"Host", b"127.0.0.1:%d" % upstream.port)
 
 
-async def test_access_log_switch(upstream_factory, proxy_factory, caplog):
+async def test_access_log_switch(upstream_factory, proxy_factory, capsys):
     upstream = await upstream_factory(canned(respond(b"201 Created")))
     quiet = await proxy_factory(upstream.url, Settings(access_log=False))
     loud = await proxy_factory(upstream.url, Settings(access_log=True))
-    with caplog.at_level(logging.INFO, logger="strangler.access"):
-        await exchange(
-            quiet.port, b"POST /bookings HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
-        )
-        assert caplog.records == []
-        await exchange(
-            loud.port, b"POST /bookings HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
-        )
-    [record] = caplog.records
-    line = json.loads(record.getMessage())
-    assert {k: v for k, v in line.items() if k != "duration_ms"} == {
+    post = b"POST /bookings HTTP/1.1\r\nHost: h\r\nX-Request-ID: r-7\r\nContent-Length: 2\r\n\r\nhi"
+    await exchange(quiet.port, post)
+    quiet.listener.forwarder.access_log.flush()
+    assert capsys.readouterr().out == ""
+    await exchange(loud.port, post)
+    loud.listener.forwarder.access_log.flush()
+    line = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in line.items() if k not in ("time", "duration_ms")} == {
+        "request_id": "r-7",
         "method": "POST",
+        "path": "/bookings",
         "resource": "other",
         "backend": "app",
         "status": 201,
+        "bytes_in": 2,
+        "bytes_out": 2,
+        "canary": False,
+        "forced": False,
+        "fallback": False,
+        "shadow": False,
     }
 
 

@@ -1,0 +1,118 @@
+"""The access log: one JSON line per request on stdout, written in batches.
+
+A line (keys always in this order)::
+
+    {"time": "2026-11-28T10:00:00.123Z", "request_id": "0af7…", "method": "GET",
+     "path": "/bookings/7", "resource": "bookings", "backend": "drf", "status": 200,
+     "duration_ms": 3.141, "bytes_in": 0, "bytes_out": 1234, "canary": false,
+     "forced": false, "fallback": "drf", "shadow": false}
+
+`path` is the raw request path without the query string; `bytes_in` / `bytes_out` count body
+bytes (request body received, response body sent, without chunk framing); `fallback` is the
+backend whose answer was replaced (false when none was); `forced`: a tester's override chose the
+backend. Lines are built with a few string operations (no logging module, no json.dumps of a
+dict: cheap on the hot path) and written to the stream in batches of whole lines at most
+PIPE_BUF bytes each, every FLUSH_SECONDS or when the batch fills: several workers writing to one
+pipe never interleave within a line. Switch it off with STRANGLER_ACCESS_LOG=0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from json.encoder import encode_basestring_ascii
+from typing import TextIO
+
+FLUSH_SECONDS = 0.1
+BATCH_BYTES = 4096  # PIPE_BUF on Linux: one write of at most this many bytes is atomic
+NO_FALLBACK = "false"
+
+
+class AccessLog:
+    """Buffers access-log lines and writes them to `stream` (default: stdout at creation)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._lines: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def request(
+        self,
+        *,
+        request_id: str,
+        method: str,
+        path: str,
+        resource: str,
+        backend: str,
+        status: int,
+        seconds: float,
+        bytes_in: int,
+        bytes_out: int,
+        canary: bool = False,
+        forced: bool = False,
+        fallback: str | None = None,
+        shadow: bool = False,
+    ) -> None:
+        """Log one finished request."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        millis = int((now - second) * 1000)
+        fell_back = NO_FALLBACK if fallback is None else encode_basestring_ascii(fallback)
+        self.write(
+            f'{{"time": "{self._stamp}.{millis:03d}Z", '
+            f'"request_id": {encode_basestring_ascii(request_id)}, '
+            f'"method": {encode_basestring_ascii(method)}, '
+            f'"path": {encode_basestring_ascii(path)}, '
+            f'"resource": {encode_basestring_ascii(resource)}, '
+            f'"backend": {encode_basestring_ascii(backend)}, "status": {status}, '
+            f'"duration_ms": {seconds * 1000:.3f}, '
+            f'"bytes_in": {bytes_in}, "bytes_out": {bytes_out}, '
+            f'"canary": {"true" if canary else "false"}, '
+            f'"forced": {"true" if forced else "false"}, "fallback": {fell_back}, '
+            f'"shadow": {"true" if shadow else "false"}}}\n'
+        )
+
+    def write(self, line: str) -> None:
+        """Queue one line (ending in a newline); it is written within FLUSH_SECONDS."""
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= BATCH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write every queued line now, in writes of whole lines of at most BATCH_BYTES."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        lines, self._lines, self._size = self._lines, [], 0
+        batch: list[str] = []
+        size = 0
+        for line in lines:
+            if batch and size + len(line) > BATCH_BYTES:
+                self._emit(batch)
+                batch, size = [], 0
+            batch.append(line)
+            size += len(line)
+        if batch:
+            self._emit(batch)
+
+    def _emit(self, batch: list[str]) -> None:
+        try:
+            self._stream.write("".join(batch))
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,227 @@
+"""Fallback: replay a request on another backend when the first one answered with a listed code.
+
+`fallback: {backend, on: [404, 405, 501]}`: when the backend that served a request answers with
+one of `on` (codes where it did nothing), the proxy reads and drops that answer, sends the same
+request (same head, same body bytes) to `fallback.backend` and returns its answer instead.
+
+The request body streams to the first backend as usual while a copy is kept (`KeptBody`), up to
+`Settings.fallback_body_cap` bytes. A request is replayable when its whole body was read and kept
+by the time the first answer's head arrived; a larger body (or one still arriving) is not, and
+the first answer is returned. Only real replays are counted (`strangler_fallbacks_total`); the
+debt registry lists every shape that hit a fallback code, with how many could not be replayed.
+
+The debt registry (`GET /-/debt`) is per process: with `--workers N` each worker lists what it saw
+(the metric is summed over workers).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy.errors import ProxyError
+from proxy.routes import Backend, Route, RouteTable
+from proxy.streams import BodyStream
+from proxy.upstream import Exchange
+
+DISCARD_LIMIT = 64 * 1024  # a first answer's body is read to reuse the connection up to this
+DEBT_LIMIT = 1000
+SHAPE_LIMIT = 200
+ID_SEGMENT = re.compile(
+    r"[0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+class _Unpaced:
+    """The producer side of a body already in memory: nothing to pause."""
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+UNPACED = _Unpaced()
+
+
+class KeptBody(BodyStream):
+    """A request body read from `source` (by the first upload) while a copy is kept up to `cap`."""
+
+    __slots__ = ("_source", "_cap", "_kept", "_kept_size", "complete", "overflow")
+
+    def __init__(self, source: BodyStream, cap: int) -> None:
+        super().__init__(UNPACED)
+        self._source = source
+        self._cap = cap
+        self._kept: list[bytes] = []
+        self._kept_size = 0
+        self.complete = False
+        self.overflow = False
+
+    @property
+    def at_eof(self) -> bool:
+        return self.complete
+
+    async def read(self) -> bytes:
+        chunk = await self._source.read()
+        if not chunk:
+            self.complete = True
+        elif not self.overflow:
+            self._kept_size += len(chunk)
+            if self._kept_size > self._cap:
+                self.overflow = True
+                self._kept = []
+            else:
+                self._kept.append(chunk)
+        return chunk
+
+    def read_buffered(self) -> bytes:
+        raise NotImplementedError("a kept body is read with read()")
+
+    @property
+    def replayable(self) -> bool:
+        return self.complete and not self.overflow
+
+    def again(self) -> BodyStream:
+        """The kept bytes as a new, complete body."""
+        body = BodyStream(UNPACED)
+        for chunk in self._kept:
+            body.feed(chunk)
+        body.feed_eof()
+        return body
+
+
+@dataclass(slots=True)
+class Replay:
+    """A request that may be replayed on `backend` if the first answer's code is in `on`."""
+
+    backend: Backend
+    on: frozenset[int]
+    body: KeptBody | None
+
+    def wanted(self, status: int) -> bool:
+        return status in self.on
+
+    @property
+    def replayable(self) -> bool:
+        return self.body is None or self.body.replayable
+
+    def body_again(self) -> BodyStream | None:
+        return None if self.body is None else self.body.again()
+
+
+def plan_replay(
+    route: Route | None, table: RouteTable, serving: Backend, body: BodyStream | None, cap: int
+) -> Replay | None:
+    """The replay to prepare for a request to `serving`, or None when no fallback applies."""
+    if route is None or route.fallback is None or route.fallback.backend == serving.name:
+        return None
+    fallback = route.fallback
+    kept = None if body is None else KeptBody(body, cap)
+    return Replay(table.backends[fallback.backend], fallback.on, kept)
+
+
+async def discard(exchange: Exchange) -> None:
+    """Drop a response: read a small body to the end (the connection goes back to the pool);
+    close the connection when the body is large or fails."""
+    body = exchange.response.body
+    size = 0
+    try:
+        while chunk := await body.read():
+            size += len(chunk)
+            if size > DISCARD_LIMIT:
+                exchange.abort()
+                return
+    except ProxyError:
+        exchange.abort()
+        return
+    except BaseException:
+        exchange.abort()
+        raise
+    exchange.release()
+
+
+def path_shape(path: str) -> str:
+    """The path with ids replaced: `/bookings/7/customers/12` -> `/bookings/{id}/customers/{id}`."""
+    segments = path.split("/")
+    shaped = "/".join("{id}" if ID_SEGMENT.fullmatch(s) else s for s in segments)
+    return shaped if len(shaped) <= SHAPE_LIMIT else shaped[:SHAPE_LIMIT] + "..."
+
+
+@dataclass
+class DebtEntry:
+    resource: str
+    method: str
+    path: str
+    count: int = 0
+    not_replayed: int = 0
+    codes: dict[int, int] = field(default_factory=dict)
+    backends: dict[str, int] = field(default_factory=dict)  # "drf -> legacy": count
+    last_seen: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "method": self.method,
+            "shape": f"{self.method} {self.path}",
+            "path": self.path,
+            "count": self.count,
+            "not_replayed": self.not_replayed,
+            "codes": {str(code): n for code, n in sorted(self.codes.items())},
+            "backends": dict(self.backends),
+            "last_seen": iso_time(self.last_seen),
+        }
+
+
+class DebtRegistry:
+    """Request shapes that needed a fallback, with counts: the migration's to-do list.
+
+    At most `limit` shapes are kept; a new shape beyond that evicts the least counted one.
+    """
+
+    def __init__(self, limit: int = DEBT_LIMIT) -> None:
+        self.limit = limit
+        self._entries: dict[tuple[str, str, str], DebtEntry] = {}
+
+    def record(
+        self,
+        resource: str,
+        method: str,
+        path: str,
+        code: int,
+        route: str,
+        *,
+        replayed: bool,
+        now: float | None = None,
+    ) -> DebtEntry:
+        """Count one request of this shape answered with `code`; `route` is "from -> to"."""
+        shape = path_shape(path)
+        key = (resource, method, shape)
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self.limit:
+                self._evict()
+            entry = self._entries[key] = DebtEntry(resource, method, shape)
+        entry.count += 1
+        entry.not_replayed += 0 if replayed else 1
+        entry.codes[code] = entry.codes.get(code, 0) + 1
+        entry.backends[route] = entry.backends.get(route, 0) + 1
+        entry.last_seen = time.time() if now is None else now
+        return entry
+
+    def entries(self, resource: str | None = None) -> list[DebtEntry]:
+        """Most counted first (then most recent)."""
+        chosen = [e for e in self._entries.values() if resource is None or e.resource == resource]
+        return sorted(chosen, key=lambda e: (-e.count, -e.last_seen, e.method, e.path))
+
+    def _evict(self) -> None:
+        key = min(self._entries, key=lambda k: (self._entries[k].count, self._entries[k].last_seen))
+        del self._entries[key]
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
