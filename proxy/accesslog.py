@@ -26,7 +26,9 @@ from typing import TextIO
 
 FLUSH_SECONDS = 0.1
 BATCH_BYTES = 4096  # PIPE_BUF on Linux: one write of at most this many bytes is atomic
-NO_FALLBACK = "false"
+JSON_BOOL = ("false", "true")
+QUOTE = '"'
+escape = encode_basestring_ascii
 
 
 class AccessLog:
@@ -42,7 +44,6 @@ class AccessLog:
 
     def request(
         self,
-        *,
         request_id: str,
         method: str,
         path: str,
@@ -57,26 +58,23 @@ class AccessLog:
         fallback: str | None = None,
         shadow: bool = False,
     ) -> None:
-        """Log one finished request."""
+        """Log one finished request. `method`, `resource`, `backend` and `fallback` are tokens
+        (an HTTP method; names from the routes table): only `request_id` and `path`, which the
+        client chose, need JSON escaping."""
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        millis = int((now - second) * 1000)
-        fell_back = NO_FALLBACK if fallback is None else encode_basestring_ascii(fallback)
         self.write(
-            f'{{"time": "{self._stamp}.{millis:03d}Z", '
-            f'"request_id": {encode_basestring_ascii(request_id)}, '
-            f'"method": {encode_basestring_ascii(method)}, '
-            f'"path": {encode_basestring_ascii(path)}, '
-            f'"resource": {encode_basestring_ascii(resource)}, '
-            f'"backend": {encode_basestring_ascii(backend)}, "status": {status}, '
-            f'"duration_ms": {seconds * 1000:.3f}, '
-            f'"bytes_in": {bytes_in}, "bytes_out": {bytes_out}, '
-            f'"canary": {"true" if canary else "false"}, '
-            f'"forced": {"true" if forced else "false"}, "fallback": {fell_back}, '
-            f'"shadow": {"true" if shadow else "false"}}}\n'
+            f'{{"time": "{self._stamp}.{int((now - second) * 1000):03d}Z", '
+            f'"request_id": {escape(request_id)}, "method": "{method}", "path": {escape(path)}, '
+            f'"resource": "{resource}", "backend": "{backend}", "status": {status}, '
+            f'"duration_ms": {seconds * 1000:.3f}, "bytes_in": {bytes_in}, '
+            f'"bytes_out": {bytes_out}, "canary": {JSON_BOOL[canary]}, '
+            f'"forced": {JSON_BOOL[forced]}, '
+            f'"fallback": {"false" if fallback is None else f"{QUOTE}{fallback}{QUOTE}"}, '
+            f'"shadow": {JSON_BOOL[shadow]}}}\n'
         )
 
     def write(self, line: str) -> None:

@@ -322,19 +322,19 @@ class Forwarder:
     def log(self, request: Request, resource: str, outcome: Outcome, seconds: float) -> None:
         """The request's access-log line."""
         self.access_log.request(
-            request_id=request.request_id.decode("latin-1"),
-            method=request.method,
-            path=request.path,
-            resource=resource,
-            backend=outcome.backend.name,
-            status=outcome.status,
-            seconds=seconds,
-            bytes_in=0 if request.body is None else request.body.total,
-            bytes_out=outcome.bytes_out,
-            canary=outcome.via == CANARY,
-            forced=outcome.via == FORCED,
-            fallback=outcome.fallback_from,
-            shadow=outcome.shadow,
+            request.request_id.decode("latin-1"),
+            request.method,
+            request.path,
+            resource,
+            outcome.backend.name,
+            outcome.status,
+            seconds,
+            0 if request.body is None else request.body.total,
+            outcome.bytes_out,
+            outcome.via == CANARY,
+            outcome.via == FORCED,
+            outcome.fallback_from,
+            outcome.shadow,
         )
 
 
