@@ -23,7 +23,12 @@ GET /-/stats            the table in force and live figures::
                      "count": 3, "recent": 1},                  # since start / in the window
         "guard": {"configured": true, "state": "armed", "rollbacks": 0, "dry_run": false,
                   "max_error_rate": 0.05, "max_p99_ms": null, "min_requests": 50,
-                  "window": 60.0}},
+                  "window": 60.0, "watching": "drf",        # live, in this process:
+                  "figures": {"requests": 312, "errors": 4, "error_rate": 0.0128,
+                              "p99_ms": 41.2},              # the guard's window now
+                  "would_roll_back": null,                  # dry run: the reason
+                  "fired": null,                            # {"time", "reason"} from audit
+                  "error": null}},                          # a rollback that failed
        {"resource": "other", "listed": false, "backend": "legacy", ...}],  # unlisted resources
      "backends": [
        {"backend": "drf", "url": "http://127.0.0.1:8000", "in_flight": 0.0,
@@ -38,8 +43,10 @@ Rates and ratios are null when nothing was counted. Quantiles come from the delt
 strangler_request_duration_seconds buckets (`proxy.stats`). Shadow, fallback and guard figures
 read strangler_shadow_comparisons_total, strangler_fallbacks_total and
 strangler_guard_rollbacks_total; they stay at zero until the proxy counts something there.
-Guard `state`: "off" (none configured), "armed", "dry run", or "rolled back" (a rollback was
-counted within the last two minutes).
+Guard `state`: "off" (none configured), "idle" (configured, but the resource is where a
+rollback would send it), "armed", "dry run", "rolled back" (the audit log's latest entry for the
+resource is a guard rollback, or one was counted within the last two minutes) or "failed" (the
+rollback could not be written). Live figures are those of the worker answering (`proxy.guard`).
 
 GET /-/audit?limit=N    the last N flips and rollbacks of `routes.audit.jsonl` (default 20, at
 most 500), newest first: `{"entries": [{"time": …, "user": …, "resource": …, "from": …,
@@ -220,7 +227,14 @@ def stats_json(state: ProxyState, tracker: StatsTracker, now: float) -> dict[str
             "last_reload_error": state.last_reload_error,
         },
         "resources": [
-            resource_json(table, name, recent, guard_span, latest.resources.get(name))
+            resource_json(
+                table,
+                name,
+                recent,
+                guard_span,
+                latest.resources.get(name),
+                state.guards.describe(name),
+            )
             for name in [*table.routes, OTHER_RESOURCE]
         ],
         "backends": [
@@ -236,6 +250,7 @@ def resource_json(
     recent: Window,
     guard_span: Window,
     totals: ResourceCounts | None,
+    guard_live: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     route = table.routes.get(name)
     counts = recent.resource(name)
@@ -249,7 +264,7 @@ def resource_json(
         "canary": canary_json(route),
         "shadow": shadow_json(route, counts),
         "fallback": fallback_json(route, counts, totals),
-        "guard": guard_json(route, guard_span.resource(name), totals),
+        "guard": guard_json(route, guard_span.resource(name), totals, guard_live),
     }
 
 
@@ -292,26 +307,42 @@ def fallback_json(
     }
 
 
-def guard_json(route: Route | None, span: ResourceCounts, totals: ResourceCounts) -> dict[str, Any]:
-    """The guard's configuration and state; the place for live guard figures once it has any."""
+def guard_json(
+    route: Route | None,
+    span: ResourceCounts,
+    totals: ResourceCounts,
+    live: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The guard's configuration and its live state in this process (`Guards.describe`):
+    the backend it watches, its window's figures, a dry run's "would roll back" reason, and
+    the guard rollback that left the resource where it is (time and reason)."""
     guard = None if route is None else route.guard
     if guard is None:
         settings: dict[str, Any] = {item.name: None for item in dataclasses.fields(Guard)}
     else:
         settings = dataclasses.asdict(guard)
+    live = live or {}
     return {
         "configured": guard is not None,
-        "state": guard_state(guard, span.guard_rollbacks),
+        "state": guard_state(guard, span.guard_rollbacks, live.get("state", "off")),
         "rollbacks": totals.guard_rollbacks,
         **settings,
+        "watching": live.get("watching"),
+        "figures": live.get("window"),
+        "would_roll_back": live.get("would_roll_back"),
+        "fired": live.get("fired"),
+        "error": live.get("error"),
     }
 
 
-def guard_state(guard: Guard | None, recent_rollbacks: float) -> str:
-    if recent_rollbacks > 0:
+def guard_state(guard: Guard | None, recent_rollbacks: float, live: str = "off") -> str:
+    """off, idle (nothing to roll back to), armed, dry run, rolled back, or failed."""
+    if recent_rollbacks > 0 and live != "failed":
         return "rolled back"
     if guard is None:
         return "off"
+    if live != "off":
+        return live
     return "dry run" if guard.dry_run else "armed"
 
 

@@ -126,6 +126,33 @@ def rollback(
         return change
 
 
+def rollback_if(
+    routes: Path,
+    resource: str,
+    expected: str,
+    *,
+    user: str,
+    reason: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Change | None:
+    """`rollback`, only if `resource` is on `expected` now and the rollback moves it; else None.
+
+    The check and the change happen under the lock: of several processes racing to roll the
+    same resource back (the guard in each worker), one does it and the others get None.
+    """
+    if not RESOURCE_RE.match(resource) or resource == OTHER_RESOURCE:
+        raise EditError(f"invalid resource name '{resource}'")
+    with _locked(routes):
+        text, table = _current(routes, environ)
+        target = rollback_target(read_audit(audit_path(routes)), resource) or table.default
+        current = table.backend_for(resource)
+        if current != expected or target == current or target not in table.backends:
+            return None
+        change = Change(_now(), user, resource, current, target, reason, "rollback")
+        _apply(routes, text, table, change, environ)
+        return change
+
+
 def rollback_target(entries: Iterable[Mapping[str, Any]], resource: str) -> str | None:
     """The backend a rollback of `resource` returns to, from the audit entries (oldest first)."""
     undo: list[str] = []

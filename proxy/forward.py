@@ -227,6 +227,9 @@ class Forwarder:
                 metrics.request_done(
                     decision.resource, outcome.backend.name, request.method, outcome.status, elapsed
                 )
+                state.guards.observe(
+                    decision.resource, outcome.backend.name, outcome.status, elapsed
+                )
                 if state.settings.access_log:
                     self.log(request, decision.resource, outcome, elapsed)
 

@@ -115,6 +115,12 @@ class Metrics:
             ("resource",),
             registry=registry,
         )
+        self.guard_dry_run_trips = Counter(
+            "strangler_guard_dry_run_trips_total",
+            "Times a dry-run guard's limits started being exceeded (it would have rolled back).",
+            ("resource",),
+            registry=registry,
+        )
         self._request_children: dict[tuple[str, str, str, int], _RequestChildren] = {}
         self._in_flight_children: dict[str, Gauge] = {}
         self._route_pairs: frozenset[tuple[str, str]] = frozenset()
@@ -169,6 +175,12 @@ class Metrics:
     def fallback(self, resource: str, from_backend: str, to_backend: str, code: int) -> None:
         """One request replayed on `to_backend` after `from_backend` answered `code`."""
         self.fallbacks.labels(resource, from_backend, to_backend, str(code)).inc()
+
+    def guard_rollback(self, resource: str) -> None:
+        self.guard_rollbacks.labels(resource).inc()
+
+    def guard_dry_run(self, resource: str) -> None:
+        self.guard_dry_run_trips.labels(resource).inc()
 
     def reload_result(self, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "failure").inc()

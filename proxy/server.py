@@ -69,6 +69,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.accesslog import AccessLog
     from proxy.admin import make_admin_app
     from proxy.forward import Forwarder
+    from proxy.guard import run_guards
     from proxy.listener import Listener
     from proxy.metrics import Metrics
     from proxy.reload import reload_now, watch_routes
@@ -94,6 +95,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
         runner, settings.admin_host, settings.admin_port, reuse_port=reuse_port
     ).start()
     watcher = asyncio.create_task(watch_routes(state))
+    guard = asyncio.create_task(run_guards(state, reload_now))
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()
@@ -117,7 +119,8 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
                 conn.abort()
     finally:
         watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        guard.cancel()
+        await asyncio.gather(watcher, guard, return_exceptions=True)
         await runner.cleanup()
         access_log.flush()
         await shadows.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from proxy.fallback import DebtRegistry
+from proxy.guard import Guards
 from proxy.metrics import Metrics
 from proxy.routes import RouteTable
 from proxy.settings import Settings
@@ -24,5 +25,6 @@ class ProxyState:
     loaded_at: float
     last_reload_error: str | None = None
     draining: bool = False
+    guards: Guards = field(default_factory=Guards)
     debt: DebtRegistry = field(default_factory=DebtRegistry)  # fallback request shapes
     shadows: Shadows | None = None  # shadow traffic; started by the server

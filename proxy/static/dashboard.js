@@ -147,6 +147,16 @@
     const state = el("span", "state " + guard.state.replace(" ", "-"), guard.state);
     const guardParts = [state];
     if (guard.rollbacks > 0) guardParts.push(el("span", "small", guard.rollbacks + " rollback(s)"));
+    const figures = guard.figures;
+    if (figures && figures.requests > 0) {
+      const p99 = figures.p99_ms === null ? "—" : Math.round(figures.p99_ms) + " ms";
+      guardParts.push(el("span", "small",
+        figures.requests + " req, " + percent(figures.error_rate) + " err, p99 " + p99));
+    }
+    if (guard.would_roll_back) guardParts.push(el("span", "small bad-value", "would roll back"));
+    const why = guard.would_roll_back || (guard.fired && guard.fired.time + " " + guard.fired.reason)
+      || guard.error;
+    state.title = why || "";
     cells.guard.replaceChildren(...guardParts);
     if (cells.select) fillSelect(cells.select, resource.backend);
   }

@@ -45,9 +45,12 @@ NO_SHADOW = {
     "configured": False, "backend": None, "percent": None, "match_rate": None, "comparisons": 0
 }  # fmt: skip
 NO_FALLBACK = {"configured": False, "backend": None, "on": [], "count": 0.0, "recent": 0.0}
+NO_LIVE_GUARD = {
+    "watching": None, "figures": None, "would_roll_back": None, "fired": None, "error": None
+}  # fmt: skip
 NO_GUARD = {
     "configured": False, "state": "off", "rollbacks": 0.0, "max_error_rate": None,
-    "max_p99_ms": None, "min_requests": None, "window": None, "dry_run": None,
+    "max_p99_ms": None, "min_requests": None, "window": None, "dry_run": None, **NO_LIVE_GUARD,
 }  # fmt: skip
 
 
@@ -155,6 +158,7 @@ async def test_stats_shows_the_table_and_its_configuration(
         "guard": {
             "configured": True, "state": "armed", "rollbacks": 0.0, "max_error_rate": 0.05,
             "max_p99_ms": None, "min_requests": 50, "window": 60.0, "dry_run": False,
+            **NO_LIVE_GUARD,
         },
     }  # fmt: skip
     assert resources["tours"]["guard"]["state"] == "dry run"

@@ -218,3 +218,46 @@ def test_concurrent_flips_lose_no_update(routes: Path) -> None:
     assert {name: table.routes[name].backend for name in names} == dict.fromkeys(names, "drf")
     assert sorted(entry["resource"] for entry in audit(routes)) == sorted(names)
     assert not [name for name in os.listdir(routes.parent) if name.endswith(".tmp")]
+
+
+def rollback_if(routes: Path, resource: str, expected: str) -> edit.Change | None:
+    return edit.rollback_if(routes, resource, expected, user="guard", reason="why", environ={})
+
+
+def test_rollback_if_rolls_back_only_from_the_expected_backend(routes: Path) -> None:
+    flip(routes, "bookings", "drf")
+    assert rollback_if(routes, "bookings", "legacy") is None
+    assert len(audit(routes)) == 1
+    change = rollback_if(routes, "bookings", "drf")
+    assert change is not None
+    assert (change.from_backend, change.to_backend, change.action) == ("drf", "legacy", "rollback")
+    assert "  bookings: legacy               # short form\n" in routes.read_text()
+    assert audit(routes)[-1]["user"] == "guard" and audit(routes)[-1]["reason"] == "why"
+    assert rollback_if(routes, "bookings", "drf") is None
+    assert len(audit(routes)) == 2
+
+
+def test_rollback_if_does_nothing_when_the_rollback_would_not_move(routes: Path) -> None:
+    before = routes.read_text()
+    assert rollback_if(routes, "bookings", "legacy") is None  # on default, no flip to undo
+    assert routes.read_text() == before and audit(routes) == []
+
+
+def test_racing_rollback_ifs_roll_back_once(routes: Path) -> None:
+    flip(routes, "bookings", "drf")
+    barrier = threading.Barrier(8)
+    results: list[edit.Change | None] = []
+
+    def run() -> None:
+        barrier.wait()
+        results.append(rollback_if(routes, "bookings", "drf"))
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    assert len([result for result in results if result is not None]) == 1
+    assert [entry["action"] for entry in audit(routes)] == ["flip", "rollback"]
+    assert load_table(routes, environ={}).routes["bookings"].backend == "legacy"

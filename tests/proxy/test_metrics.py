@@ -29,6 +29,7 @@ DESIGN_TABLE = {
     "strangler_shadow_dropped": ("counter", {"resource"}),  # not in DESIGN.md yet
     "strangler_fallbacks": ("counter", {"resource", "from_backend", "to_backend", "code"}),
     "strangler_guard_rollbacks": ("counter", {"resource"}),
+    "strangler_guard_dry_run_trips": ("counter", {"resource"}),  # not in DESIGN.md yet
 }
 
 
@@ -55,7 +56,8 @@ def test_every_metric_of_the_design(registry: CollectorRegistry, metrics: Metric
     metrics.shadow_comparisons.labels("bookings", "match").inc()
     metrics.shadow_drop("bookings")
     metrics.fallbacks.labels("bookings", "drf", "legacy", "404").inc()
-    metrics.guard_rollbacks.labels("bookings").inc()
+    metrics.guard_rollback("bookings")
+    metrics.guard_dry_run("bookings")
     body, content_type = exposition(registry, environ={})
     assert content_type.startswith("text/plain; version=")
     families = {family.name: family for family in text_string_to_metric_families(body.decode())}

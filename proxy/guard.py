@@ -1,0 +1,377 @@
+"""The guard: roll a resource back by itself when the backend it was flipped to misbehaves.
+
+A route's `guard: {max_error_rate, max_p99_ms, min_requests, window, dry_run}` watches the
+requests of that resource served by the route's backend: answers >= 500 (the backend's own, and
+the proxy's 502/503/504 when it cannot reach it) and latencies, over a rolling `window` of
+seconds. With at least `min_requests` in the window, an error rate above `max_error_rate` or a
+p99 above `max_p99_ms` rolls the resource back through `proxy.edit` (as `strangler rollback`
+does; user "guard", the reason with the figures) and reloads the table at once::
+
+    guard: error rate 7.2% > 5% over 60 s, 312 requests
+    guard: p99 850 ms > 500 ms over 60 s, 312 requests
+
+`dry_run: true` only reports: a warning in the log, strangler_guard_dry_run_trips_total, and
+"would roll back" on the dashboard.
+
+When a guard is armed is read from the table and the audit log, so every worker (and a
+restarted proxy) agrees: only when a rollback would move the resource somewhere else, and not
+when the resource's latest audit entry is a guard rollback that left it where it is (a guard
+that fired stays quiet until the resource is flipped anew).
+
+Costs: the hot path (`Guards.observe`) is a dict lookup, and for a guarded resource three
+increments in the current time slot of its window (a bisect finds the latency bucket).
+Evaluation runs on a timer task (`run_guards`), every `EVALUATE_EVERY` seconds, aligned to the
+wall clock so that the workers of one proxy evaluate at the same instants.
+
+Workers each see only their own traffic (so `min_requests` counts per worker) and decide alone;
+`edit.rollback_if` checks and rolls back under the routes file's lock, so of several workers
+tripping at once exactly one rolls back and writes the audit line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxy import edit
+from proxy.routes import Guard, RoutesError, RouteTable
+
+if TYPE_CHECKING:
+    from proxy.state import ProxyState
+
+log = logging.getLogger("strangler.guard")
+
+GUARD_USER = "guard"
+EVALUATE_EVERY = 0.5
+SLOTS = 30
+QUANTILE = 0.99
+# Latency bucket bounds in ms: 0.25 ms to about 4.7 hours, four per doubling (each ~19% wide).
+EDGES_MS: tuple[float, ...] = tuple(0.25 * 2 ** (i / 4) for i in range(100))
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a window counted: requests, errors (>= 500) and the p99 latency (None: no request)."""
+
+    requests: int
+    errors: int
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(slots=True)
+class _Slot:
+    index: int
+    latency: list[int]
+    requests: int = 0
+    errors: int = 0
+
+
+class Window:
+    """Requests, errors and a latency histogram over the last `seconds`, in `SLOTS` time slots.
+
+    A new slot (one small list) is made when the first request of a slot arrives; a request
+    otherwise only increments. The window covers the current slot and the `SLOTS - 1` before it.
+    """
+
+    def __init__(
+        self, seconds: float, edges: Sequence[float] = EDGES_MS, clock: Clock = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.width = seconds / SLOTS
+        self.edges = tuple(edges)
+        self.clock = clock
+        self.slots: deque[_Slot] = deque()
+
+    def observe(self, error: bool, ms: float) -> None:
+        index = int(self.clock() / self.width)
+        slots = self.slots
+        if slots and slots[-1].index == index:
+            slot = slots[-1]
+        else:
+            slot = _Slot(index, [0] * (len(self.edges) + 1))
+            slots.append(slot)
+            while slots[0].index <= index - SLOTS:
+                slots.popleft()
+        slot.requests += 1
+        if error:
+            slot.errors += 1
+        slot.latency[bisect_left(self.edges, ms)] += 1
+
+    def figures(self) -> Figures:
+        oldest = int(self.clock() / self.width) - SLOTS + 1
+        live = [slot for slot in self.slots if slot.index >= oldest]
+        latency = [sum(counts) for counts in zip(*(slot.latency for slot in live), strict=True)]
+        return Figures(
+            sum(slot.requests for slot in live),
+            sum(slot.errors for slot in live),
+            quantile(latency, self.edges, QUANTILE),
+        )
+
+
+def quantile(counts: Sequence[int], edges: Sequence[float], q: float) -> float | None:
+    """The q-quantile (nearest rank) of a histogram, interpolated inside its bucket.
+
+    `counts[i]` holds the values in `(edges[i-1], edges[i]]`; the last count, those above
+    every edge (reported as the last edge). Exact at the edges: with a threshold among the
+    edges, the result exceeds it exactly when the true nearest-rank quantile does.
+
+    >>> quantile([0, 10, 0], [1.0, 2.0], 0.99)
+    2.0
+    """
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = math.ceil(q * total)
+    seen = 0
+    for index, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = edges[index - 1] if index > 0 else 0.0
+            if index == len(edges):
+                return lower
+            return lower + (edges[index] - lower) * (rank - seen) / count
+        seen += count
+    raise AssertionError("unreachable: the rank is within the total")
+
+
+def edges_for(guard: Guard) -> tuple[float, ...]:
+    """`EDGES_MS` with the guard's p99 limit as one more edge, so the check is exact there."""
+    if guard.max_p99_ms is None:
+        return EDGES_MS
+    return tuple(sorted({*EDGES_MS, guard.max_p99_ms}))
+
+
+def verdict(guard: Guard, figures: Figures) -> str | None:
+    """The reason to roll back, or None while the figures are within the guard's limits.
+
+    >>> g = Guard(max_error_rate=0.05, max_p99_ms=None, min_requests=50, window=60, dry_run=False)
+    >>> verdict(g, Figures(requests=312, errors=23, p99_ms=12.0))
+    'guard: error rate 7.4% > 5% over 60 s, 312 requests'
+    """
+    if figures.requests < guard.min_requests:
+        return None
+    over = f"over {guard.window:g} s, {figures.requests} requests"
+    rate = figures.error_rate
+    limit = guard.max_error_rate
+    if limit is not None and rate is not None and rate > limit:
+        return f"guard: error rate {rate * 100:.1f}% > {limit * 100:g}% {over}"
+    p99, most = figures.p99_ms, guard.max_p99_ms
+    if most is not None and p99 is not None and p99 > most:
+        return f"guard: p99 {p99:.0f} ms > {most:g} ms {over}"
+    return None
+
+
+@dataclass
+class Watch:
+    """An armed guard: the resource, the backend it watches, its window, its dry-run report."""
+
+    resource: str
+    backend: str
+    guard: Guard
+    window: Window
+    would: str | None = None  # dry run: the reason, while the limits are exceeded
+    would_at: float | None = None  # time.time() it started
+
+
+@dataclass(frozen=True)
+class Fired:
+    """The guard rollback that left the resource where it is (from the audit log)."""
+
+    time: str
+    reason: str
+
+
+@dataclass
+class Guards:
+    """One per process: the windows of the armed guards (hot path) and what the timer found."""
+
+    clock: Clock = time.monotonic
+    watches: dict[str, Watch] = field(default_factory=dict)
+    fired: dict[str, Fired] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # resource -> why a rollback failed
+    table: RouteTable | None = None
+    audit_stamp: tuple[int, int] | None = None
+
+    def observe(self, resource: str, backend: str, status: int, seconds: float) -> None:
+        """Count one finished request (called for every request: returns at once if unguarded)."""
+        watch = self.watches.get(resource)
+        if watch is None or watch.backend != backend:
+            return
+        watch.window.observe(status >= 500, seconds * 1000.0)
+
+    def sync(self, table: RouteTable, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Arm the guards of `table` that have something to roll back; keep running windows."""
+        history = list(entries)
+        watches: dict[str, Watch] = {}
+        fired: dict[str, Fired] = {}
+        for name, route in table.routes.items():
+            if route.guard is None:
+                continue
+            last = _last_entry(history, name)
+            if last is not None and _is_guard_rollback(last) and last.get("to") == route.backend:
+                fired[name] = Fired(str(last.get("time")), str(last.get("reason")))
+                continue
+            target = edit.rollback_target(history, name) or table.default
+            if target == route.backend:
+                continue
+            watches[name] = self._watch(name, route.backend, route.guard)
+        self.watches, self.fired, self.table = watches, fired, table
+        self.errors = {}
+
+    def _watch(self, resource: str, backend: str, guard: Guard) -> Watch:
+        old = self.watches.get(resource)
+        if old is not None and old.backend == backend and old.guard == guard:
+            return old
+        return Watch(resource, backend, guard, Window(guard.window, edges_for(guard), self.clock))
+
+    def describe(self, resource: str) -> dict[str, Any]:
+        """The live state of a resource's guard, for the dashboard.
+
+        `state`: "off" (no guard, or nothing to roll back to), "armed", "dry run" (limits
+        exceeded: `would_roll_back` says why), "rolled back" (`fired`: when and why), "failed"
+        (the rollback could not be written: `error`; re-armed when the table changes).
+        """
+        watch = self.watches.get(resource)
+        fired = self.fired.get(resource)
+        figures = None if watch is None else watch.window.figures()
+        state = "off"
+        if resource in self.errors:
+            state = "failed"
+        elif fired is not None:
+            state = "rolled back"
+        elif watch is not None:
+            state = "dry run" if watch.guard.dry_run else "armed"
+        return {
+            "state": state,
+            "watching": None if watch is None else watch.backend,
+            "window": None if figures is None else _figures_json(figures),
+            "would_roll_back": None if watch is None else watch.would,
+            "fired": None if fired is None else {"time": fired.time, "reason": fired.reason},
+            "error": self.errors.get(resource),
+        }
+
+
+def _figures_json(figures: Figures) -> dict[str, Any]:
+    p99 = figures.p99_ms
+    return {
+        "requests": figures.requests,
+        "errors": figures.errors,
+        "error_rate": figures.error_rate,
+        "p99_ms": None if p99 is None else round(p99, 1),
+    }
+
+
+def _last_entry(entries: Sequence[Mapping[str, Any]], resource: str) -> Mapping[str, Any] | None:
+    found = [entry for entry in entries if entry.get("resource") == resource]
+    return found[-1] if found else None
+
+
+def _is_guard_rollback(entry: Mapping[str, Any]) -> bool:
+    return entry.get("action") == "rollback" and entry.get("user") == GUARD_USER
+
+
+# -- the timer ---------------------------------------------------------------------------------
+
+
+def audit_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+async def run_guards(
+    state: ProxyState,
+    reload: Callable[[ProxyState], object],
+    *,
+    every: float = EVALUATE_EVERY,
+) -> None:
+    """Evaluate the guards every `every` seconds (on wall-clock multiples); until cancelled.
+
+    `reload` is `proxy.reload.reload_now`: after a rollback the table switches at once.
+    """
+    while True:
+        try:
+            await check(state, reload)
+        except Exception:
+            log.exception("guard evaluation failed")
+        await asyncio.sleep(every - time.time() % every)
+
+
+async def check(state: ProxyState, reload: Callable[[ProxyState], object]) -> None:
+    """One evaluation: re-arm from the table and audit log if either changed, then judge."""
+    guards = state.guards
+    audit = edit.audit_path(state.settings.routes)
+    stamp = audit_stamp(audit)
+    table = state.table
+    if table is not guards.table or stamp != guards.audit_stamp:
+        entries = await asyncio.to_thread(lambda: list(edit.read_audit(audit)))
+        guards.sync(table, entries)
+        guards.audit_stamp = stamp
+    if state.draining:
+        return
+    for watch in list(guards.watches.values()):
+        reason = verdict(watch.guard, watch.window.figures())
+        if watch.guard.dry_run:
+            report_dry_run(state, watch, reason)
+        elif reason is not None:
+            await fire(state, watch, reason, reload)
+
+
+def report_dry_run(state: ProxyState, watch: Watch, reason: str | None) -> None:
+    """Log and count once each time a dry-run guard's limits start being exceeded."""
+    if reason is not None and watch.would is None:
+        log.warning("%s (dry run: %s stays on %s)", reason, watch.resource, watch.backend)
+        state.metrics.guard_dry_run(watch.resource)
+        watch.would_at = time.time()
+    watch.would = reason
+    if reason is None:
+        watch.would_at = None
+
+
+async def fire(
+    state: ProxyState, watch: Watch, reason: str, reload: Callable[[ProxyState], object]
+) -> None:
+    """Roll `watch.resource` back unless another process already did; then reload."""
+    guards = state.guards
+    guards.watches.pop(watch.resource, None)
+    log.warning("%s: rolling %s back from %s", reason, watch.resource, watch.backend)
+    try:
+        change = await asyncio.to_thread(
+            edit.rollback_if,
+            state.settings.routes,
+            watch.resource,
+            watch.backend,
+            user=GUARD_USER,
+            reason=reason,
+        )
+    except (edit.EditError, RoutesError) as exc:
+        guards.errors[watch.resource] = str(exc)
+        log.error("guard: cannot roll %s back: %s", watch.resource, exc)
+        return
+    if change is None:
+        log.warning("guard: %s was already moved off %s", watch.resource, watch.backend)
+    else:
+        guards.fired[watch.resource] = Fired(change.time, reason)
+        state.metrics.guard_rollback(watch.resource)
+        log.warning(
+            "guard: rolled %s back from %s to %s",
+            watch.resource,
+            change.from_backend,
+            change.to_backend,
+        )
+    reload(state)
