@@ -10,6 +10,9 @@ by the time the first answer's head arrived; a larger body (or one still arrivin
 the first answer is returned. Only real replays are counted (`strangler_fallbacks_total`); the
 debt registry lists every shape that hit a fallback code, with how many could not be replayed.
 
+A request a tester forced to a backend (`proxy.canary`) is never replayed: the tester sees the
+answer of the backend they chose.
+
 The debt registry (`GET /-/debt`) is per process: with `--workers N` each worker lists what it saw
 (the metric is summed over workers).
 """

@@ -247,8 +247,9 @@ class Forwarder:
                 raise Draining()
             if request.body is not None and _expects_continue(request.headers):
                 client.write(CONTINUE)
+            route = None if outcome.via == FORCED else decision.route  # a tester sees the answer
             cap = self.state.settings.fallback_body_cap
-            replay = plan_replay(decision.route, table, outcome.backend, request.body, cap)
+            replay = plan_replay(route, table, outcome.backend, request.body, cap)
             body = request.body if replay is None else replay.body
             exchange = await self._send(request, outcome.backend, body)
             if replay is not None and replay.wanted(exchange.response.status):

@@ -365,3 +365,20 @@ async def test_debt_endpoint(pair, aiohttp_client: Callable) -> None:  # type: i
         e["resource"] == "bookings" and e["backends"] == {"drf -> legacy": e["count"]} for e in body
     )
     assert narrowed == []
+
+
+async def test_a_forced_request_is_not_replayed(pair) -> None:
+    drf, legacy = pair
+    settings = Settings(tester_token="t0k")
+    async with routed_proxy(routes(drf, legacy), settings) as proxy:
+        forced = await raw(
+            proxy.port,
+            b"GET /bookings/resource HTTP/1.1\r\nHost: a\r\nX-Strangler-Force: drf; token=t0k\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+        routed = await raw(
+            proxy.port, b"GET /bookings/resource HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert forced.startswith(b"HTTP/1.1 404 NOT FOUND\r\n")
+    assert routed.startswith(b"HTTP/1.1 201 Created\r\n")
+    assert (len(drf.requests), len(legacy.requests)) == (2, 1)
