@@ -9,6 +9,26 @@ from __future__ import annotations
 import os
 
 
+def parse_faults(raw: str) -> dict[str, int]:
+    """`"bookings=500, tours=503"` -> `{"bookings": 500, "tours": 503}`; "" -> `{}`.
+
+    >>> parse_faults("bookings=500, tours=503")
+    {'bookings': 500, 'tours': 503}
+    """
+    faults: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        resource, _, status = item.partition("=")
+        if not resource.strip() or not status.strip().isdigit():
+            raise ValueError(f"STRANGLER_DRF_FAULTS: expected resource=status, got {item!r}")
+        code = int(status)
+        if not 400 <= code <= 599:
+            raise ValueError(f"STRANGLER_DRF_FAULTS: {code} is not a status from 400 to 599")
+        faults[resource.strip()] = code
+    return faults
+
+
 def _keys(raw: str) -> frozenset[str]:
     return frozenset(key.strip() for key in raw.split(",") if key.strip())
 
@@ -30,6 +50,8 @@ CRM_URL = os.environ.get("CRM_URL", "http://127.0.0.1:5102")
 OPERATIONS_URL = os.environ.get("OPERATIONS_URL", "http://127.0.0.1:5103")
 API_KEYS = _keys(os.environ.get("API_KEYS", "demo"))
 SOURCE_TIMEOUT = float(os.environ.get("SOURCE_TIMEOUT", "5"))
+# Test / game-day switch: "bookings=500,tours=503" fails those resources on purpose (faults.py).
+FAULTS = parse_faults(os.environ.get("STRANGLER_DRF_FAULTS", ""))
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

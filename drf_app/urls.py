@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from drf_app.backends import SourceSystems
+from drf_app.faults import fault_patterns
 from drf_app.resources import RESOURCES
 from drf_app.routers import GatewayRouter
 
@@ -14,7 +15,10 @@ def build_router(sources: SourceSystems) -> GatewayRouter:
     return router
 
 
-urlpatterns = build_router(SourceSystems.from_settings(settings)).urls
+urlpatterns = [
+    *fault_patterns(settings.FAULTS, [prefix for prefix, _ in RESOURCES]),
+    *build_router(SourceSystems.from_settings(settings)).urls,
+]
 
 handler400 = "drf_app.errors.bad_request"
 handler404 = "drf_app.errors.not_found"

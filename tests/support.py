@@ -57,8 +57,10 @@ class World:
         self.stack.start(gunicorn(self.config, "legacy", "legacy_flask:create_app()"))
         return self.url("legacy")
 
-    def start_drf(self) -> str:
-        self.stack.start(gunicorn(self.config, "drf", "drf_app.wsgi:application"))
+    def start_drf(self, env: Mapping[str, str] | None = None) -> str:
+        """The DRF gateway; `env` adds to its environment (e.g. STRANGLER_DRF_FAULTS)."""
+        service = gunicorn(self.config, "drf", "drf_app.wsgi:application")
+        self.stack.start(replace(service, env={**service.env, **(env or {})}))
         return self.url("drf")
 
     def start_proxy(self, routes: Path, env: Mapping[str, str] | None = None) -> str:
