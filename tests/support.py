@@ -21,6 +21,26 @@ from stack.services import (
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "demo"
+
+# The metrics contract: DESIGN.md's table, plus the two counters added since (README lists
+# all). Name -> (type, label names). tests/proxy and tests/deploy both hold the code to it.
+METRICS: dict[str, tuple[str, frozenset[str]]] = {
+    "strangler_requests_total": ("counter", frozenset({"resource", "backend", "method", "code"})),
+    "strangler_request_duration_seconds": ("histogram", frozenset({"resource", "backend"})),
+    "strangler_upstream_errors_total": ("counter", frozenset({"backend", "kind"})),
+    "strangler_in_flight_requests": ("gauge", frozenset({"backend"})),
+    "strangler_route_info": ("gauge", frozenset({"resource", "backend"})),
+    "strangler_config_reloads_total": ("counter", frozenset({"result"})),
+    "strangler_config_last_reload_success": ("gauge", frozenset()),
+    "strangler_shadow_comparisons_total": ("counter", frozenset({"resource", "result"})),
+    "strangler_shadow_dropped_total": ("counter", frozenset({"resource"})),
+    "strangler_fallbacks_total": (
+        "counter",
+        frozenset({"resource", "from_backend", "to_backend", "code"}),
+    ),
+    "strangler_guard_rollbacks_total": ("counter", frozenset({"resource"})),
+    "strangler_guard_dry_run_trips_total": ("counter", frozenset({"resource"})),
+}
 HEADERS = {"X-Application-Key": API_KEY}
 
 

@@ -9,23 +9,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from tests.support import ROOT
+from tests.support import METRICS, ROOT
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 
-# DESIGN.md's metrics table: name -> type. The deploy files may use only these.
-DESIGN_METRICS = {
-    "strangler_requests_total": "counter",
-    "strangler_request_duration_seconds": "histogram",
-    "strangler_upstream_errors_total": "counter",
-    "strangler_in_flight_requests": "gauge",
-    "strangler_route_info": "gauge",
-    "strangler_config_reloads_total": "counter",
-    "strangler_config_last_reload_success": "gauge",
-    "strangler_shadow_comparisons_total": "counter",
-    "strangler_fallbacks_total": "counter",
-    "strangler_guard_rollbacks_total": "counter",
-}
+# The metrics contract (tests.support.METRICS): name -> type. Deploy files may use only these.
+DESIGN_METRICS = {name: kind for name, (kind, _) in METRICS.items()}
 
 # Metric names only; recording rules are `strangler:...` and never match.
 METRIC_NAME = re.compile(r"\bstrangler_[a-z0-9_]*[a-z0-9]")

@@ -80,7 +80,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rule: dict[str, Any]) -> None
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
 def test_every_alert_is_labelled_and_explained(rule: dict[str, Any]) -> None:
-    assert rule["labels"]["severity"] in {"critical", "warning"}
+    assert rule["labels"]["severity"] in {"critical", "warning", "info"}
     assert set(rule["annotations"]) >= {"summary", "description"}
     grouped_by = {"resource", "backend", "instance"}
     assert any(
