@@ -85,9 +85,20 @@ def gateway_calls(world: World, request_ids: set[str]) -> dict[str, list[tuple[s
         time.sleep(0.05)
 
 
-def proxy_lines(world: World) -> list[dict[str, object]]:
-    lines = world.log("proxy").splitlines()
-    return [json.loads(line) for line in lines if line.startswith('{"time"')]
+def proxy_lines(world: World, request_ids: set[str]) -> dict[str, dict[str, object]]:
+    """request id -> the proxy's access-log line, waiting (up to 5 s) for all of `request_ids`
+    (the proxy flushes its log every 0.1 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = world.log("proxy").splitlines()
+        found = {}
+        for line in lines:
+            if line.startswith('{"time"'):
+                entry = json.loads(line)
+                found[entry["request_id"]] = entry
+        if request_ids <= set(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def test_post_bookings_resource_falls_back_to_legacy_and_creates_the_booking(
@@ -125,8 +136,7 @@ def test_post_bookings_resource_falls_back_to_legacy_and_creates_the_booking(
         ("POST /bookings/resource", 1, {"404": 1}, 0)
     ]
 
-    time.sleep(0.3)  # the proxy's access log is flushed within 0.1 s
-    [line] = [line for line in proxy_lines(world) if line["request_id"] == request_id]
+    line = proxy_lines(world, {request_id})[request_id]
     assert (line["backend"], line["status"], line["fallback"]) == ("legacy", 201, "drf")
 
 
@@ -134,20 +144,20 @@ def test_canary_clients_stay_on_their_side(world: World) -> None:
     proxy = world.url("proxy")
     sent: dict[str, list[str]] = {}
     with requests.Session() as session:
-        for client in range(CLIENTS):
-            cookie = f"theme=dark; session=client-{client}"
+        for n in range(CLIENTS):
+            cookie = f"theme=dark; session=client-{n}"
             for call in range(CALLS_PER_CLIENT):
                 request_id = new_id()
                 response = session.get(
-                    f"{proxy}/customers/{1 + (client + call) % 10}",
+                    f"{proxy}/customers/{1 + (n + call) % 10}",
                     headers={**HEADERS, "Cookie": cookie, "X-Request-ID": request_id},
                     timeout=10,
                 )
                 assert response.status_code == 200, response.text
-                sent.setdefault(f"client-{client}", []).append(request_id)
+                sent.setdefault(f"client-{n}", []).append(request_id)
     calls = gateway_calls(world, {rid for ids in sent.values() for rid in ids})
     salt, limit = resource_salt("customers"), threshold(30)
-    sides = {}
+    sides: dict[str, str] = {}
     for client, ids in sent.items():
         served = {calls[rid][0][0] for rid in ids}
         assert all(len(calls[rid]) == 1 for rid in ids)
@@ -158,8 +168,7 @@ def test_canary_clients_stay_on_their_side(world: World) -> None:
     on_drf = sum(side == "drf" for side in sides.values())
     assert 4 <= on_drf <= 20, on_drf  # 30% of 40 clients, and both sides really used
 
-    time.sleep(0.3)
-    lines = {line["request_id"]: line for line in proxy_lines(world)}
+    lines = proxy_lines(world, {rid for ids in sent.values() for rid in ids})
     for client, ids in sent.items():
         assert {(lines[rid]["backend"], lines[rid]["canary"]) for rid in ids} == {
             (sides[client], sides[client] == "drf")
