@@ -23,22 +23,29 @@ def main() -> int:
         try:
             for service in services(config):
                 stack.start(service)
-                print(f"{service.name:<13} {service.url}", flush=True)
                 if stop.is_set():
                     return 0
         except StartupError as exc:
             print(f"stack: {exc}", file=sys.stderr)
             return 1
-        admin = config.url("proxy_admin")
-        print(f"{'dashboard':<13} {admin}/-/  (admin token: {token})")
-        print(f"{'metrics':<13} {admin}/metrics")
-        print("stack is up; Ctrl-C stops every process", flush=True)
+        # One write, so the services' own output cannot land inside the table.
+        print(summary(config, token), flush=True)
         while not stop.wait(0.5):
             for name, proc in stack.procs.items():
                 if proc.poll() is not None:
                     print(f"stack: {name} exited with {proc.returncode}", file=sys.stderr)
                     return 1
     return 0
+
+
+def summary(config: StackConfig, token: str) -> str:
+    """Where everything answers, one line per service."""
+    admin = config.url("proxy_admin")
+    lines = [f"{service.name:<13} {service.url}" for service in services(config)]
+    lines.append(f"{'dashboard':<13} {admin}/-/  (admin token: {token})")
+    lines.append(f"{'metrics':<13} {admin}/metrics")
+    lines.append("stack is up; Ctrl-C stops every process")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
