@@ -79,6 +79,11 @@ def lock_path(routes: Path) -> Path:
     return routes.with_name(f".{routes.name}.lock")
 
 
+def _check_name(resource: str) -> None:
+    if not RESOURCE_RE.match(resource) or resource == OTHER_RESOURCE:
+        raise EditError(f"invalid resource name '{resource}'")
+
+
 def flip(
     routes: Path,
     resource: str,
@@ -89,8 +94,7 @@ def flip(
     environ: Mapping[str, str] | None = None,
 ) -> Change:
     """Send `resource` to `backend`; adds the resource under `resources:` if it is not listed."""
-    if not RESOURCE_RE.match(resource) or resource == OTHER_RESOURCE:
-        raise EditError(f"invalid resource name '{resource}'")
+    _check_name(resource)
     with _locked(routes):
         text, table = _current(routes, environ)
         if backend not in table.backends:
@@ -113,8 +117,7 @@ def rollback(
     environ: Mapping[str, str] | None = None,
 ) -> Change:
     """Undo the resource's last flip not yet undone; with none, send it to `default`."""
-    if not RESOURCE_RE.match(resource) or resource == OTHER_RESOURCE:
-        raise EditError(f"invalid resource name '{resource}'")
+    _check_name(resource)
     with _locked(routes):
         text, table = _current(routes, environ)
         target = rollback_target(read_audit(audit_path(routes)), resource) or table.default
@@ -140,8 +143,7 @@ def rollback_if(
     The check and the change happen under the lock: of several processes racing to roll the
     same resource back (the guard in each worker), one does it and the others get None.
     """
-    if not RESOURCE_RE.match(resource) or resource == OTHER_RESOURCE:
-        raise EditError(f"invalid resource name '{resource}'")
+    _check_name(resource)
     with _locked(routes):
         text, table = _current(routes, environ)
         target = rollback_target(read_audit(audit_path(routes)), resource) or table.default

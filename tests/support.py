@@ -21,6 +21,15 @@ from stack.services import (
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "demo"
+API_RESOURCES = (
+    "bookings",
+    "customers",
+    "departures",
+    "tours",
+    "itineraries",
+    "itinerary_maps",
+    "accommodations",
+)
 
 # The metrics contract: DESIGN.md's table, plus the two counters added since (README lists
 # all). Name -> (type, label names). tests/proxy and tests/deploy both hold the code to it.

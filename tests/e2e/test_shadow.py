@@ -22,19 +22,11 @@ import pytest
 import requests
 from aiohttp import web
 
-from tests.support import HEADERS, World, free_port, make_world
+from tests.support import API_RESOURCES, HEADERS, World, free_port, make_world
 
 pytestmark = pytest.mark.e2e
 
-RESOURCES = (
-    "bookings",
-    "customers",
-    "departures",
-    "tours",
-    "itineraries",
-    "itinerary_maps",
-    "accommodations",
-)
+RESOURCES = API_RESOURCES
 PATHS = [
     *(f"/{resource}" for resource in RESOURCES),
     *(f"/{resource}/?page=2&max_per_page=7" for resource in RESOURCES),

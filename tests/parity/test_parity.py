@@ -19,18 +19,10 @@ import pytest
 import requests
 
 from tests.contract import assert_conforms, load_spec
-from tests.support import HEADERS, World
+from tests.support import API_RESOURCES, HEADERS, World
 
 HOST = {"Host": "api.example.test"}
-RESOURCES = [
-    "bookings",
-    "customers",
-    "departures",
-    "tours",
-    "itineraries",
-    "itinerary_maps",
-    "accommodations",
-]
+RESOURCES = API_RESOURCES
 
 
 IGNORED_HEADERS = frozenset({"date", "server", "connection"})
