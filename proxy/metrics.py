@@ -46,6 +46,8 @@ class Metrics:
     """The proxy's metrics on `registry`; one instance per process."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # prometheus_client cannot remove a labelled child in multiprocess mode (it warns).
+        self._can_remove = MULTIPROC_ENV not in os.environ
         self.requests = Counter(
             "strangler_requests_total",
             "Requests answered by the proxy.",
@@ -158,9 +160,10 @@ class Metrics:
         """Publish strangler_route_info for `table`, retiring the pairs of the previous one."""
         pairs = route_pairs(table)
         for resource, backend in self._route_pairs - pairs:
-            # Set to 0 first: in multiprocess mode the value file outlives remove().
+            # 0 first: in multiprocess mode the value file stays, and says 0 from now on.
             self.route_info.labels(resource, backend).set(0)
-            self.route_info.remove(resource, backend)
+            if self._can_remove:
+                self.route_info.remove(resource, backend)
         for resource, backend in pairs:
             self.route_info.labels(resource, backend).set(1)
         self._route_pairs = pairs
