@@ -68,6 +68,11 @@ class Draining(ProxyError):
     message = "Service unavailable: the proxy is shutting down."
 
 
+class RequestBodyTimeout(ProxyError):
+    status = 408
+    message = "Request timeout: the request body did not arrive in time."
+
+
 class RequestLineTooLong(ProxyError):
     status = 414
     message = "URI too long."

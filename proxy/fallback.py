@@ -6,9 +6,12 @@ request (same head, same body bytes) to `fallback.backend` and returns its answe
 
 The request body streams to the first backend as usual while a copy is kept (`KeptBody`), up to
 `Settings.fallback_body_cap` bytes. A request is replayable when its whole body was read and kept
-by the time the first answer's head arrived; a larger body (or one still arriving) is not, and
-the first answer is returned. Only real replays are counted (`strangler_fallbacks_total`); the
-debt registry lists every shape that hit a fallback code, with how many could not be replayed.
+by the time the first answer's head arrived, or when its declared Content-Length is within the
+cap: then the rest of the body is awaited (clients often send the head and the body in separate
+writes, and a backend may answer a 404 before reading the body). A larger body, or a chunked one
+still arriving, is not replayable, and the first answer is returned. Only real replays are
+counted (`strangler_fallbacks_total`); the debt registry lists every shape that hit a fallback
+code, with how many could not be replayed.
 
 A request a tester forced to a backend (`proxy.canary`) is never replayed: the tester sees the
 answer of the backend they chose.
@@ -19,13 +22,14 @@ The debt registry (`GET /-/debt`) is per process: with `--workers N` each worker
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, RequestBodyTimeout
 from proxy.routes import Backend, Route, RouteTable
 from proxy.streams import BodyStream
 from proxy.upstream import Exchange
@@ -54,12 +58,13 @@ UNPACED = _Unpaced()
 class KeptBody(BodyStream):
     """A request body read from `source` (by the first upload) while a copy is kept up to `cap`."""
 
-    __slots__ = ("_source", "_cap", "_kept", "_kept_size", "complete", "overflow")
+    __slots__ = ("_source", "_cap", "_kept", "_kept_size", "expected", "complete", "overflow")
 
-    def __init__(self, source: BodyStream, cap: int) -> None:
+    def __init__(self, source: BodyStream, cap: int, expected: int | None = None) -> None:
         super().__init__(UNPACED)
         self._source = source
         self._cap = cap
+        self.expected = expected  # the declared Content-Length, if any
         self._kept: list[bytes] = []
         self._kept_size = 0
         self.complete = False
@@ -89,6 +94,16 @@ class KeptBody(BodyStream):
     def replayable(self) -> bool:
         return self.complete and not self.overflow
 
+    @property
+    def completable(self) -> bool:
+        """Not complete yet, but declared small enough to be kept whole once it has arrived."""
+        return not self.complete and self.expected is not None and self.expected <= self._cap
+
+    async def read_rest(self) -> None:
+        """Read (and keep) what is left of the body. Only once nothing else reads the source."""
+        while await self.read():
+            pass
+
     def again(self) -> BodyStream:
         """The kept bytes as a new, complete body."""
         body = BodyStream(UNPACED)
@@ -113,19 +128,47 @@ class Replay:
     def replayable(self) -> bool:
         return self.body is None or self.body.replayable
 
+    @property
+    def completable(self) -> bool:
+        return self.body is not None and self.body.completable
+
     def body_again(self) -> BodyStream | None:
         return None if self.body is None else self.body.again()
 
 
 def plan_replay(
-    route: Route | None, table: RouteTable, serving: Backend, body: BodyStream | None, cap: int
+    route: Route | None,
+    table: RouteTable,
+    serving: Backend,
+    body: BodyStream | None,
+    cap: int,
+    expected: int | None = None,
 ) -> Replay | None:
-    """The replay to prepare for a request to `serving`, or None when no fallback applies."""
+    """The replay to prepare for a request to `serving`, or None when no fallback applies.
+    `expected` is the body's declared Content-Length (None when chunked)."""
     if route is None or route.fallback is None or route.fallback.backend == serving.name:
         return None
     fallback = route.fallback
-    kept = None if body is None else KeptBody(body, cap)
+    kept = None if body is None else KeptBody(body, cap, expected)
     return Replay(table.backends[fallback.backend], fallback.on, kept)
+
+
+async def complete_body(replay: Replay, first: Exchange) -> None:
+    """Drop the first answer and read the rest of a `completable` body into the kept copy.
+
+    The first upload reads the body until its connection is released or closed, so it is
+    awaited before this reads on; a client that stops sending gets a 408.
+    """
+    upload = first.upload
+    await discard(first)
+    if upload is not None:
+        await asyncio.wait([upload])
+    assert replay.body is not None
+    try:
+        async with asyncio.timeout(replay.backend.read_timeout):
+            await replay.body.read_rest()
+    except TimeoutError:
+        raise RequestBodyTimeout() from None
 
 
 async def discard(exchange: Exchange) -> None:

@@ -24,7 +24,7 @@ from typing import Protocol
 from proxy.accesslog import AccessLog
 from proxy.canary import CANARY, FORCE_HEADER, FORCED, ROUTED, BackendChooser
 from proxy.errors import Draining, ProxyError, error_response
-from proxy.fallback import Replay, discard, plan_replay
+from proxy.fallback import Replay, complete_body, discard, plan_replay
 from proxy.routes import Backend, Decision, RouteTable
 from proxy.settings import is_trusted as is_trusted
 from proxy.shadow import Tee
@@ -67,6 +67,7 @@ class Request:
     chunked: bool = False
     connection: bool = False  # a Connection header is present
     request_id: bytes = b""  # set by request_head: the client's X-Request-ID or a new one
+    length: int | None = None  # the declared Content-Length of the body, if not chunked
 
     @property
     def path(self) -> str:
@@ -251,7 +252,7 @@ class Forwarder:
                 client.write(CONTINUE)
             route = None if outcome.via == FORCED else decision.route  # a tester sees the answer
             cap = self.state.settings.fallback_body_cap
-            replay = plan_replay(route, table, outcome.backend, request.body, cap)
+            replay = plan_replay(route, table, outcome.backend, request.body, cap, request.length)
             body = request.body if replay is None else replay.body
             exchange = await self._send(request, outcome.backend, body)
             if replay is not None and replay.wanted(exchange.response.status):
@@ -300,6 +301,9 @@ class Forwarder:
         """The fallback backend's exchange instead of `exchange`, if the request is replayable."""
         first, code = outcome.backend.name, exchange.response.status
         to = replay.backend.name
+        completing = not replay.replayable and replay.completable
+        if completing:
+            await complete_body(replay, exchange)  # drops the first answer
         replayable = replay.replayable
         self.state.debt.record(
             decision.resource,
@@ -311,7 +315,8 @@ class Forwarder:
         )
         if not replayable:
             return exchange
-        await discard(exchange)
+        if not completing:
+            await discard(exchange)
         self.state.metrics.fallback(decision.resource, first, to, code)
         outcome.backend = replay.backend
         outcome.fallback_from = first

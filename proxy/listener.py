@@ -156,6 +156,7 @@ class ClientConnection(asyncio.Protocol):
             self._body,
             chunked,
             self._connection,
+            length=None if chunked else length,
         )
         self._url = b""
         self._headers = []

@@ -231,6 +231,10 @@ class UpstreamConnection(asyncio.Protocol):
         return await self._exchange.head
 
     @property
+    def upload(self) -> asyncio.Task[None] | None:
+        return self._upload
+
+    @property
     def reusable(self) -> bool:
         exchange = self._exchange
         return (
@@ -415,6 +419,11 @@ class Exchange:
 
     def abort(self) -> None:
         self._conn.close()
+
+    @property
+    def upload(self) -> asyncio.Task[None] | None:
+        """The task still sending the request body, if there is one."""
+        return self._conn.upload
 
 
 class Upstreams:

@@ -4,6 +4,7 @@ GET /-/debt, with raw loopback upstreams that record the exact bytes they receiv
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import pytest
@@ -188,27 +189,73 @@ async def test_chunked_body_over_the_cap_streams_to_the_first_backend_only(pair)
     assert legacy.requests == []
 
 
-async def test_a_body_still_arriving_when_the_answer_comes_is_not_replayed(
+def answers_before_the_body(upstream: Upstream):  # type: ignore[no-untyped-def]
+    """A backend that answers 404 as soon as it has the head, without reading the body."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_head(reader)
+        upstream.requests.append(RawRequest(head, b""))
+        writer.write(respond(b"404 NOT FOUND", b"early"))
+        await writer.drain()
+        await reader.read()
+
+    return handle
+
+
+async def test_a_body_still_arriving_when_the_answer_comes_is_awaited_then_replayed(
     upstream_factory,
 ) -> None:
-    def early(upstream: Upstream):  # type: ignore[no-untyped-def]
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await read_head(reader)
-            upstream.requests.append(RawRequest(head, b""))
-            writer.write(respond(b"404 NOT FOUND", b"early"))
-            await writer.drain()
-            await reader.read()
-
-        return handle
-
-    drf = await upstream_factory(early)
+    drf = await upstream_factory(answers_before_the_body)
     legacy = await upstream_factory(canned(FALLBACK_ANSWER))
     async with routed_proxy(routes(drf, legacy)) as proxy:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         writer.write(b"POST /bookings/resource HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc")
+        await asyncio.sleep(0.2)  # the first backend has answered 404 by now
+        writer.write(b"def")
         head = await asyncio.wait_for(read_head(reader), 5)
         body = await read_body(reader, head)
-        writer.write(b"def")
+        writer.close()
+        [entry] = proxy.state.debt.entries()
+    assert head.startswith(b"HTTP/1.1 201 Created\r\n") and body == b'{"id": 9}'
+    assert [request.body for request in legacy.requests] == [b"abcdef"]
+    assert (entry.count, entry.not_replayed) == (1, 0)
+    labels = {"resource": "bookings", "from_backend": "drf", "to_backend": "legacy"}
+    assert sample(proxy, FALLBACKS, **labels, code="404") == 1.0
+
+
+async def test_a_body_that_stops_arriving_gets_a_408(upstream_factory) -> None:
+    drf = await upstream_factory(answers_before_the_body)
+    legacy = await upstream_factory(canned(FALLBACK_ANSWER))
+    text = routes(drf, legacy).replace(
+        f"url: {legacy.url}", f"url: {legacy.url}\n    read_timeout: 0.3"
+    )
+    async with routed_proxy(text) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"POST /bookings/resource HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc")
+        head = await asyncio.wait_for(read_head(reader), 5)
+        body = await read_body(reader, head)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert json.loads(body) == {
+        "http_status_code": 408,
+        "message": "Request timeout: the request body did not arrive in time.",
+        "errors": [],
+    }
+    assert legacy.requests == []
+
+
+async def test_a_chunked_body_still_arriving_is_not_replayed(upstream_factory) -> None:
+    drf = await upstream_factory(answers_before_the_body)
+    legacy = await upstream_factory(canned(FALLBACK_ANSWER))
+    async with routed_proxy(routes(drf, legacy)) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(
+            b"POST /bookings/resource HTTP/1.1\r\nHost: a\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+        )
+        head = await asyncio.wait_for(read_head(reader), 5)
+        body = await read_body(reader, head)
+        writer.write(b"3\r\ndef\r\n0\r\n\r\n")
         writer.close()
         [entry] = proxy.state.debt.entries()
     assert head.startswith(b"HTTP/1.1 404 NOT FOUND\r\n") and body == b"early"
