@@ -86,6 +86,25 @@ class StackConfig:
         return f"http://{self.hosts.get(key, self.host)}:{self.ports[key]}"
 
 
+def container_config(**hosts: str) -> StackConfig:
+    """The stack as containers run it (docker-compose, Kubernetes): default ports, every service
+    bound on all interfaces and reached by its own name (`hosts` overrides a name), data in
+    /data, the routing table in /config.
+
+    >>> container_config(proxy_admin="proxy-admin").url("proxy_admin")
+    'http://proxy-admin:8081'
+    """
+    names = {key: key.partition("_")[0] for key in DEFAULT_PORTS}
+    return StackConfig(
+        ports=DEFAULT_PORTS,
+        host="0.0.0.0",
+        hosts={**names, **hosts},
+        data_dir=Path("/data"),
+        routes=Path("/config/routes.yaml"),
+        python="python",
+    )
+
+
 def source_urls(config: StackConfig) -> dict[str, str]:
     """The environment a gateway needs to reach the source systems."""
     return {f"{name.upper()}_URL": config.url(name) for name in SOURCE_SYSTEMS}

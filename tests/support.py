@@ -21,15 +21,17 @@ from stack.services import (
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "demo"
-API_RESOURCES = (
-    "bookings",
-    "customers",
-    "departures",
-    "tours",
-    "itineraries",
-    "itinerary_maps",
-    "accommodations",
+# The API's resources with the source system that owns each one's records.
+RESOURCE_SOURCES = (
+    ("bookings", "reservations"),
+    ("customers", "reservations"),
+    ("departures", "reservations"),
+    ("tours", "operations"),
+    ("itineraries", "operations"),
+    ("itinerary_maps", "operations"),
+    ("accommodations", "operations"),
 )
+API_RESOURCES = tuple(resource for resource, _ in RESOURCE_SOURCES)
 
 # The metrics contract: DESIGN.md's table, plus the two counters added since (README lists
 # all). Name -> (type, label names). tests/proxy and tests/deploy both hold the code to it.

@@ -18,31 +18,15 @@ import yaml
 
 from proxy.routes import parse_table
 from proxy.settings import Settings
-from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, Service, StackConfig, services
+from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, Service, container_config, services
 from tests.support import ROOT
 
 K8S_DIR = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.35"
 ROUTES_CONFIGMAP = "strangler-routes"
 
-K8S_HOSTS = {
-    "reservations": "reservations",
-    "crm": "crm",
-    "operations": "operations",
-    "legacy": "legacy",
-    "drf": "drf",
-    "proxy": "proxy",
-    "proxy_admin": "proxy-admin",
-}
-
-K8S_CONFIG = StackConfig(
-    ports=DEFAULT_PORTS,
-    host="0.0.0.0",
-    hosts=K8S_HOSTS,
-    data_dir=Path("/data"),
-    routes=Path("/config/routes.yaml"),
-    python="python",
-)
+K8S_CONFIG = container_config(proxy_admin="proxy-admin")  # a Service of its own
+K8S_HOSTS = dict(K8S_CONFIG.hosts)
 STACK = services(K8S_CONFIG)
 
 Manifest = dict[str, Any]

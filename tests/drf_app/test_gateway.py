@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.contract import assert_conforms, load_spec
-from tests.support import HEADERS, World, make_world
+from tests.support import HEADERS, RESOURCE_SOURCES, World, make_world
 
 ENVELOPE_401 = {
     "http_status_code": 401,
@@ -39,15 +39,7 @@ def source(world: World, system: str, path: str) -> Any:
     return requests.get(f"{world.url(system)}{path}", timeout=5).json()
 
 
-RESOURCES = [
-    ("bookings", "reservations"),
-    ("customers", "reservations"),
-    ("departures", "reservations"),
-    ("tours", "operations"),
-    ("itineraries", "operations"),
-    ("itinerary_maps", "operations"),
-    ("accommodations", "operations"),
-]
+RESOURCES = RESOURCE_SOURCES
 
 
 @pytest.mark.parametrize(("resource", "system"), RESOURCES)

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.contract import assert_conforms, load_spec
-from tests.support import HEADERS, World
+from tests.support import HEADERS, RESOURCE_SOURCES, World
 
 Json = Any
 
@@ -72,15 +72,7 @@ def expected_object(world: World, base: str, resource: str, object_id: int) -> J
     return merged
 
 
-RESOURCES = [
-    ("bookings", "reservations"),
-    ("customers", "reservations"),
-    ("departures", "reservations"),
-    ("tours", "operations"),
-    ("itineraries", "operations"),
-    ("itinerary_maps", "operations"),
-    ("accommodations", "operations"),
-]
+RESOURCES = RESOURCE_SOURCES
 
 
 @pytest.mark.parametrize(("resource", "system"), RESOURCES)

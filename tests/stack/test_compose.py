@@ -7,33 +7,15 @@ and normalises the file, and the result is compared with stack/services.py.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from stack.services import DEFAULT_PORTS, StackConfig, services
+from stack.services import container_config, services
 from tests.support import ROOT
 
-COMPOSE_HOSTS = {
-    "reservations": "reservations",
-    "crm": "crm",
-    "operations": "operations",
-    "legacy": "legacy",
-    "drf": "drf",
-    "proxy": "proxy",
-    "proxy_admin": "proxy",
-}
-
-COMPOSE_CONFIG = StackConfig(
-    ports=DEFAULT_PORTS,
-    host="0.0.0.0",
-    hosts=COMPOSE_HOSTS,
-    data_dir=Path("/data"),
-    routes=Path("/config/routes.yaml"),
-    python="python",
-)
+COMPOSE_CONFIG = container_config()  # the admin port is on the proxy's host
 
 
 @pytest.fixture(scope="module")
