@@ -50,6 +50,9 @@ FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-h
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOTHING: frozenset[bytes] = frozenset()
+CONNECTION_SIZE = len(b"connection")
+# The Connection values nearly every peer sends, parsed once.
+COMMON_CONNECTION = {value: frozenset({value}) for value in (b"keep-alive", b"close")}
 
 
 @dataclass(slots=True)
@@ -91,11 +94,15 @@ def new_request_id() -> bytes:
 
 def connection_tokens(headers: Headers) -> frozenset[bytes]:
     """Header names listed in `Connection` fields: `Connection: close, X-Foo` -> {close, x-foo}."""
-    tokens: set[bytes] = set()
+    tokens = NOTHING
     for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(token.strip().lower() for token in value.split(b","))
-    return frozenset(tokens)
+        if len(name) == CONNECTION_SIZE and name.lower() == b"connection":
+            lowered = value.lower()
+            found = COMMON_CONNECTION.get(lowered)
+            if found is None:
+                found = frozenset(token.strip() for token in lowered.split(b","))
+            tokens = found if not tokens else tokens | found
+    return tokens
 
 
 def request_head(request: Request, backend: Backend) -> bytes:
@@ -128,7 +135,7 @@ def request_head(request: Request, backend: Backend) -> bytes:
         elif lowered == b"x-request-id" and not given_id:
             given_id = True
             request.request_id = value
-        parts.append(b"%b: %b\r\n" % (name, value))
+        parts += (name, b": ", value, b"\r\n")
     if not given_id:
         request.request_id = request.request_id or new_request_id()
         parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
@@ -163,7 +170,7 @@ def response_head(response: Response, request: Request, draining: bool) -> Frami
             continue
         if lowered == b"x-request-id":
             echoed = True
-        parts.append(b"%b: %b\r\n" % (name, value))
+        parts += (name, b": ", value, b"\r\n")
     if not echoed and request.request_id:
         parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
     sized = response.sized and b"content-length" not in named

@@ -8,7 +8,7 @@ backend closes one just as a request is written, an idempotent request without a
 cannot have been processed: not one byte came back) is sent again once on a fresh connection.
 
 Every foreign failure (OSError, TimeoutError, parser error) becomes a `ProxyError` in exactly one
-place: `translate_errors`.
+place: `translated`.
 """
 
 from __future__ import annotations
@@ -40,21 +40,32 @@ FRAMING_NAME_SIZES = frozenset(
 )
 
 
+def translated(exc: Exception, *, connecting: bool = False) -> ProxyError:
+    """The one place where a foreign exception becomes the proxy's 502/504 error.
+
+    Anything that is not a timeout, a parser error or an OSError is not ours to hide: re-raised.
+    """
+    if isinstance(exc, ProxyError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return UpstreamConnectTimeout() if connecting else UpstreamReadTimeout()
+    if isinstance(exc, httptools.HttpParserError):
+        context = exc.__context__
+        return context if isinstance(context, ProxyError) else UpstreamProtocolError()
+    if isinstance(exc, OSError):
+        return UpstreamConnectError() if connecting else UpstreamReset()
+    raise exc
+
+
 @contextmanager
 def translate_errors(*, connecting: bool = False) -> Iterator[None]:
-    """The one place where foreign exceptions become the proxy's 502/504 errors."""
+    """`translated` as a context manager: foreign exceptions leave it as `ProxyError`s."""
     try:
         yield
     except ProxyError:
         raise
-    except TimeoutError as exc:
-        raise (UpstreamConnectTimeout() if connecting else UpstreamReadTimeout()) from exc
-    except httptools.HttpParserError as exc:
-        if isinstance(exc.__context__, ProxyError):
-            raise exc.__context__ from None
-        raise UpstreamProtocolError() from exc
-    except (ConnectionRefusedError, OSError) as exc:
-        raise (UpstreamConnectError() if connecting else UpstreamReset()) from exc
+    except Exception as exc:
+        raise translated(exc, connecting=connecting) from exc
 
 
 @dataclass(slots=True)
@@ -127,10 +138,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.received += len(data)
         self._last_io = self._loop.time()
         try:
-            with translate_errors():
-                parser.feed_data(data)
-        except ProxyError as exc:
-            self._fail(exc)
+            parser.feed_data(data)
+        except Exception as exc:  # no context manager here: this runs for every response
+            self._fail(translated(exc))
 
     def eof_received(self) -> bool:
         return False
