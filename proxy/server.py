@@ -71,7 +71,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.forward import Forwarder
     from proxy.guard import run_guards
     from proxy.listener import Listener
-    from proxy.metrics import Metrics
+    from proxy.metrics import Metrics, flush_periodically
     from proxy.reload import reload_now, watch_routes
     from proxy.shadow import Shadows
     from proxy.state import ProxyState
@@ -96,6 +96,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     ).start()
     watcher = asyncio.create_task(watch_routes(state))
     guard = asyncio.create_task(run_guards(state, reload_now))
+    flusher = asyncio.create_task(flush_periodically(state.metrics))
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()
@@ -118,13 +119,14 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
             for conn in list(listener.connections):
                 conn.abort()
     finally:
-        watcher.cancel()
-        guard.cancel()
-        await asyncio.gather(watcher, guard, return_exceptions=True)
+        for task in (watcher, guard, flusher):
+            task.cancel()
+        await asyncio.gather(watcher, guard, flusher, return_exceptions=True)
         await runner.cleanup()
         access_log.flush()
         await shadows.close()
         upstreams.close()
+        state.metrics.flush()
     return 0
 
 

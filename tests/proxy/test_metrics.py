@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.metrics import Metrics, exposition, request_totals
+from proxy.metrics import DURATION_BUCKETS, Metrics, exposition, request_totals
 from proxy.routes import parse_table
 from tests.proxy.control_fixtures import ROUTES
 from tests.support import METRICS, ROOT
@@ -80,12 +80,45 @@ def test_request_done(registry: CollectorRegistry, metrics: Metrics) -> None:
                  le="10.0") == 2.0  # fmt: skip
 
 
+DURATIONS = [0.0, 0.0005, 0.00051, 0.005, 0.2, 0.25, 1.0, 9.99, 10.0, 10.01, 300.0]
+
+
+def test_counted_durations_expose_as_observed_ones(registry: CollectorRegistry,
+                                                   metrics: Metrics) -> None:  # fmt: skip
+    """Counting on the hot path and flushing gives what one observe() per request would give,
+    bounds included (an observation equal to a bound is in that bucket); reads never count
+    twice."""
+    reference = CollectorRegistry()
+    histogram = Histogram("strangler_request_duration_seconds", "", ("resource", "backend"),
+                          buckets=DURATION_BUCKETS, registry=reference)  # fmt: skip
+    for seconds in DURATIONS:
+        metrics.request_done("tours", "drf", "GET", 200, seconds)
+        histogram.labels("tours", "drf").observe(seconds)
+        if seconds == 0.2:  # a read in the middle flushes part of them
+            assert value(registry, "strangler_requests_total", resource="tours", backend="drf",
+                         method="GET", code="200") == 5.0  # fmt: skip
+
+    def samples(source: CollectorRegistry) -> list[tuple[str, list[tuple[str, str]], float]]:
+        return sorted(
+            (sample.name, sorted(sample.labels.items()), sample.value)
+            for family in source.collect()
+            if family.name == "strangler_request_duration_seconds"
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        )
+
+    assert samples(registry) == samples(reference)
+    assert samples(registry) == samples(reference)  # a second read adds nothing
+    assert value(registry, "strangler_requests_total", resource="tours", backend="drf",
+                 method="GET", code="200") == len(DURATIONS)  # fmt: skip
+
+
 def test_label_children_are_cached(metrics: Metrics) -> None:
     metrics.request_done("bookings", "drf", "GET", 200, 0.01)
     metrics.request_done("bookings", "drf", "GET", 200, 0.01)
     metrics.request_done("bookings", "drf", "X-RANDOM-1", 200, 0.01)
     metrics.request_done("bookings", "drf", "X-RANDOM-2", 200, 0.01)
-    assert len(metrics._request_children) == 2
+    assert len(metrics._request_series) == 2
     assert metrics.in_flight("drf") is metrics.in_flight("drf")
 
 
@@ -147,7 +180,7 @@ def test_request_totals(registry: CollectorRegistry, metrics: Metrics) -> None:
 
 WORKER = """
 import sys
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import mark_process_dead
 from proxy.metrics import Metrics
 metrics = Metrics(CollectorRegistry())
@@ -155,10 +188,11 @@ for _ in range(int(sys.argv[1])):
     metrics.request_done("bookings", "drf", "GET", 200, 0.01)
 metrics.in_flight("drf").inc()
 metrics.reload_result(sys.argv[1] == "3")
+metrics.flush()  # what a worker does every FLUSH_SECONDS and when it stops
 """
 
 EXPOSE = """
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import mark_process_dead
 from proxy.metrics import exposition
 print(exposition(CollectorRegistry())[0].decode())
