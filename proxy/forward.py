@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from proxy.accesslog import AccessLog
 from proxy.canary import CANARY, FORCE_HEADER, FORCED, ROUTED, BackendChooser
@@ -152,15 +153,9 @@ def request_head(request: Request, backend: Backend) -> bytes:
     return b"".join(parts)
 
 
-@dataclass(slots=True)
-class Framing:
-    head: bytes
-    chunked: bool
-    keep_alive: bool
-
-
-def response_head(response: Response, request: Request, draining: bool) -> Framing:
-    """The client response head and how its body is framed (one pass over the headers)."""
+def response_head(response: Response, request: Request, draining: bool) -> tuple[bytes, bool, bool]:
+    """The client response head, whether its body is re-chunked, and whether the connection
+    stays open (one pass over the headers)."""
     named = connection_tokens(response.headers) if response.connection else NOTHING
     parts = [b"HTTP/1.1 %d %b\r\n" % (response.status, response.reason)]
     echoed = False
@@ -184,7 +179,7 @@ def response_head(response: Response, request: Request, draining: bool) -> Frami
     elif keep_alive and not http11:
         parts.append(b"Connection: keep-alive\r\n")
     parts.append(b"\r\n")
-    return Framing(b"".join(parts), chunked and response.has_body, keep_alive)
+    return b"".join(parts), chunked and response.has_body, keep_alive
 
 
 @dataclass(slots=True)
@@ -269,10 +264,10 @@ class Forwarder:
             return
         outcome.status = exchange.response.status
         try:
-            framing = response_head(exchange.response, request, self.state.draining)
-            outcome.bytes_out = await _stream(
-                framing.head, exchange.response.body, client, framing.chunked, tee
+            head, chunked, keep_alive = response_head(
+                exchange.response, request, self.state.draining
             )
+            outcome.bytes_out = await _stream(head, exchange.response.body, client, chunked, tee)
         except ProxyError as exc:
             exchange.abort()
             if exc.kind is not None:
@@ -285,9 +280,12 @@ class Forwarder:
         exchange.release()
         if tee is not None:
             tee.finish(exchange.response, outcome.backend.name)
-        outcome.keep_alive = framing.keep_alive and _fully_read(request)
+        outcome.keep_alive = keep_alive and _fully_read(request)
 
-    async def _send(self, request: Request, backend: Backend, body: BodyStream | None) -> Exchange:
+    def _send(
+        self, request: Request, backend: Backend, body: BodyStream | None
+    ) -> Coroutine[Any, Any, Exchange]:
+        """`Upstreams.send` for `request` (not a coroutine itself: one frame less to resume)."""
         upstream_request = UpstreamRequest(
             request.method,
             request_head(request, backend),
@@ -295,7 +293,7 @@ class Forwarder:
             request.chunked,
             request.method in IDEMPOTENT,
         )
-        return await self.upstreams.send(backend, upstream_request)
+        return self.upstreams.send(backend, upstream_request)
 
     async def _fall_back(
         self,

@@ -226,10 +226,15 @@ class UpstreamConnection(asyncio.Protocol):
 
     # the exchange
 
-    async def exchange(self, request: UpstreamRequest, read_timeout: float) -> Response:
-        """Send `request` and return the response once its head has arrived."""
+    def exchange(self, request: UpstreamRequest, read_timeout: float) -> asyncio.Future[Response]:
+        """Send `request`; the future is the response once its head has arrived.
+
+        A plain method returning the future, not a coroutine: one frame less to resume per
+        request.
+        """
         assert self.transport is not None
-        self._exchange = _Exchange(request.method, read_timeout, self._loop.create_future(), [])
+        head: asyncio.Future[Response] = self._loop.create_future()
+        self._exchange = _Exchange(request.method, read_timeout, head, [])
         if self._parser is None:
             self._parser = httptools.HttpResponseParser(self)
         self.received = 0
@@ -238,7 +243,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._request_sent()
         else:
             self._upload = self._loop.create_task(self._send_body(request.body, request.chunked))
-        return await self._exchange.head
+        return head
 
     @property
     def upload(self) -> asyncio.Task[None] | None:
