@@ -54,7 +54,9 @@ class ClientConnection(asyncio.Protocol):
         self._connection = False
         self._body: BodyStream | None = None
         self._queue: deque[Request | ProxyError] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # serves the queue; started by a request
+        self._waiter: asyncio.Future[None] | None = None  # the task waiting for a request
+        self._busy = False  # a request is being answered
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closing = False
@@ -66,7 +68,7 @@ class ClientConnection(asyncio.Protocol):
 
     @property
     def busy(self) -> bool:
-        return self._task is not None
+        return self._busy
 
     # asyncio.Protocol
 
@@ -102,6 +104,7 @@ class ClientConnection(asyncio.Protocol):
             self._body.set_exception(ClientGone())
         if self._task is not None:
             self._task.cancel()
+            self._task = None
         self._wake_writer()
 
     def pause_writing(self) -> None:
@@ -204,7 +207,7 @@ class ClientConnection(asyncio.Protocol):
     def close_when_idle(self) -> None:
         """Drain: close now if between requests, else after the current response."""
         self._draining = True
-        if self._task is None:
+        if not self._busy:
             self._close_transport()
 
     # request queue
@@ -212,33 +215,47 @@ class ClientConnection(asyncio.Protocol):
     def _enqueue(self, item: Request | ProxyError) -> None:
         self._queue.append(item)
         if self._task is None:
-            self._next()
+            if not self.closed:
+                self._task = self._loop.create_task(self._serve())
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
-    def _next(self) -> None:
-        if not self._queue or self.closed:
-            return
-        item = self._queue.popleft()
-        if isinstance(item, ProxyError):
-            self.write(error_response(item, close=True))
-            self._close_transport()
-            return
-        self._task = self._loop.create_task(self._serve(item))
+    async def _serve(self) -> None:
+        """The connection's one task: answers its requests in order, one at a time.
 
-    async def _serve(self, request: Request) -> None:
+        One task per connection, not per request: waking a waiting task costs less than
+        creating one.
+        """
+        while not self.closed:
+            if not self._queue:
+                self._waiter = self._loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
+            item = self._queue.popleft()
+            if isinstance(item, ProxyError):
+                self.write(error_response(item, close=True))
+                break
+            if not await self._answer(item):
+                break
+        self._close_transport()
+
+    async def _answer(self, request: Request) -> bool:
+        """Forward one request; True when the connection may carry the next one."""
         keep_alive = False
+        self._busy = True
         try:
             keep_alive = await self._listener.forwarder.handle(request, self)
-        except (ClientGone, ConnectionError, asyncio.CancelledError):
+        except (ClientGone, ConnectionError):
             pass
         except Exception:
             log.exception("unexpected error forwarding a request")
         finally:
-            self._task = None
+            self._busy = False
             self._last_io = self._loop.time()
-            if keep_alive and not (self._closing or self._draining or self.closed):
-                self._next()
-            else:
-                self._close_transport()
+        return keep_alive and not (self._closing or self._draining or self.closed)
 
     def _on_idle_timer(self) -> None:
         """Close a connection that carried nothing for `keepalive_timeout` seconds."""
@@ -246,7 +263,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         now = self._loop.time()
-        if self._task is not None:
+        if self._busy:
             self._last_io = now
         deadline = self._last_io + self._settings.keepalive_timeout
         if now >= deadline:
