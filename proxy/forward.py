@@ -52,6 +52,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOTHING: frozenset[bytes] = frozenset()
 CONNECTION_SIZE = len(b"connection")
+STATUS_LINE_STARTS = {status: b"HTTP/1.1 %d " % status for status in range(100, 600)}
 # The Connection values nearly every peer sends, parsed once.
 COMMON_CONNECTION = {value: frozenset({value}) for value in (b"keep-alive", b"close")}
 
@@ -114,7 +115,7 @@ def request_head(request: Request, backend: Backend) -> bytes:
     """
     named = connection_tokens(request.headers) if request.connection else NOTHING
     trusted = request.trusted
-    parts = [b"%b %b HTTP/1.1\r\n" % (request.method.encode(), request.target)]
+    parts = [request.method.encode(), b" ", request.target, b" HTTP/1.1\r\n"]
     host = forwarded_host = proto = None
     given_id = False
     chain: list[bytes] = []
@@ -139,16 +140,21 @@ def request_head(request: Request, backend: Backend) -> bytes:
         parts += (name, b": ", value, b"\r\n")
     if not given_id:
         request.request_id = request.request_id or new_request_id()
-        parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
+        parts += (b"X-Request-ID: ", request.request_id, b"\r\n")
     if host is None:
         host = f"{backend.host}:{backend.port}".encode()
-        parts.insert(1, b"Host: %b\r\n" % host)
+        parts[4:4] = (b"Host: ", host, b"\r\n")  # first, after the request line
     if request.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     chain.append(request.peer.encode())
-    parts.append(
-        b"X-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\nX-Forwarded-Host: %b\r\n\r\n"
-        % (b", ".join(chain), proto or b"http", forwarded_host or host)
+    parts += (
+        b"X-Forwarded-For: ",
+        b", ".join(chain),
+        b"\r\nX-Forwarded-Proto: ",
+        proto or b"http",
+        b"\r\nX-Forwarded-Host: ",
+        forwarded_host or host,
+        b"\r\n\r\n",
     )
     return b"".join(parts)
 
@@ -157,7 +163,8 @@ def response_head(response: Response, request: Request, draining: bool) -> tuple
     """The client response head, whether its body is re-chunked, and whether the connection
     stays open (one pass over the headers)."""
     named = connection_tokens(response.headers) if response.connection else NOTHING
-    parts = [b"HTTP/1.1 %d %b\r\n" % (response.status, response.reason)]
+    parts = [STATUS_LINE_STARTS.get(response.status) or b"HTTP/1.1 %d " % response.status]
+    parts += (response.reason, b"\r\n")
     echoed = False
     for name, value in response.headers:
         lowered = name.lower()
@@ -167,7 +174,7 @@ def response_head(response: Response, request: Request, draining: bool) -> tuple
             echoed = True
         parts += (name, b": ", value, b"\r\n")
     if not echoed and request.request_id:
-        parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
+        parts += (b"X-Request-ID: ", request.request_id, b"\r\n")
     sized = response.sized and b"content-length" not in named
     http11 = request.version == "1.1"
     chunked = http11 and not sized and (response.chunked or response.has_body)
