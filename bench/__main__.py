@@ -1,9 +1,12 @@
-"""`python -m bench [proxy|gateways]`: the benchmarks, both by default, one after the other.
+"""`python -m bench [proxy|instructions|gateways]`: the benchmarks, all by default, in turn.
 
-proxy:    a static backend direct, through our proxy and through nginx (bench.proxy);
-          bench/results/latest.json.
-gateways: the legacy and the DRF gateway under gunicorn, DRF/legacy throughput against the
-          70% target (bench.gateways); bench/results/gateways.json.
+proxy:        a static backend direct, through our proxy and through nginx, against the proxy's
+              targets (bench.proxy); bench/results/latest.json.
+instructions: instructions per request of our proxy and of nginx, counted by callgrind: the
+              steady measure for hot-path changes (bench.instructions);
+              bench/results/instructions.json.
+gateways:     the legacy and the DRF gateway under gunicorn, DRF/legacy throughput against the
+              70% target (bench.gateways); bench/results/gateways.json.
 
 A benchmark reports: the exit status is 0 whatever the numbers (PASS/FAIL is printed).
 """
@@ -12,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 
-from bench import gateways, proxy
+from bench import gateways, instructions, proxy
 
-WHICH = ("all", "proxy", "gateways")
+WHICH = ("all", "proxy", "instructions", "gateways")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,8 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=int, default=8, help="gateways: wrk concurrency (default 8)"
     )
+    parser.add_argument(
+        "--requests", type=int, default=4000, help="instructions: requests counted (default 4000)"
+    )
     args = parser.parse_args(argv)
-    for name in ("seconds", "rounds", "workers", "connections"):
+    for name in ("seconds", "rounds", "workers", "connections", "requests"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
     return args
@@ -49,12 +57,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.which in ("all", "proxy"):
-        proxy.run(args.seconds, args.rounds)
-    if args.which == "all":
-        print()
-    if args.which in ("all", "gateways"):
-        gateways.run(args.seconds, args.rounds, args.workers, args.connections)
+    runs: dict[str, Callable[[], object]] = {
+        "proxy": partial(proxy.run, args.seconds, args.rounds),
+        "instructions": partial(instructions.run, args.requests),
+        "gateways": partial(
+            gateways.run, args.seconds, args.rounds, args.workers, args.connections
+        ),
+    }
+    chosen = list(runs) if args.which == "all" else [args.which]
+    for index, name in enumerate(chosen):
+        if index:
+            print()
+        runs[name]()
     return 0
 
 

@@ -55,18 +55,24 @@ def nginx_binary() -> str:
     return found
 
 
-def start(directory: Path, name: str, body: str) -> subprocess.Popen[bytes]:
+def command(directory: Path, name: str, body: str) -> list[str]:
+    """Write nginx-<name>.conf in `directory`; the command line that runs it in the foreground."""
     conf = directory / f"nginx-{name}.conf"
     conf.write_text(COMMON.format(dir=directory, name=name, body=body))
-    return subprocess.Popen(
-        [nginx_binary(), "-c", str(conf), "-p", str(directory), "-e", "stderr"],
-        stderr=subprocess.DEVNULL,
-    )
+    return [nginx_binary(), "-c", str(conf), "-p", str(directory), "-e", "stderr"]
+
+
+def start(directory: Path, name: str, body: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command(directory, name, body), stderr=subprocess.DEVNULL)
 
 
 def start_static(directory: Path, port: int) -> subprocess.Popen[bytes]:
     return start(directory, "static", STATIC.format(port=port))
 
 
+def proxy_command(directory: Path, port: int, upstream: int) -> list[str]:
+    return command(directory, "proxy", PROXY.format(port=port, upstream=upstream))
+
+
 def start_proxy(directory: Path, port: int, upstream: int) -> subprocess.Popen[bytes]:
-    return start(directory, "proxy", PROXY.format(port=port, upstream=upstream))
+    return subprocess.Popen(proxy_command(directory, port, upstream), stderr=subprocess.DEVNULL)

@@ -27,6 +27,9 @@ from bench.load import Result, run_load
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TARGETS = ("direct", "proxy", "nginx")
+PROXY_ENV = {**os.environ, "STRANGLER_ACCESS_LOG": "0"}
+TARGET_RPS_RATIO = 0.30  # a proxy worker's requests/s over an nginx worker's, at c32
+TARGET_ADDED_P50_MS = 0.5  # what the proxy may add to the median latency at c1
 
 
 def free_port() -> int:
@@ -45,17 +48,23 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def start_proxy(directory: Path, port: int, upstream: int) -> subprocess.Popen[bytes]:
+def proxy_command(directory: Path, port: int, upstream: int) -> list[str]:
+    """Write a one-backend routes.yaml in `directory`; the command line serving it on `port`.
+
+    Run it with PROXY_ENV (access log off, as nginx's is).
+    """
     routes = directory / "routes.yaml"
     routes.write_text(
         f"version: 1\nbackends:\n  app:\n    url: http://127.0.0.1:{upstream}\ndefault: app\n"
     )
-    command = [
+    return [
         sys.executable, "-m", "proxy", "serve", "--routes", str(routes),
         "--port", str(port), "--admin-port", str(free_port()),
     ]  # fmt: skip
-    env = {**os.environ, "STRANGLER_ACCESS_LOG": "0"}
-    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def start_proxy(directory: Path, port: int, upstream: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(proxy_command(directory, port, upstream), cwd=ROOT, env=PROXY_ENV)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -105,6 +114,19 @@ def summary(results: dict[str, dict[str, Result]]) -> dict[str, float]:
     }
 
 
+def verdict(summary: dict[str, float]) -> list[str]:
+    """Each target of the proxy (issue 4) with PASS or FAIL, and an overall line."""
+    checks = [
+        (f"throughput >= {TARGET_RPS_RATIO:.2f} x nginx", summary["proxy_vs_nginx_rps"],
+         summary["proxy_vs_nginx_rps"] >= TARGET_RPS_RATIO),
+        (f"added p50 at c1 <= {TARGET_ADDED_P50_MS} ms", summary["proxy_added_p50_ms_c1"],
+         summary["proxy_added_p50_ms_c1"] <= TARGET_ADDED_P50_MS),
+    ]  # fmt: skip
+    lines = [f"  {name:<32} {value:.3f}  {'PASS' if ok else 'FAIL'}" for name, value, ok in checks]
+    overall = all(ok for _, _, ok in checks)
+    return ["proxy targets:", *lines, f"proxy: {'PASS' if overall else 'FAIL'}"]
+
+
 def table(results: dict[str, dict[str, Result]]) -> str:
     lines = [
         f"{'target':<8} {'rps c32':>10} {'p50 c32':>9} {'p99 c32':>9} "
@@ -142,21 +164,23 @@ def run(seconds: float, rounds: int) -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+    figures = summary(results)
     report = {
         "seconds": seconds,
         "load": "wrk -t1, concurrency 32 and 1",
         "results": {n: {k: asdict(r) for k, r in by.items()} for n, by in results.items()},
-        "summary": summary(results),
+        "summary": figures,
         "cpu_us_per_request": cpu,
         "nginx_vs_proxy_cpu_per_request": cpu["nginx"] / cpu["proxy"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
-    for key, value in report["summary"].items():  # type: ignore[union-attr]
+    for key, value in figures.items():
         print(f"{key}: {value:.3f}")
     for name, micros in cpu.items():
         print(f"{name} CPU per request: {micros:.1f} us")
     print(f"nginx_vs_proxy_cpu_per_request: {cpu['nginx'] / cpu['proxy']:.3f}")
+    print("\n".join(verdict(figures)))
     print(f"written: {RESULTS / 'latest.json'}")
     return 0

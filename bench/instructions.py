@@ -1,0 +1,196 @@
+"""`python -m bench instructions`: instructions per proxied request, counted by callgrind.
+
+Requests per second on a shared 2-core machine swing by a factor of two; instruction counts do
+not. Each proxy (ours, one worker, access log off; and nginx as a reverse proxy, one worker) runs
+under `valgrind --tool=callgrind` with counting off, in front of a static nginx that runs
+normally. After a warm-up, counting is switched on (`callgrind_control -i on`), exactly
+`requests` GETs are sent over 32 keep-alive connections, counting is switched off and the counts
+are dumped. The same code, load and machine give the same count to within about 0.5%.
+
+What it does not count: time in the kernel (the socket reads and writes, the same four system
+calls per request for both proxies) and waiting. It is the measure to use when changing the hot
+path: compare two trees' `proxy_instructions_per_request`, then confirm with `bench proxy`.
+Results: bench/results/instructions.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench import nginx
+from bench.load import apt_install
+from bench.proxy import PROXY_ENV, RESULTS, ROOT, free_port, proxy_command, wait_port
+
+CONNECTIONS = 32
+WARM_UP = 500
+PATH = "/bookings/1?expand=all"
+REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n".encode()
+TOTALS = re.compile(rb"^totals: (\d+)", re.M)
+
+
+def valgrind_binary() -> str:
+    """valgrind (which brings callgrind_control), installed with apt-get when missing."""
+    found = apt_install("valgrind", "valgrind")
+    if found is None:
+        raise RuntimeError("valgrind is not installed and could not be installed")
+    return found
+
+
+def callgrind(out_file: Path) -> list[str]:
+    """The command prefix running a program under callgrind with counting off."""
+    return [
+        valgrind_binary(), "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}",
+    ]  # fmt: skip
+
+
+def send_exactly(port: int, connections: int, total: int) -> None:
+    """`total` GETs over `connections` keep-alive connections, each waiting for its answer.
+
+    Every answer must be a complete 200 with a Content-Length body: anything else raises.
+    """
+    selector = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytearray] = {}
+    sent = done = 0
+    for _ in range(min(connections, total)):
+        sock = socket.create_connection(("127.0.0.1", port))
+        buffers[sock] = bytearray()
+        selector.register(sock, selectors.EVENT_READ)
+        sock.sendall(REQUEST)
+        sent += 1
+    try:
+        while done < total:
+            ready = selector.select(timeout=60)
+            if not ready:
+                raise TimeoutError(f"no answer for 60 s after {done} of {total} requests")
+            for key, _ in ready:
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                data = conn.recv(65536)
+                if not data:
+                    raise ConnectionError("the proxy closed a keep-alive connection")
+                buffer = buffers[conn]
+                buffer += data
+                while (answered := complete_response(buffer)) is not None:
+                    del buffer[:answered]
+                    done += 1
+                    if sent < total:
+                        conn.sendall(REQUEST)
+                        sent += 1
+    finally:
+        for sock in buffers:
+            selector.unregister(sock)
+            sock.close()
+
+
+def complete_response(buffer: bytearray) -> int | None:
+    """The size of the complete 200 response at the start of `buffer`, None if incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    if not head.startswith(b"http/1.1 200 "):
+        raise ValueError(f"unexpected answer: {head[:80]!r}")
+    found = re.search(rb"\r\ncontent-length: *(\d+)", head)
+    if found is None:
+        raise ValueError("an answer without Content-Length")
+    size = end + 4 + int(found.group(1))
+    return size if len(buffer) >= size else None
+
+
+def count(command: list[str], port: int, out_file: Path, requests: int) -> float:
+    """Instructions per request of the server that `command` starts on `port`, under callgrind.
+
+    `out_file` is callgrind's --callgrind-out-file in `command`.
+    """
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=PROXY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port, timeout=180)
+        send_exactly(port, CONNECTIONS, WARM_UP)
+        control(proc.pid, "-i", "on")
+        send_exactly(port, CONNECTIONS, requests)
+        control(proc.pid, "-i", "off")
+        control(proc.pid, "-d")
+    finally:
+        # Killed: the counts are dumped already, and nginx under valgrind sometimes sleeps
+        # through SIGTERM.
+        proc.kill()
+        proc.wait()
+    return dumped_instructions(out_file) / requests
+
+
+def control(pid: int, *args: str) -> None:
+    """callgrind_control (installed with valgrind) on the process `pid`."""
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def dumped_instructions(out_file: Path) -> int:
+    """The instructions in the explicit dump (`<out_file>.1`; `out_file` itself, written at a
+    clean exit, only as a fallback)."""
+    for path in (out_file.with_name(out_file.name + ".1"), out_file):
+        if path.exists():
+            found = TOTALS.search(path.read_bytes())
+            if found is not None:
+                return int(found.group(1))
+    raise RuntimeError(f"no callgrind counts in {out_file}")
+
+
+def measure(directory: Path, requests: int) -> dict[str, float]:
+    """Instructions per request of our proxy and of nginx, in front of one static nginx."""
+    upstream = free_port()
+    static = nginx.start_static(directory, upstream)
+    try:
+        wait_port(upstream)
+        commands = {
+            "proxy": proxy_command(directory, free_port(), upstream),
+            "nginx": nginx.proxy_command(directory, free_port(), upstream),
+        }
+        per_request = {}
+        for name, command in commands.items():
+            port = listening_port(command)
+            out_file = directory / f"{name}.callgrind"
+            per_request[name] = count(callgrind(out_file) + command, port, out_file, requests)
+        return per_request
+    finally:
+        static.send_signal(signal.SIGTERM)
+        static.wait(10)
+
+
+def listening_port(command: list[str]) -> int:
+    """The public port of a proxy command line (ours: --port; nginx: its config's listen)."""
+    if "--port" in command:
+        return int(command[command.index("--port") + 1])
+    conf = Path(command[command.index("-c") + 1]).read_text()
+    found = re.search(r"listen 127\.0\.0\.1:(\d+)", conf)
+    assert found is not None, "an nginx config without a loopback listen"
+    return int(found.group(1))
+
+
+def run(requests: int) -> dict[str, float]:
+    """Count both proxies, print the table and write bench/results/instructions.json."""
+    with tempfile.TemporaryDirectory(prefix="strangler-instructions-") as tmp:
+        per_request = measure(Path(tmp), requests)
+    ratio = per_request["nginx"] / per_request["proxy"]
+    report = {
+        "requests": requests,
+        "connections": CONNECTIONS,
+        "instructions_per_request": {name: round(value) for name, value in per_request.items()},
+        "nginx_vs_proxy_instructions": ratio,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "instructions.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"instructions per request ({requests} requests over {CONNECTIONS} connections):")
+    for name, value in per_request.items():
+        print(f"  {name:<6} {value:>10,.0f}")
+    print(f"nginx_vs_proxy_instructions: {ratio:.3f}")
+    print(f"written: {RESULTS / 'instructions.json'}")
+    return per_request
