@@ -15,6 +15,7 @@ from typing import cast
 
 import httptools
 
+from proxy.batch import WriteBatch
 from proxy.errors import (
     BadRequest,
     BodyTooLarge,
@@ -25,7 +26,7 @@ from proxy.errors import (
 )
 from proxy.forward import Forwarder, Request, is_trusted
 from proxy.settings import Settings
-from proxy.streams import BodyStream
+from proxy.streams import LOW_WATER, BodyStream
 from proxy.upstream import FRAMING_NAME_SIZES, Headers
 
 MAX_HEADER_FIELDS = 100
@@ -40,6 +41,7 @@ class ClientGone(Exception):
 class ClientConnection(asyncio.Protocol):
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
+        self._batch = listener.batch
         self._settings: Settings = listener.forwarder.state.settings
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -184,12 +186,15 @@ class ClientConnection(asyncio.Protocol):
     # what the forwarder uses
 
     def write(self, data: bytes) -> None:
+        """Queue `data` for the client: it leaves with the loop pass's other writes."""
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self._batch.write(self.transport, data)
 
     async def drain(self) -> None:
+        """Wait until the client reads fast enough; what the batch may hold stays bounded."""
         if self.closed:
             raise ConnectionResetError()
+        self._batch.flush_over(LOW_WATER)
         while self._write_paused:
             self._drain_waiter = self._loop.create_future()
             try:
@@ -290,6 +295,7 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
+        self._batch.flush()  # what is queued for this client goes before the close
         self.closed = True
         if not self._rejected or not transport.can_write_eof():
             transport.close()
@@ -308,8 +314,9 @@ class ClientConnection(asyncio.Protocol):
 class Listener:
     """The public port's connections: what the server drains on SIGTERM."""
 
-    def __init__(self, forwarder: Forwarder) -> None:
+    def __init__(self, forwarder: Forwarder, batch: WriteBatch | None = None) -> None:
         self.forwarder = forwarder
+        self.batch = batch or WriteBatch()
         self.connections: set[ClientConnection] = set()
 
     def protocol(self) -> ClientConnection:

@@ -68,6 +68,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
 
     from proxy.accesslog import AccessLog
     from proxy.admin import make_admin_app
+    from proxy.batch import WriteBatch
     from proxy.forward import Forwarder
     from proxy.guard import run_guards
     from proxy.listener import Listener
@@ -82,9 +83,10 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     state.metrics.routes_loaded(table)
     shadows = state.shadows = Shadows(state.metrics)
     shadows.start()
-    upstreams = Upstreams()
+    batch = WriteBatch()  # the client and upstream writes of a loop pass leave together
+    upstreams = Upstreams(batch)
     access_log = AccessLog(sys.stdout)
-    listener = Listener(Forwarder(state, upstreams, access_log))
+    listener = Listener(Forwarder(state, upstreams, access_log), batch)
     loop = asyncio.get_running_loop()
     public = await loop.create_server(
         listener.protocol, settings.host, settings.port, reuse_port=reuse_port, backlog=1024

@@ -21,6 +21,7 @@ from typing import cast
 
 import httptools
 
+from proxy.batch import WriteBatch
 from proxy.errors import (
     PoolFull,
     ProxyError,
@@ -238,7 +239,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._parser is None:
             self._parser = httptools.HttpResponseParser(self)
         self.received = 0
-        self.transport.write(request.head)
+        self._pool.batch.write(self.transport, request.head)
         if request.body is None:
             self._request_sent()
         else:
@@ -282,6 +283,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def _send_body(self, body: BodyStream, chunked: bool) -> None:
         assert self.transport is not None
+        self._pool.batch.flush()  # the head first; the body is written directly
         try:
             while chunk := await body.read():
                 if self.closed:
@@ -363,9 +365,10 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Keep-alive connections to one backend address; idle ones are reused newest first."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, batch: WriteBatch) -> None:
         self.host = host
         self.port = port
+        self.batch = batch
         self.idle: list[UpstreamConnection] = []
         self.open: set[UpstreamConnection] = set()
         self.connecting = 0
@@ -444,14 +447,15 @@ class Exchange:
 class Upstreams:
     """Connection pools by backend address. One per process, closed at shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch: WriteBatch | None = None) -> None:
         self._pools: dict[tuple[str, int], Pool] = {}
+        self._batch = batch or WriteBatch()
 
     def pool(self, backend: Backend) -> Pool:
         key = (backend.host, backend.port)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = Pool(backend.host, backend.port)
+            pool = self._pools[key] = Pool(backend.host, backend.port, self._batch)
         return pool
 
     async def send(self, backend: Backend, request: UpstreamRequest) -> Exchange:
