@@ -2,7 +2,7 @@
 
 Every failure of the data plane is one of the `ProxyError` subclasses below. Foreign exceptions
 (OSError, TimeoutError, parser errors) become one of them in exactly one place,
-`proxy.upstream.translate_errors`; the listener turns any `ProxyError` into a response with
+`proxy.upstream.translated`; the listener turns any `ProxyError` into a response with
 `error_response`. Messages never name a backend address and never carry a traceback.
 """
 
@@ -66,6 +66,11 @@ class PoolFull(ProxyError):
 class Draining(ProxyError):
     status = 503
     message = "Service unavailable: the proxy is shutting down."
+
+
+class RequestHeadTimeout(ProxyError):
+    status = 408
+    message = "Request timeout: the request head did not arrive in time."
 
 
 class RequestBodyTimeout(ProxyError):

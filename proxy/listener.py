@@ -21,6 +21,7 @@ from proxy.errors import (
     BodyTooLarge,
     HeadersTooLarge,
     ProxyError,
+    RequestHeadTimeout,
     RequestLineTooLong,
     error_response,
 )
@@ -66,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         self._rejected = False
         self.closed = False
         self._last_io = 0.0
+        self._head_started: float | None = None  # loop time the request head now arriving began
         self._idle_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -81,9 +83,8 @@ class ClientConnection(asyncio.Protocol):
         self._trusted = is_trusted(self._peer, self._settings.trusted_proxies)
         self._listener.connections.add(self)
         self._last_io = self._loop.time()
-        self._idle_timer = self._loop.call_at(
-            self._last_io + self._settings.keepalive_timeout, self._on_idle_timer
-        )
+        timeout = min(self._settings.keepalive_timeout, self._settings.header_timeout)
+        self._idle_timer = self._loop.call_at(self._last_io + timeout, self._on_idle_timer)
 
     def data_received(self, data: bytes) -> None:
         self._last_io = self._loop.time()
@@ -118,6 +119,9 @@ class ClientConnection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        self._head_started = self._loop.time()
+
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self._settings.max_request_line:
@@ -144,6 +148,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         assert self.transport is not None
+        self._head_started = None
         parser = self._parser
         method = parser.get_method().decode("ascii")
         length, chunked = self._length, self._chunked
@@ -263,18 +268,32 @@ class ClientConnection(asyncio.Protocol):
         return keep_alive and not (self._closing or self._draining or self.closed)
 
     def _on_idle_timer(self) -> None:
-        """Close a connection that carried nothing for `keepalive_timeout` seconds."""
+        """Close a connection that carried nothing for `keepalive_timeout` seconds; answer 408 to
+        a request head still incomplete `header_timeout` seconds after it began (a client
+        trickling bytes keeps the connection busy, not idle).
+
+        One timer per connection, re-armed here only: without a head in progress it fires again
+        `header_timeout` from now at the latest, which is no later than any head starting
+        meanwhile can time out.
+        """
         self._idle_timer = None
         if self.closed:
             return
         now = self._loop.time()
         if self._busy:
             self._last_io = now
+        started = self._head_started
+        head_deadline = now + self._settings.header_timeout
+        if started is not None:
+            head_deadline = started + self._settings.header_timeout
+            if now >= head_deadline and not self._closing:
+                self._reject(RequestHeadTimeout())
+                return
         deadline = self._last_io + self._settings.keepalive_timeout
         if now >= deadline:
             self._close_transport()
             return
-        self._idle_timer = self._loop.call_at(deadline, self._on_idle_timer)
+        self._idle_timer = self._loop.call_at(min(deadline, head_deadline), self._on_idle_timer)
 
     def _reject(self, error: ProxyError) -> None:
         """The request stream is broken (bad syntax, over a limit): answer once, then close."""

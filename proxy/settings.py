@@ -25,6 +25,7 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     drain_seconds: float = 10.0
     keepalive_timeout: float = 75.0  # an idle client connection is closed after this long
+    header_timeout: float = 30.0  # a request head not complete this long after it began: 408
     max_request_line: int = 8190
     max_header_size: int = 8190  # one header field line
     max_headers_total: int = 65536  # the whole header block
@@ -47,6 +48,8 @@ class Settings:
         }
         if "STRANGLER_DRAIN_SECONDS" in environ:
             values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
+        if "STRANGLER_HEADER_TIMEOUT" in environ:
+            values["header_timeout"] = float(environ["STRANGLER_HEADER_TIMEOUT"])
         if "STRANGLER_MAX_BODY_SIZE" in environ:
             values["max_body_size"] = int(environ["STRANGLER_MAX_BODY_SIZE"])
         if "STRANGLER_FALLBACK_BODY_CAP" in environ:

@@ -136,3 +136,67 @@ async def test_rejected_connection_lingers_instead_of_resetting(upstream_factory
     answer, after = await asyncio.to_thread(answer_then_keep_sending, proxy.port)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert after == b""
+
+
+# -- a request head that trickles in: 408 once `header_timeout` has passed since it began ------
+
+SLOW = Settings(header_timeout=0.4, keepalive_timeout=5.0)
+
+
+async def test_a_head_trickling_past_the_header_timeout_is_408(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, SLOW)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: " + b"s" * 100
+    answered = asyncio.ensure_future(read_response(reader))
+    for byte in head:  # one byte every 20 ms: never idle, never complete
+        if answered.done():
+            break
+        writer.write(bytes([byte]))
+        await asyncio.sleep(0.02)
+    result = await asyncio.wait_for(answered, 5)
+    elapsed = loop.time() - started
+    assert result.status == 408
+    assert json.loads(result.body) == {
+        "http_status_code": 408,
+        "message": "Request timeout: the request head did not arrive in time.",
+        "errors": [],
+    }
+    assert result.header(b"Connection") == b"close"
+    assert 0.4 <= elapsed < 1.5
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # then the connection closes
+    writer.close()
+    assert upstream.requests == []
+
+
+async def test_a_slow_head_within_the_timeout_passes(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond(body=b"fine")))
+    proxy = await proxy_factory(upstream.url, SLOW)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    for piece in (b"GET /slow HTTP/1.1\r\n", b"Host: h\r\n", b"\r\n"):
+        writer.write(piece)
+        await asyncio.sleep(0.1)
+    result = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert (result.status, result.body) == (200, b"fine")
+
+
+async def test_an_idle_keep_alive_connection_is_not_a_slow_head(upstream_factory, proxy_factory):
+    """Between requests nothing is timed but idleness: the next request after a pause longer
+    than header_timeout (shorter than keepalive_timeout) is served."""
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url, SLOW)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    for _ in range(2):
+        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await asyncio.wait_for(read_response(reader), 5)).status == 200
+        await asyncio.sleep(1.0)
+    writer.close()
+    assert len(upstream.requests) == 2
+
+
+def test_header_timeout_from_the_environment() -> None:
+    assert Settings.from_env({}).header_timeout == 30.0
+    assert Settings.from_env({"STRANGLER_HEADER_TIMEOUT": "2.5"}).header_timeout == 2.5
