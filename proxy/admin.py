@@ -22,10 +22,12 @@ from aiohttp import web
 
 from proxy import edit
 from proxy.dashboard import DASHBOARD, add_dashboard, page, resource_rates
+from proxy.fallback import merge_debt
 from proxy.metrics import exposition
 from proxy.reload import reload_now
 from proxy.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.shadow import KEEP, diffs_report
+from proxy.sharing import DEBT, MISMATCHES, others, shared_directory
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -113,16 +115,24 @@ async def diffs(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= KEEP:
         raise web.HTTPBadRequest(reason=f"Bad request: limit must be an integer from 1 to {KEEP}.")
     resource = request.query.get("resource")
-    body = diffs_report(state.shadows, state.table, state.registry, resource, int(raw))
+    shared = others(shared_directory(), MISMATCHES)
+    body = diffs_report(state.shadows, state.table, state.registry, resource, int(raw), shared)
     if body is None:
         raise web.HTTPNotFound(reason=f"Not found: no resource {resource!r}.")
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 async def debt(request: web.Request) -> web.Response:
-    """Request shapes that needed a fallback, most counted first (`?resource=` narrows)."""
-    entries = request.app[STATE].debt.entries(request.query.get("resource"))
-    body = [entry.to_json() for entry in entries]
+    """Request shapes that needed a fallback, most counted first (`?resource=` narrows); with
+    several workers, merged over all of them."""
+    resource = request.query.get("resource")
+    directory = shared_directory()
+    if directory is None:
+        body = [entry.to_json() for entry in request.app[STATE].debt.entries(resource)]
+    else:
+        entries = request.app[STATE].debt.snapshot()
+        entries += [entry for snapshot in others(directory, DEBT) for entry in snapshot]
+        body = merge_debt(entries, resource)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 

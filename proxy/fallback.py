@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -264,9 +265,42 @@ class DebtRegistry:
         chosen = [e for e in self._entries.values() if resource is None or e.resource == resource]
         return sorted(chosen, key=lambda e: (-e.count, -e.last_seen, e.method, e.path))
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every entry as JSON, most counted first: what workers share."""
+        return [entry.to_json() for entry in self.entries()]
+
     def _evict(self) -> None:
         key = min(self._entries, key=lambda k: (self._entries[k].count, self._entries[k].last_seen))
         del self._entries[key]
+
+
+def merge_debt(
+    entries: Iterable[Mapping[str, Any]], resource: str | None = None, limit: int = DEBT_LIMIT
+) -> list[dict[str, Any]]:
+    """Several workers' debt entries (`DebtEntry.to_json`s) as one list, one entry per shape,
+    in `DebtRegistry.entries` order: most counted first, then most recent."""
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for entry in entries:
+        if resource is not None and entry["resource"] != resource:
+            continue
+        key = (entry["resource"], entry["method"], entry["path"])
+        into = merged.get(key)
+        if into is None:
+            codes, backends = dict(entry["codes"]), dict(entry["backends"])
+            merged[key] = {**entry, "codes": codes, "backends": backends}
+            continue
+        into["count"] += entry["count"]
+        into["not_replayed"] += entry["not_replayed"]
+        for field_name in ("codes", "backends"):
+            counts = into[field_name]
+            for name, count in entry[field_name].items():
+                counts[name] = counts.get(name, 0) + count
+        into["last_seen"] = max(into["last_seen"], entry["last_seen"])
+    for into in merged.values():
+        into["codes"] = dict(sorted(into["codes"].items(), key=lambda item: int(item[0])))
+    ordered = sorted(merged.values(), key=lambda entry: (entry["method"], entry["path"]))
+    ordered.sort(key=lambda entry: (entry["count"], entry["last_seen"]), reverse=True)
+    return ordered[:limit]
 
 
 def iso_time(timestamp: float) -> str:

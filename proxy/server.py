@@ -75,6 +75,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.metrics import Metrics, flush_periodically
     from proxy.reload import reload_now, watch_routes
     from proxy.shadow import Shadows
+    from proxy.sharing import DEBT, MISMATCHES, share_periodically, shared_directory
     from proxy.state import ProxyState
     from proxy.upstream import Upstreams
 
@@ -99,6 +100,11 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     watcher = asyncio.create_task(watch_routes(state))
     guard = asyncio.create_task(run_guards(state, reload_now))
     flusher = asyncio.create_task(flush_periodically(state.metrics))
+    tasks = [watcher, guard, flusher]
+    directory = shared_directory()
+    if directory is not None:  # several workers: share what /-/debt and /-/diffs show
+        snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
+        tasks.append(asyncio.create_task(share_periodically(directory, snapshots)))
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()
@@ -121,9 +127,9 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
             for conn in list(listener.connections):
                 conn.abort()
     finally:
-        for task in (watcher, guard, flusher):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(watcher, guard, flusher, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
         access_log.flush()
         await shadows.close()

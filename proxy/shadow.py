@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -326,6 +326,13 @@ class Shadows:
         kept = self.mismatches.get(resource, ())
         return list(reversed(kept))[:limit]
 
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Every resource's kept mismatches as JSON, newest first: what workers share."""
+        return {
+            resource: [mismatch.to_json() for mismatch in reversed(kept)]
+            for resource, kept in self.mismatches.items()
+        }
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -383,8 +390,11 @@ def diffs_report(
     registry: CollectorRegistry,
     resource: str | None,
     limit: int,
+    shared: Sequence[Mapping[str, list[dict[str, Any]]]] = (),
 ) -> dict[str, Any] | None:
     """The body of GET /-/diffs; None when `resource` is neither in the table nor ever compared.
+
+    `shared`: the other workers' `Shadows.snapshot()`s (proxy.sharing), merged with this one's.
 
     Without a resource: a summary of every resource shadowed now or compared before::
 
@@ -401,7 +411,7 @@ def diffs_report(
                 {"field": "$.contact_email", "kind": "changed", "live": "a@x", "shadow": "b@x"}]}]}
     """
     counts = figures(registry)
-    kept: Mapping[str, deque[Mismatch]] = {} if shadows is None else shadows.mismatches
+    kept = merge_mismatches([{} if shadows is None else shadows.snapshot(), *shared])
 
     def entry(name: str) -> dict[str, Any]:
         route = table.routes.get(name)
@@ -418,9 +428,18 @@ def diffs_report(
         }
     if resource not in table.routes and resource not in counts and resource not in kept:
         return None
-    recent = [] if shadows is None else shadows.recent(resource, limit)
-    return {
-        "resource": resource,
-        **entry(resource),
-        "mismatches": [mismatch.to_json() for mismatch in recent],
-    }
+    return {"resource": resource, **entry(resource), "mismatches": kept.get(resource, [])[:limit]}
+
+
+def merge_mismatches(
+    snapshots: Iterable[Mapping[str, list[dict[str, Any]]]], keep: int = KEEP
+) -> dict[str, list[dict[str, Any]]]:
+    """Several workers' kept mismatches as one: per resource the newest `keep`, newest first."""
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for snapshot in snapshots:
+        for resource, mismatches in snapshot.items():
+            merged.setdefault(resource, []).extend(mismatches)
+    for mismatches in merged.values():
+        mismatches.sort(key=lambda mismatch: str(mismatch["time"]), reverse=True)
+        del mismatches[keep:]
+    return merged

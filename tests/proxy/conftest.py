@@ -262,6 +262,12 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
+def worker_pids(parent: int) -> list[int]:
+    """The worker processes of a `--workers N` proxy (its children)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
 @dataclass
 class ProxyProcess:
     """`python -m proxy serve` as a real process on free ports."""

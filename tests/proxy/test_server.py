@@ -20,6 +20,7 @@ from tests.proxy.conftest import (
     read_body,
     read_head,
     respond,
+    worker_pids,
     write_routes,
 )
 from tests.support import ROOT, free_port
@@ -152,11 +153,6 @@ async def test_workers_share_the_port_and_sum_metrics(upstream_factory, proxy_pr
     assert bodies == {b"two"}
     proxy.terminate()
     assert await asyncio.to_thread(proxy.proc.wait, 15) == 0
-
-
-def worker_pids(parent: int) -> list[int]:
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [int(pid) for pid in children]
 
 
 def test_workers_are_separate_processes(proxy_process, tmp_path):

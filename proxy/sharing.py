@@ -1,0 +1,81 @@
+"""What each worker shares with the others under `--workers N`: JSON snapshots in a directory.
+
+Counters are summed over workers by prometheus_client's multiprocess mode. Two things are not
+counters: the fallback debt (request shapes, `/-/debt`) and the last shadow mismatches
+(`/-/diffs`). Each worker keeps both in memory, and an admin request reaches whichever worker
+accepted its connection. So every `SHARE_SECONDS` (and when it stops) each worker writes a
+snapshot of both to `<directory>/<kind>-<pid>.json`, and the admin endpoints merge the other
+workers' snapshots with their own live state: a worker's latest entries reach the others
+within `SHARE_SECONDS`. The directory is the workers' PROMETHEUS_MULTIPROC_DIR, which the
+supervisor creates fresh and removes at exit; with one process nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from proxy.metrics import MULTIPROC_ENV
+
+SHARE_SECONDS = 1.0
+DEBT = "debt"
+MISMATCHES = "mismatches"
+log = logging.getLogger(__name__)
+
+
+def shared_directory(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Where workers share snapshots; None when the proxy runs as one process."""
+    directory = environ.get(MULTIPROC_ENV)
+    return Path(directory) if directory else None
+
+
+def publish(directory: Path, kind: str, payload: Any, pid: int | None = None) -> None:
+    """Replace this worker's snapshot of `kind` atomically (write, then rename)."""
+    pid = os.getpid() if pid is None else pid
+    final = directory / f"{kind}-{pid}.json"
+    partial = directory / f".{kind}-{pid}.json.tmp"
+    partial.write_text(json.dumps(payload))
+    os.replace(partial, final)
+
+
+def others(directory: Path | None, kind: str, pid: int | None = None) -> list[Any]:
+    """The other workers' latest snapshots of `kind` (unreadable ones skipped, with a log line)."""
+    if directory is None:
+        return []
+    pid = os.getpid() if pid is None else pid
+    found = []
+    for path in sorted(directory.glob(f"{kind}-*.json")):
+        if path.name == f"{kind}-{pid}.json":
+            continue
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            log.warning("skipping the unreadable worker snapshot %s: %s", path.name, exc)
+    return found
+
+
+async def share_periodically(
+    directory: Path,
+    snapshots: Mapping[str, Callable[[], Any]],
+    seconds: float = SHARE_SECONDS,
+) -> None:
+    """Publish every snapshot every `seconds` until cancelled, and once more then."""
+    try:
+        while True:
+            await asyncio.sleep(seconds)
+            share(directory, snapshots)
+    finally:
+        share(directory, snapshots)
+
+
+def share(directory: Path, snapshots: Mapping[str, Callable[[], Any]]) -> None:
+    for kind, snapshot in snapshots.items():
+        try:
+            publish(directory, kind, snapshot())
+        except OSError as exc:  # a full or vanished directory must not stop the worker
+            log.warning("could not share %s with the other workers: %s", kind, exc)

@@ -1,0 +1,187 @@
+"""proxy.sharing and the merges it feeds: /-/debt and /-/diffs over several workers.
+
+Unit tables for the snapshot files and the two merges, then `python -m proxy serve --workers 2`
+in front of real loopback upstreams: whichever worker answers an admin request, it reports the
+fallbacks and mismatches of both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+from proxy.fallback import merge_debt
+from proxy.shadow import merge_mismatches
+from proxy.sharing import SHARE_SECONDS, others, publish, share, shared_directory
+from tests.proxy.conftest import RawRequest, canned, exchange, respond, worker_pids
+
+
+def test_shared_directory_only_with_several_workers(tmp_path: Path) -> None:
+    assert shared_directory({}) is None
+    assert shared_directory({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}) == tmp_path
+
+
+def test_others_are_every_snapshot_but_this_workers(tmp_path: Path, caplog) -> None:
+    publish(tmp_path, "debt", [{"n": 1}], pid=101)
+    publish(tmp_path, "debt", [{"n": 2}], pid=102)
+    publish(tmp_path, "debt", [{"n": 1, "again": True}], pid=101)  # replaced whole
+    publish(tmp_path, "mismatches", {"x": []}, pid=103)
+    (tmp_path / "debt-104.json").write_text('[{"n": ')  # never written by publish: skipped
+    with caplog.at_level(logging.WARNING, logger="proxy.sharing"):
+        assert others(tmp_path, "debt", pid=102) == [[{"n": 1, "again": True}]]
+    assert "debt-104.json" in caplog.text
+    assert others(tmp_path, "mismatches", pid=999) == [{"x": []}]
+    assert others(None, "debt") == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "debt-101.json", "debt-102.json", "debt-104.json", "mismatches-103.json",
+    ]  # fmt: skip
+
+
+def test_share_survives_a_vanished_directory(tmp_path: Path, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="proxy.sharing"):
+        share(tmp_path / "gone", {"debt": lambda: []})
+    assert "could not share debt with the other workers" in caplog.text
+
+
+def debt(path: str, count: int, last_seen: str, codes: dict[str, int], **extra: object) -> dict:
+    return {
+        "resource": "bookings", "method": "POST", "shape": f"POST {path}", "path": path,
+        "count": count, "not_replayed": 0, "codes": codes,
+        "backends": {"drf -> legacy": count}, "last_seen": last_seen, **extra,
+    }  # fmt: skip
+
+
+def test_merge_debt_sums_each_shape_over_workers() -> None:
+    one = [
+        debt("/bookings/resource", 3, "2026-11-28T10:00:00.100Z", {"404": 3}),
+        debt("/bookings/{id}/x", 5, "2026-11-28T10:00:00.000Z", {"501": 5}),
+    ]
+    two = [
+        debt("/bookings/resource", 4, "2026-11-28T10:00:01.000Z", {"405": 1, "404": 3},
+             not_replayed=1),
+        {**debt("/tours/{id}", 1, "2026-11-28T09:00:00.000Z", {"404": 1}), "resource": "tours"},
+    ]  # fmt: skip
+    merged = merge_debt(one + two)
+    assert merged == [
+        debt("/bookings/resource", 7, "2026-11-28T10:00:01.000Z", {"404": 6, "405": 1},
+             not_replayed=1),
+        debt("/bookings/{id}/x", 5, "2026-11-28T10:00:00.000Z", {"501": 5}),
+        {**debt("/tours/{id}", 1, "2026-11-28T09:00:00.000Z", {"404": 1}), "resource": "tours"},
+    ]  # fmt: skip
+    assert [e["path"] for e in merge_debt(one + two, "tours")] == ["/tours/{id}"]
+    assert merge_debt(one + two, limit=1) == merged[:1]
+    assert one[0]["count"] == 3  # the inputs are left alone
+
+
+def test_merge_debt_breaks_ties_by_recency_then_shape() -> None:
+    entries = [
+        debt("/b", 2, "2026-11-28T10:00:00.000Z", {"404": 2}),
+        debt("/a", 2, "2026-11-28T10:00:00.000Z", {"404": 2}),
+        debt("/c", 2, "2026-11-28T10:00:05.000Z", {"404": 2}),
+    ]
+    assert [e["path"] for e in merge_debt(entries)] == ["/c", "/a", "/b"]
+
+
+def test_merge_mismatches_keeps_the_newest_per_resource() -> None:
+    def mismatch(second: int) -> dict:
+        return {"time": f"2026-11-28T10:00:{second:02d}.000Z", "path": f"/things/{second}"}
+
+    one = {"things": [mismatch(9), mismatch(5), mismatch(1)], "other": [mismatch(3)]}
+    two = {"things": [mismatch(7), mismatch(2)]}
+    merged = merge_mismatches([one, two], keep=4)
+    assert merged == {
+        "things": [mismatch(9), mismatch(7), mismatch(5), mismatch(2)],
+        "other": [mismatch(3)],
+    }
+    assert len(one["things"]) == 3
+
+
+# -- two real workers --------------------------------------------------------------------------
+
+FALLBACKS = 40
+SHADOWED = 20
+ROUTES = """version: 1
+backends:
+  legacy: {{url: "{legacy}"}}
+  drf: {{url: "{drf}"}}
+default: legacy
+resources:
+  bookings:
+    backend: drf
+    fallback: {{backend: legacy, on: [404]}}
+  customers:
+    backend: legacy
+    shadow: {{backend: drf, percent: 100}}
+"""
+JSON = (b"Content-Type: application/json",)
+
+
+def drf_answer(request: RawRequest) -> bytes:
+    if request.request_line.split(b" ")[1].startswith(b"/bookings"):
+        return respond(b"404 NOT FOUND", b'{"http_status_code": 404}', JSON)
+    return respond(b"200 OK", b'{"name": "drf"}', JSON)
+
+
+def shared_directory_of(pid: int) -> Path:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    found = [item.split(b"=", 1)[1] for item in environ if item.startswith(b"PROMETHEUS_MULTI")]
+    return Path(found[0].decode())
+
+
+async def admin_json(port: int, target: str) -> object:
+    request = f"GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode()
+    answer = await exchange(port, request)
+    assert answer.status == 200
+    return json.loads(answer.body)
+
+
+async def test_every_worker_reports_the_debt_and_mismatches_of_all(
+    upstream_factory, proxy_process, tmp_path: Path
+) -> None:
+    drf = await upstream_factory(canned(drf_answer))
+    legacy = await upstream_factory(canned(respond(b"200 OK", b'{"name": "legacy"}', JSON)))
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES.format(legacy=legacy.url, drf=drf.url))
+    proxy = proxy_process(routes, "--workers", "2", env={"STRANGLER_ACCESS_LOG": "0"})
+    await asyncio.sleep(0.5)  # both workers listening
+    requests = [f"GET /bookings/{n} HTTP/1.1\r\nHost: a\r\n\r\n" for n in range(FALLBACKS)]
+    requests += [f"GET /customers/{n} HTTP/1.1\r\nHost: a\r\n\r\n" for n in range(SHADOWED)]
+    answers = await asyncio.gather(*(exchange(proxy.port, r.encode()) for r in requests))
+    assert {(a.status, a.body) for a in answers} == {(200, b'{"name": "legacy"}')}
+
+    deadline = time.monotonic() + 10 * SHARE_SECONDS
+    while True:  # each worker shares within SHARE_SECONDS
+        listed = await admin_json(proxy.admin_port, "/-/debt")
+        kept = await admin_json(proxy.admin_port, "/-/diffs?resource=customers")
+        done = isinstance(kept, dict) and len(kept["mismatches"]) == SHADOWED
+        if listed and listed[0]["count"] == FALLBACKS and done:  # type: ignore[index]
+            break
+        assert time.monotonic() < deadline, (listed, kept)
+        await asyncio.sleep(0.1)
+    for _ in range(10):  # and then every read, whichever worker answers it, says the same
+        listed = await admin_json(proxy.admin_port, "/-/debt")
+        assert isinstance(listed, list) and len(listed) == 1
+        entry = listed[0]
+        assert (entry["shape"], entry["count"]) == ("GET /bookings/{id}", FALLBACKS)
+        assert (entry["codes"], entry["backends"]) == (
+            {"404": FALLBACKS},
+            {"drf -> legacy": FALLBACKS},
+        )
+        kept = await admin_json(proxy.admin_port, "/-/diffs?resource=customers")
+        assert isinstance(kept, dict)
+        paths = sorted(m["path"] for m in kept["mismatches"])
+        assert paths == sorted(f"/customers/{n}" for n in range(SHADOWED))
+        summary = await admin_json(proxy.admin_port, "/-/diffs")
+        assert summary["resources"]["customers"]["kept"] == SHADOWED  # type: ignore[index]
+
+    # The load really was split: each worker's own snapshot holds part of it.
+    pids = worker_pids(proxy.proc.pid)
+    directory = shared_directory_of(pids[0])
+    counts = [json.loads((directory / f"debt-{pid}.json").read_text()) for pid in pids]
+    per_worker = [sum(entry["count"] for entry in snapshot) for snapshot in counts]
+    assert sum(per_worker) == FALLBACKS and min(per_worker) > 0, per_worker
+    proxy.terminate()
+    assert await asyncio.to_thread(proxy.proc.wait, 15) == 0
