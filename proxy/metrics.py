@@ -116,6 +116,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         # prometheus_client cannot remove a labelled child in multiprocess mode (it warns).
         self._can_remove = MULTIPROC_ENV not in os.environ
+        self._request_series: dict[tuple[str, str, str, int], _RequestSeries] = {}
+        self._in_flight: dict[str, InFlight] = {}
         registry.register(_Flusher(self))  # first, so that it runs before the metrics report
         self.requests = Counter(
             "strangler_requests_total",
@@ -192,8 +194,6 @@ class Metrics:
             ("resource",),
             registry=registry,
         )
-        self._request_series: dict[tuple[str, str, str, int], _RequestSeries] = {}
-        self._in_flight: dict[str, InFlight] = {}
         self._route_pairs: frozenset[tuple[str, str]] = frozenset()
 
     def request_done(
