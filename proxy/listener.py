@@ -60,6 +60,7 @@ class ClientConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None  # serves the queue; started by a request
         self._waiter: asyncio.Future[None] | None = None  # the task waiting for a request
         self._busy = False  # a request is being answered
+        self._held = False  # reading paused: a request waits in the queue (pipelining)
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closing = False
@@ -224,6 +225,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _enqueue(self, item: Request | ProxyError) -> None:
         self._queue.append(item)
+        if self._busy or len(self._queue) > 1:
+            self._hold()
         if self._task is None:
             if not self.closed:
                 self._task = self._loop.create_task(self._serve())
@@ -245,12 +248,41 @@ class ClientConnection(asyncio.Protocol):
                     self._waiter = None
                 continue
             item = self._queue.popleft()
+            if not self._queue:
+                self._release()
             if isinstance(item, ProxyError):
                 self.write(error_response(item, close=True))
                 break
-            if not await self._answer(item):
+            if self._write_paused:  # checked here: no coroutine per request when not needed
+                await self._writable()
+            if self.closed or not await self._answer(item):
                 break
         self._close_transport()
+
+    def _hold(self) -> None:
+        """Read no further while a request waits for the one before it.
+
+        A client that pipelines requests and never reads the answers would otherwise make the
+        proxy forward them all and hold every answer; this way at most one request waits, and
+        `_writable` holds back the next answer until the client reads.
+        """
+        if not self._held and not self._closing and self.transport is not None:
+            self._held = True
+            self.transport.pause_reading()
+
+    def _release(self) -> None:
+        if self._held:
+            self._held = False
+            if not self._closing and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    async def _writable(self) -> None:
+        """Wait until the answers already written have (mostly) left for the client."""
+        self._batch.flush()
+        try:
+            await self.drain()
+        except ConnectionResetError:
+            pass  # closed meanwhile: the caller finds out
 
     async def _answer(self, request: Request) -> bool:
         """Forward one request; True when the connection may carry the next one."""

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import ipaddress
 import json
+import socket
 
 import pytest
 
@@ -377,3 +378,31 @@ async def test_idle_client_connection_closed_after_keepalive_timeout(
     assert 0.2 < loop.time() - started < 1.5
     writer.close()
     assert not proxy.listener.connections
+
+
+async def test_a_client_that_pipelines_and_never_reads_is_not_served_ahead(
+    upstream_factory, proxy_factory
+):
+    """Backpressure on pipelining: the proxy forwards the next request only when the client
+    reads what came before, so such a client cannot make it hold thousands of answers."""
+    body = b"x" * 16 * 1024
+    upstream = await upstream_factory(canned(respond(body=body)))
+    proxy = await proxy_factory(upstream.url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", proxy.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    total = 3000
+    writer.write(b"".join(b"GET /p/%d HTTP/1.1\r\nHost: h\r\n\r\n" % n for n in range(total)))
+    await writer.drain()
+    await asyncio.sleep(1.5)  # not reading
+    forwarded = len(upstream.requests)
+    assert forwarded < total // 5, forwarded  # what the socket buffers hold, then it waits
+    for _ in range(total):  # reading now: every answer comes, in order
+        result = await asyncio.wait_for(read_response(reader), 5)
+        assert (result.status, len(result.body)) == (200, len(body))
+    writer.close()
+    assert [r.request_line for r in upstream.requests] == [
+        b"GET /p/%d HTTP/1.1" % n for n in range(total)
+    ]
