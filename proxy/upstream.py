@@ -14,6 +14,7 @@ place: `translated`.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +38,12 @@ from proxy.streams import BodyStream
 Headers = list[tuple[bytes, bytes]]
 NO_BODY_STATUS = frozenset({204, 304})
 FRAMING_NAME_SIZES = frozenset(
-    {len(b"connection"), len(b"content-length"), len(b"transfer-encoding")}
+    {len(b"connection"), len(b"content-length"), len(b"transfer-encoding"), len(b"keep-alive")}
 )
+# A pooled connection is not reused in the last second of the idle time a backend announced
+# (`Keep-Alive: timeout=5`: 4 s): a request sent as the backend closes it would fail, and one
+# with a body cannot be retried.
+REUSE_MARGIN = 1.0
 
 
 def translated(exc: Exception, *, connecting: bool = False) -> ProxyError:
@@ -107,6 +112,24 @@ class _Exchange:
     until_eof: bool = False
     sent: bool = False
     complete: bool = False
+    idle_timeout: float | None = None  # from the backend's `Keep-Alive: timeout=N`
+
+
+def keep_alive_timeout(value: bytes) -> float | None:
+    """The idle timeout a `Keep-Alive` header announces, in seconds (None if it names none).
+
+    >>> keep_alive_timeout(b"timeout=5, max=1000"), keep_alive_timeout(b"max=3")
+    (5.0, None)
+    """
+    for parameter in value.split(b","):
+        name, _, number = parameter.strip().partition(b"=")
+        if name.strip().lower() == b"timeout":
+            try:
+                seconds = float(number.strip(b' "'))
+            except ValueError:
+                return None
+            return seconds if seconds >= 0 else None
+    return None
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -125,6 +148,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._last_io = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.reuse_until = math.inf  # loop time after which the backend may close it while idle
 
     # asyncio.Protocol
 
@@ -184,6 +208,8 @@ class UpstreamConnection(asyncio.Protocol):
                 exchange.chunked = b"chunked" in value.lower()
             elif lowered == b"connection":
                 exchange.connection = True
+            elif lowered == b"keep-alive":
+                exchange.idle_timeout = keep_alive_timeout(value)
 
     def on_headers_complete(self) -> None:
         exchange = self._exchange
@@ -268,9 +294,20 @@ class UpstreamConnection(asyncio.Protocol):
         The read timer is left to run out (it re-arms only while an exchange waits): cheaper than
         cancelling and re-creating it for every request.
         """
-        if self._exchange is not None and self._exchange.method == "HEAD":
-            self._parser = None
+        exchange = self._exchange
+        if exchange is not None:
+            if exchange.method == "HEAD":
+                self._parser = None
+            if exchange.idle_timeout is not None:
+                self.reuse_until = self._loop.time() + exchange.idle_timeout - REUSE_MARGIN
         self._exchange = None
+
+    @property
+    def reusable_now(self) -> bool:
+        """Open, and idle for less than the backend said it keeps idle connections."""
+        return not self.closed and (
+            self.reuse_until == math.inf or self._loop.time() < self.reuse_until
+        )
 
     def close(self) -> None:
         if self._upload is not None and not self._upload.done():
@@ -378,11 +415,13 @@ class Pool:
         return len(self.open) + self.connecting
 
     def take_idle(self) -> UpstreamConnection | None:
-        """The most recently used idle connection the backend has not closed, if any."""
+        """The most recently used idle connection the backend has not closed (nor is about to,
+        by its `Keep-Alive: timeout`), if any."""
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed:
+            if conn.reusable_now:
                 return conn
+            conn.close()
         return None
 
     async def connect(self, backend: Backend) -> UpstreamConnection:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from proxy.upstream import keep_alive_timeout
 from tests.proxy.conftest import (
     RawRequest,
     Upstream,
@@ -292,3 +293,61 @@ async def test_idle_pool_is_reused_not_grown(upstream_factory, proxy_factory):
     assert len(upstream.requests) == 100
     assert upstream.connections <= 4
     assert proxy.pool_size() == upstream.connections
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"timeout=5", 5.0),
+        (b"timeout=5, max=1000", 5.0),
+        (b"max=1000, Timeout = 2.5", 2.5),
+        (b'timeout="3"', 3.0),
+        (b"max=3", None),
+        (b"timeout=soon", None),
+        (b"timeout=-1", None),
+        (b"", None),
+    ],
+)
+def test_keep_alive_timeout(value: bytes, seconds: float | None) -> None:
+    assert keep_alive_timeout(value) == seconds
+
+
+def forgets_idle_connections(seconds: float):
+    """Announces `Keep-Alive: timeout=<seconds>`; a request arriving on a connection idle that
+    long meets a close instead of an answer (the backend's close crossed it on the wire)."""
+
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            loop = asyncio.get_running_loop()
+            answered_at = None
+            while head := await read_head(reader):
+                body = await read_body(reader, head)
+                if answered_at is not None and loop.time() - answered_at >= seconds:
+                    writer.transport.abort()
+                    return
+                upstream.requests.append(RawRequest(head, body))
+                writer.write(respond(body=b"kept", headers=(b"Keep-Alive: timeout=%g" % seconds,)))
+                await writer.drain()
+                answered_at = loop.time()
+
+        return handle
+
+    return make
+
+
+async def test_a_connection_past_the_backends_keep_alive_timeout_is_not_reused(
+    upstream_factory, proxy_factory
+):
+    upstream = await upstream_factory(forgets_idle_connections(1.5))
+    proxy = await proxy_factory(upstream.url)
+    post = b"POST /bookings HTTP/1.1\r\nHost: api\r\nContent-Length: 2\r\n\r\n{}"
+    for pause in (0.0, 0.05, 0.2):  # within the timeout less its 1 s margin: reused
+        await asyncio.sleep(pause)
+        result = await exchange(proxy.port, post)
+        assert (result.status, result.body, result.header(b"Keep-Alive")) == (200, b"kept", None)
+    assert upstream.connections == 1
+    await asyncio.sleep(1.6)  # the backend has forgotten the connection
+    result = await exchange(proxy.port, post)
+    assert (result.status, result.body) == (200, b"kept")  # a POST: no retry could save it
+    assert upstream.connections == 2
+    assert len(upstream.requests) == 4
