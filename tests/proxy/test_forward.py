@@ -406,3 +406,54 @@ async def test_a_client_that_pipelines_and_never_reads_is_not_served_ahead(
     assert [r.request_line for r in upstream.requests] == [
         b"GET /p/%d HTTP/1.1" % n for n in range(total)
     ]
+
+
+async def test_a_large_upload_then_pipelined_requests(upstream_factory, proxy_factory):
+    """The upload's own backpressure (pause above 256 KiB) and the pipelining hold share the
+    client's transport: neither may leave it paused for good."""
+    upstream = await upstream_factory(canned(lambda r: respond(body=b"%d" % len(r.body))))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    upload = b"u" * (1024 * 1024)
+    writer.write(
+        b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%b" % (len(upload), upload)
+        + b"GET /after/1 HTTP/1.1\r\nHost: h\r\n\r\n"
+        + b"POST /small HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"3\r\nabc\r\n0\r\n\r\n"
+        + b"GET /after/2 HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    bodies = [(await asyncio.wait_for(read_response(reader), 5)).body for _ in range(4)]
+    writer.close()
+    assert bodies == [b"1048576", b"0", b"3", b"0"]
+    assert [r.request_line for r in upstream.requests] == [
+        b"POST /up HTTP/1.1", b"GET /after/1 HTTP/1.1", b"POST /small HTTP/1.1",
+        b"GET /after/2 HTTP/1.1",
+    ]  # fmt: skip
+
+
+async def test_an_upload_queued_behind_a_slow_answer(upstream_factory, proxy_factory):
+    """The upload's head arrives while the request before it is answered: reading is held,
+    then resumed when its turn comes, and the whole body reaches the backend."""
+
+    def make(upstream):
+        async def handle(reader, writer):
+            while head := await read_head(reader):
+                request = RawRequest(head, await read_body(reader, head))
+                upstream.requests.append(request)
+                if request.request_line.startswith(b"GET /slow"):
+                    await asyncio.sleep(0.3)
+                writer.write(respond(body=b"%d" % len(request.body)))
+                await writer.drain()
+
+        return handle
+
+    upstream = await upstream_factory(make)
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    upload = b"v" * (2 * 1024 * 1024)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+    writer.write(b"PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(upload))
+    writer.write(upload)
+    bodies = [(await asyncio.wait_for(read_response(reader), 5)).body for _ in range(2)]
+    writer.close()
+    assert bodies == [b"0", b"%d" % len(upload)]
