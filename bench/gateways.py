@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.load import Result, run_load
-from bench.proxy import free_port
+from stack.ports import free_port
 from stack.runner import Stack
 from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, StackConfig, gunicorn, source_system
 

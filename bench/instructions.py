@@ -26,7 +26,8 @@ from pathlib import Path
 
 from bench import nginx
 from bench.load import apt_install
-from bench.proxy import PROXY_ENV, RESULTS, ROOT, free_port, proxy_command, wait_port
+from bench.proxy import PROXY_ENV, RESULTS, ROOT, proxy_command
+from stack.ports import free_port, wait_port
 
 CONNECTIONS = 32
 WARM_UP = 500
@@ -150,29 +151,19 @@ def measure(directory: Path, requests: int) -> dict[str, float]:
     static = nginx.start_static(directory, upstream)
     try:
         wait_port(upstream)
+        ports = {"proxy": free_port(), "nginx": free_port()}
         commands = {
-            "proxy": proxy_command(directory, free_port(), upstream),
-            "nginx": nginx.proxy_command(directory, free_port(), upstream),
+            "proxy": proxy_command(directory, ports["proxy"], upstream),
+            "nginx": nginx.proxy_command(directory, ports["nginx"], upstream),
         }
         per_request = {}
         for name, command in commands.items():
-            port = listening_port(command)
-            out_file = directory / f"{name}.callgrind"
-            per_request[name] = count(callgrind(out_file) + command, port, out_file, requests)
+            out = directory / f"{name}.callgrind"
+            per_request[name] = count(callgrind(out) + command, ports[name], out, requests)
         return per_request
     finally:
         static.send_signal(signal.SIGTERM)
         static.wait(10)
-
-
-def listening_port(command: list[str]) -> int:
-    """The public port of a proxy command line (ours: --port; nginx: its config's listen)."""
-    if "--port" in command:
-        return int(command[command.index("--port") + 1])
-    conf = Path(command[command.index("-c") + 1]).read_text()
-    found = re.search(r"listen 127\.0\.0\.1:(\d+)", conf)
-    assert found is not None, "an nginx config without a loopback listen"
-    return int(found.group(1))
 
 
 def run(requests: int) -> dict[str, float]:

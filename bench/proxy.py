@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from bench import nginx
 from bench.load import Result, run_load
+from stack.ports import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -30,22 +29,6 @@ TARGETS = ("direct", "proxy", "nginx")
 PROXY_ENV = {**os.environ, "STRANGLER_ACCESS_LOG": "0"}
 TARGET_RPS_RATIO = 0.30  # a proxy worker's requests/s over an nginx worker's, at c32
 TARGET_ADDED_P50_MS = 0.5  # what the proxy may add to the median latency at c1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def proxy_command(directory: Path, port: int, upstream: int) -> list[str]:

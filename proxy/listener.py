@@ -27,7 +27,7 @@ from proxy.errors import (
 )
 from proxy.forward import Forwarder, Request, is_trusted
 from proxy.settings import Settings
-from proxy.streams import LOW_WATER, BodyStream
+from proxy.streams import LOW_WATER, BodyStream, WriteFlow
 from proxy.upstream import FRAMING_NAME_SIZES, Headers
 
 MAX_HEADER_FIELDS = 100
@@ -61,8 +61,7 @@ class ClientConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None  # the task waiting for a request
         self._busy = False  # a request is being answered
         self._held = False  # reading paused: a request waits in the queue (pipelining)
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._flow = WriteFlow()
         self._closing = False
         self._draining = False
         self._rejected = False
@@ -109,14 +108,13 @@ class ClientConnection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self._wake_writer()
+        self._flow.connection_lost()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._flow.pause()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        self._wake_writer()
+        self._flow.resume()
 
     # httptools callbacks
 
@@ -201,14 +199,9 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             raise ConnectionResetError()
         self._batch.flush_over(LOW_WATER)
-        while self._write_paused:
-            self._drain_waiter = self._loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-            if self.closed:
-                raise ConnectionResetError()
+        await self._flow.wait()
+        if self.closed:
+            raise ConnectionResetError()
 
     def abort(self) -> None:
         self.closed = True
@@ -253,7 +246,7 @@ class ClientConnection(asyncio.Protocol):
             if isinstance(item, ProxyError):
                 self.write(error_response(item, close=True))
                 break
-            if self._write_paused:  # checked here: no coroutine per request when not needed
+            if self._flow.paused:  # checked here: no coroutine per request when not needed
                 await self._writable()
             if self.closed or not await self._answer(item):
                 break
@@ -356,10 +349,6 @@ class ClientConnection(asyncio.Protocol):
         transport.write_eof()
         transport.resume_reading()
         self._loop.call_later(LINGER_SECONDS, transport.close)
-
-    def _wake_writer(self) -> None:
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
 
 
 class Listener:

@@ -33,7 +33,6 @@ from proxy.routes import RoutesError, RouteTable, load_table
 from proxy.settings import Settings
 
 WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger("strangler.server")
 
 
@@ -99,11 +98,11 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     ).start()
     watcher = asyncio.create_task(watch_routes(state))
     guard = asyncio.create_task(run_guards(state, reload_now))
-    flusher = asyncio.create_task(flush_periodically(state.metrics))
-    tasks = [watcher, guard, flusher]
+    tasks = [watcher, guard]
     directory = shared_directory()
-    if directory is not None:  # several workers: share what /-/debt and /-/diffs show
+    if directory is not None:  # several workers: what the others' admin endpoints read of this one
         snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
+        tasks.append(asyncio.create_task(flush_periodically(state.metrics)))
         tasks.append(asyncio.create_task(share_periodically(directory, snapshots)))
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
@@ -134,14 +133,16 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
         access_log.flush()
         await shadows.close()
         upstreams.close()
-        state.metrics.flush()
+        state.metrics.flush()  # the last requests' counts, for the other workers' /metrics
     return 0
 
 
 def supervise(settings: Settings) -> int:
     """Start `settings.workers` worker processes; forward signals; 0 when all exited cleanly."""
+    from proxy.metrics import MULTIPROC_ENV
+
     metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
-    env = {**os.environ, MULTIPROC_DIR: metrics_dir, WORKER_SETTINGS: settings.to_json()}
+    env = {**os.environ, MULTIPROC_ENV: metrics_dir, WORKER_SETTINGS: settings.to_json()}
     command = [sys.executable, "-m", "proxy.server"]
     workers = [subprocess.Popen(command, env=env) for _ in range(settings.workers)]
     stopping = failed = False

@@ -1,4 +1,5 @@
-"""A body in flight between two connections, with backpressure on the producing transport."""
+"""Backpressure between two connections: a body in flight (the producer's reads pause) and a
+transport's write buffer (the writer waits)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,47 @@ class BodyStream:
             self.paused = False
             self._transport.resume_reading()
         return data
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class WriteFlow:
+    """A protocol's side of its transport's write flow control.
+
+    The protocol's `pause_writing`/`resume_writing` call `pause`/`resume`, its `connection_lost`
+    calls `connection_lost`; a writer awaits `wait()` after writing, so that what it writes is
+    bounded by the transport's high-water mark.
+    """
+
+    __slots__ = ("paused", "lost", "_waiter")
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.lost = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake()
+
+    def connection_lost(self) -> None:
+        self.lost = True
+        self._wake()
+
+    async def wait(self) -> None:
+        """Until the transport takes writes again, or the connection is gone."""
+        while self.paused and not self.lost:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def _wake(self) -> None:
         waiter = self._waiter

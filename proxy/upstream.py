@@ -33,7 +33,7 @@ from proxy.errors import (
     UpstreamReset,
 )
 from proxy.routes import Backend
-from proxy.streams import BodyStream
+from proxy.streams import BodyStream, WriteFlow
 
 Headers = list[tuple[bytes, bytes]]
 NO_BODY_STATUS = frozenset({204, 304})
@@ -144,8 +144,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser: httptools.HttpResponseParser | None = None
         self._exchange: _Exchange | None = None
         self._upload: asyncio.Task[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._write_paused = False
+        self._flow = WriteFlow()
         self._last_io = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.reuse_until = math.inf  # loop time after which the backend may close it while idle
@@ -180,14 +179,13 @@ class UpstreamConnection(asyncio.Protocol):
                 self._finish()
             else:
                 self._fail(UpstreamReset())
-        self._wake_writer()
+        self._flow.connection_lost()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._flow.pause()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        self._wake_writer()
+        self._flow.resume()
 
     # httptools callbacks
 
@@ -329,26 +327,14 @@ class UpstreamConnection(asyncio.Protocol):
                     self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 else:
                     self.transport.write(chunk)
-                if self._write_paused:
-                    await self._drain()
+                if self._flow.paused:
+                    await self._flow.wait()
             if chunked and not self.closed:
                 self.transport.write(b"0\r\n\r\n")
             self._request_sent()
         except ProxyError as exc:
             self._fail(exc)
             self.close()
-
-    async def _drain(self) -> None:
-        while self._write_paused and not self.closed:
-            self._drain_waiter = self._loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-
-    def _wake_writer(self) -> None:
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
 
     def _request_sent(self) -> None:
         exchange = self._exchange

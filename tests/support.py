@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from stack.ports import free_port as free_port  # the tests' one place to ask
 from stack.runner import Stack
 from stack.services import (
     DEFAULT_PORTS,
@@ -53,13 +53,6 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "strangler_guard_dry_run_trips_total": ("counter", frozenset({"resource"})),
 }
 HEADERS = {"X-Application-Key": API_KEY}
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_config(data_dir: Path, **overrides: object) -> StackConfig:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from proxy.routes import parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
 from proxy.upstream import Upstreams
+from stack.ports import wait_port
 from tests.support import ROOT, free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -250,16 +250,6 @@ async def read_response(reader: asyncio.StreamReader, *, head_request: bool = Fa
 def write_routes(path: Path, backends: dict[str, str], default: str, **options: object) -> Path:
     path.write_text(table_text(backends, default, **options))
     return path
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 def worker_pids(parent: int) -> list[int]:
