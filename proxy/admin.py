@@ -274,7 +274,7 @@ async def apply_change(request: web.Request, change: Callable[[], edit.Change]) 
         return error_json(409, f"Conflict: {exc}")
     except edit.EditError as exc:
         return error_json(400, f"Bad request: {exc}")
-    reload_now(state)
+    await reload_now(state)
     return web.json_response(
         {**done.to_json(), "changed": done.recorded, "sha256": state.table.sha256}
     )

@@ -103,7 +103,9 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    load_table(args.routes)
+    from proxy.settings import Settings
+
+    load_table(args.routes, max_bytes=Settings.from_env(os.environ).max_routes_bytes)
     print("OK")
     return 0
 

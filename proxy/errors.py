@@ -40,10 +40,28 @@ class UpstreamReset(ProxyError):
     kind = "reset"
 
 
+class UpstreamTlsError(ProxyError):
+    status = 502
+    message = "Bad gateway: the TLS handshake with the backend failed."
+    kind = "tls"
+
+
 class UpstreamProtocolError(ProxyError):
     status = 502
     message = "Bad gateway: the backend did not answer with HTTP."
     kind = "protocol"
+
+
+class UpstreamHeadTooLarge(ProxyError):
+    status = 502
+    message = "Bad gateway: the backend's response head is too large."
+    kind = "protocol"
+
+
+class UpstreamSendTimeout(ProxyError):
+    status = 504
+    message = "Gateway timeout: the backend stopped reading the request body."
+    kind = "timeout"
 
 
 class UpstreamConnectTimeout(ProxyError):
@@ -76,6 +94,11 @@ class RequestHeadTimeout(ProxyError):
 class RequestBodyTimeout(ProxyError):
     status = 408
     message = "Request timeout: the request body did not arrive in time."
+
+
+class UnsupportedTransferCoding(ProxyError):
+    status = 501
+    message = "Not implemented: a request Transfer-Encoding other than chunked."
 
 
 class RequestLineTooLong(ProxyError):

@@ -3,15 +3,24 @@
 Clients must not notice the proxy. The request target goes upstream byte for byte; headers keep
 their order and repetitions; only hop-by-hop headers (RFC 9110 section 7.6.1, plus every header
 named in `Connection`) are removed in both directions, and bodies are re-framed, never decoded.
-The proxy adds X-Forwarded-For/-Proto/-Host (a client's own values are kept only when it connects
-from `Settings.trusted_proxies`), `Host` only for an HTTP/1.0 client that sent none, and
-`Connection` on its own responses when it closes or keeps alive an HTTP/1.0 connection.
+The proxy adds X-Forwarded-For/-Proto/-Host (a client's own values, and its RFC 7239 `Forwarded`,
+are kept only when it connects from `Settings.trusted_proxies`), `Host` only for an HTTP/1.0
+client that sent none, and `Connection` on its own responses when it closes or keeps alive an
+HTTP/1.0 connection.
 
 Every request carries an `X-Request-ID` upstream (the client's own, else a new one) and back to
 the client (added when the backend did not echo it); the tester override header
-(`X-Strangler-Force`) never leaves the proxy. After `table.match`, `proxy.canary` chooses the
-backend (canary share, tester override) and `proxy.fallback` may replay the request on the
-route's fallback backend.
+(`X-Strangler-Force`) never leaves the proxy, nor do `SCRIPT_NAME` and `PATH_INFO` headers (they
+would move the path gunicorn resolves away from the one routed on). `table.match` routes on the
+target's `routing_key`; then `proxy.canary` chooses the backend (canary share, tester override)
+and `proxy.fallback` may replay the request on the route's fallback backend.
+
+Interim (1xx) responses: the proxy answers `Expect: 100-continue` itself, at once, and only to an
+HTTP/1.1 client (RFC 9110 section 10.1.1), so a backend's own `100 Continue` is never relayed (it
+would be the client's second); every other 1xx (`102`, `103 Early Hints`, ...) goes to an HTTP/1.1
+client as soon as it arrives, hop-by-hop headers removed, and never to an HTTP/1.0 one. A backend
+status outside 100-599 is a 502. A request asking to switch protocols (`Upgrade`) becomes a
+tunnel on a 101 (`proxy.tunnel`); `h2c` never does.
 """
 
 from __future__ import annotations
@@ -24,13 +33,14 @@ from typing import Any, Protocol
 
 from proxy.accesslog import AccessLog
 from proxy.canary import CANARY, FORCE_HEADER, FORCED, ROUTED, BackendChooser
-from proxy.errors import Draining, ProxyError, error_response
+from proxy.errors import BadRequest, Draining, ProxyError, error_response
 from proxy.fallback import Replay, complete_body, discard, plan_replay
 from proxy.routes import Backend, Decision, RouteTable
 from proxy.settings import is_trusted as is_trusted
 from proxy.shadow import Tee
 from proxy.state import ProxyState
 from proxy.streams import BodyStream
+from proxy.tunnel import End, splice
 from proxy.upstream import Exchange, Headers, Response, UpstreamRequest, Upstreams
 
 HOP_BY_HOP = frozenset(
@@ -46,8 +56,17 @@ HOP_BY_HOP = frozenset(
         b"proxy-authorization",
     }
 )
-DROPPED = HOP_BY_HOP | {FORCE_HEADER}
-FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# gunicorn takes SCRIPT_NAME from a header sent from 127.0.0.1 (its default forwarded_allow_ips)
+# and cuts it off PATH_INFO: `/x/bookings` with `SCRIPT_NAME: /x` is served as bookings, whatever
+# `x` routed to. PATH_INFO is in gunicorn's forwarder_headers too. Neither ever goes upstream.
+WSGI_PATH_HEADERS = frozenset({b"script_name", b"path_info"})
+# An h2c upgrade's settings: the upgrade is refused, its header goes nowhere (proxy.tunnel).
+H2C_SETTINGS = b"http2-settings"
+DROPPED = HOP_BY_HOP | {FORCE_HEADER} | WSGI_PATH_HEADERS | {H2C_SETTINGS}
+# A client's own forwarding headers; kept only from `Settings.trusted_proxies`.
+FORWARDED = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
+)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOTHING: frozenset[bytes] = frozenset()
@@ -73,6 +92,7 @@ class Request:
     connection: bool = False  # a Connection header is present
     request_id: bytes = b""  # set by request_head: the client's X-Request-ID or a new one
     length: int | None = None  # the declared Content-Length of the body, if not chunked
+    upgrade: bytes | None = None  # the `Upgrade` to forward: a tunnel on a 101 (proxy.tunnel)
 
     @property
     def path(self) -> str:
@@ -86,6 +106,10 @@ class Client(Protocol):
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
     def abort(self) -> None: ...
+    # A backend's 1xx: written as `interim_head` words it.
+    def interim(self, status: int, reason: bytes, headers: Headers) -> None: ...
+    # After a 101: the connection, for a tunnel (ConnectionResetError if it is gone).
+    def detach(self) -> End: ...
 
 
 def new_request_id() -> bytes:
@@ -129,6 +153,8 @@ def request_head(request: Request, backend: Backend) -> bytes:
                     chain.append(value)
                 elif lowered == b"x-forwarded-proto":
                     proto = value
+                elif lowered == b"forwarded":
+                    parts += (name, b": ", value, b"\r\n")  # RFC 7239: kept as it came
                 else:
                     forwarded_host = value
             continue
@@ -146,6 +172,8 @@ def request_head(request: Request, backend: Backend) -> bytes:
         parts[4:4] = (b"Host: ", host, b"\r\n")  # first, after the request line
     if request.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
+    if request.upgrade is not None:
+        parts += (b"Upgrade: ", request.upgrade, b"\r\nConnection: upgrade\r\n")
     chain.append(request.peer.encode())
     parts += (
         b"X-Forwarded-For: ",
@@ -189,6 +217,41 @@ def response_head(response: Response, request: Request, draining: bool) -> tuple
     return b"".join(parts), chunked and response.has_body, keep_alive
 
 
+def end_to_end(headers: Headers, named: frozenset[bytes] = NOTHING) -> list[bytes]:
+    """Header lines without the hop-by-hop ones (and those `named` in `Connection`)."""
+    lines: list[bytes] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in HOP_BY_HOP and lowered not in named:
+            lines += (name, b": ", value, b"\r\n")
+    return lines
+
+
+def interim_head(status: int, reason: bytes, headers: Headers) -> bytes | None:
+    """A backend's interim response as an HTTP/1.1 client gets it; None for `100 Continue`,
+    which the proxy sends itself (see the module docstring).
+
+    >>> interim_head(103, b"Early Hints", [(b"Link", b"</a.css>"), (b"Keep-Alive", b"timeout=5")])
+    b'HTTP/1.1 103 Early Hints\\r\\nLink: </a.css>\\r\\n\\r\\n'
+    """
+    if status == 100:
+        return None
+    lines = end_to_end(headers, connection_tokens(headers))
+    return b"".join((STATUS_LINE_STARTS[status], reason, b"\r\n", *lines, b"\r\n"))
+
+
+def switching_head(response: Response, request: Request) -> bytes:
+    """The client's 101 head: the backend's end-to-end headers, then its `Upgrade` and
+    `Connection: upgrade` (both hop-by-hop, so set again here) and the request id."""
+    headers = response.headers
+    lines = end_to_end(headers, connection_tokens(headers))
+    protocols = [value for name, value in headers if name.lower() == b"upgrade"]
+    if request.request_id and not any(name.lower() == b"x-request-id" for name, _ in headers):
+        lines += (b"X-Request-ID: ", request.request_id, b"\r\n")
+    lines += (b"Upgrade: ", b", ".join(protocols), b"\r\nConnection: upgrade\r\n\r\n")
+    return b"".join((b"HTTP/1.1 101 ", response.reason, b"\r\n", *lines))
+
+
 @dataclass(slots=True)
 class Outcome:
     """How a request was answered: for metrics, the access log and observers."""
@@ -200,6 +263,7 @@ class Outcome:
     bytes_out: int = 0  # response body bytes sent to the client
     fallback_from: str | None = None  # the backend whose answer a fallback replaced
     shadow: bool = False  # a copy may go to a shadow backend
+    switched: float = 0.0  # perf_counter() when a 101 went out: the request's duration ends there
 
 
 class Forwarder:
@@ -225,7 +289,12 @@ class Forwarder:
         gauge = metrics.in_flight(backend.name)
         route = decision.route
         tee = None
-        if route is not None and route.shadow is not None and state.shadows is not None:
+        if (
+            route is not None
+            and route.shadow is not None
+            and state.shadows is not None
+            and request.upgrade is None  # a tunnel is never shadowed
+        ):
             tee = state.shadows.tee(table, decision.resource, route.shadow, request, request_head)
             outcome.shadow = tee is not None
         gauge.inc()
@@ -235,7 +304,7 @@ class Forwarder:
         finally:
             gauge.dec()
             if outcome.status:
-                elapsed = time.perf_counter() - started
+                elapsed = (outcome.switched or time.perf_counter()) - started
                 metrics.request_done(
                     decision.resource, outcome.backend.name, request.method, outcome.status, elapsed
                 )
@@ -257,19 +326,26 @@ class Forwarder:
         try:
             if self.state.draining:
                 raise Draining()
-            if request.body is not None and _expects_continue(request.headers):
+            if decision.refused:  # a target routing_key cannot read (llhttp refuses them first)
+                raise BadRequest()
+            if request.body is not None and _expects_continue(request):
                 client.write(CONTINUE)
             route = None if outcome.via == FORCED else decision.route  # a tester sees the answer
             cap = self.state.settings.fallback_body_cap
             replay = plan_replay(route, table, outcome.backend, request.body, cap, request.length)
             body = request.body if replay is None else replay.body
-            exchange = await self._send(request, outcome.backend, body)
+            exchange = await self._send(request, outcome.backend, body, client)
             if replay is not None and replay.wanted(exchange.response.status):
-                exchange = await self._fall_back(request, decision, exchange, replay, outcome)
+                exchange = await self._fall_back(
+                    request, client, decision, exchange, replay, outcome
+                )
         except ProxyError as exc:
             outcome.status = self._fail(request, client, outcome.backend, exc)
             return
         outcome.status = exchange.response.status
+        if outcome.status == 101:  # only ever the answer to an upgrade request
+            await self._switch(request, client, exchange, outcome)
+            return
         try:
             head, chunked, keep_alive = response_head(
                 exchange.response, request, self.state.draining
@@ -290,7 +366,7 @@ class Forwarder:
         outcome.keep_alive = keep_alive and _fully_read(request)
 
     def _send(
-        self, request: Request, backend: Backend, body: BodyStream | None
+        self, request: Request, backend: Backend, body: BodyStream | None, client: Client
     ) -> Coroutine[Any, Any, Exchange]:
         """`Upstreams.send` for `request` (not a coroutine itself: one frame less to resume)."""
         upstream_request = UpstreamRequest(
@@ -299,12 +375,36 @@ class Forwarder:
             body,
             request.chunked,
             request.method in IDEMPOTENT,
+            request.upgrade is not None,
+            client if request.version == "1.1" else None,  # 1xx: never to an HTTP/1.0 client
         )
         return self.upstreams.send(backend, upstream_request)
+
+    async def _switch(
+        self, request: Request, client: Client, exchange: Exchange, outcome: Outcome
+    ) -> None:
+        """The backend switched protocols: relay its 101, then splice the two connections until
+        the tunnel ends (`proxy.tunnel`). Counted as a 101 then, timed to the 101 only."""
+        try:
+            client.write(switching_head(exchange.response, request))
+            downstream = client.detach()
+        except BaseException:
+            exchange.abort()
+            raise
+        outcome.switched = time.perf_counter()
+        tunnels = self.state.metrics.tunnel(outcome.backend.name)
+        tunnels.inc()
+        try:
+            outcome.bytes_out = await splice(
+                downstream, exchange.detach(), self.state.settings.tunnel_idle_timeout
+            )
+        finally:
+            tunnels.dec()
 
     async def _fall_back(
         self,
         request: Request,
+        client: Client,
         decision: Decision,
         exchange: Exchange,
         replay: Replay,
@@ -332,7 +432,7 @@ class Forwarder:
         self.state.metrics.fallback(decision.resource, first, to, code)
         outcome.backend = replay.backend
         outcome.fallback_from = first
-        return await self._send(request, replay.backend, replay.body_again())
+        return await self._send(request, replay.backend, replay.body_again(), client)
 
     def _fail(self, request: Request, client: Client, backend: Backend, exc: ProxyError) -> int:
         if exc.kind is not None:
@@ -395,7 +495,9 @@ def _fully_read(request: Request) -> bool:
     return request.body is None or request.body.at_eof
 
 
-def _expects_continue(headers: Headers) -> bool:
-    return any(
-        name.lower() == b"expect" and value.lower() == b"100-continue" for name, value in headers
+def _expects_continue(request: Request) -> bool:
+    """Whether the proxy sends `100 Continue`: never to an HTTP/1.0 client (RFC 9110 10.1.1)."""
+    return request.version == "1.1" and any(
+        name.lower() == b"expect" and value.lower() == b"100-continue"
+        for name, value in request.headers
     )

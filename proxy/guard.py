@@ -37,7 +37,7 @@ import os
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ log = logging.getLogger("strangler.guard")
 
 GUARD_USER = "guard"
 EVALUATE_EVERY = 0.5
+Reload = Callable[["ProxyState"], Awaitable[object]]  # proxy.reload.reload_now
 SLOTS = 30
 QUANTILE = 0.99
 # Latency bucket bounds in ms: 0.25 ms to about 4.7 hours, four per doubling (each ~19% wide).
@@ -296,7 +297,7 @@ def audit_stamp(path: Path) -> tuple[int, int] | None:
 
 async def run_guards(
     state: ProxyState,
-    reload: Callable[[ProxyState], object],
+    reload: Reload,
     *,
     every: float = EVALUATE_EVERY,
 ) -> None:
@@ -312,7 +313,7 @@ async def run_guards(
         await asyncio.sleep(every - time.time() % every)
 
 
-async def check(state: ProxyState, reload: Callable[[ProxyState], object]) -> None:
+async def check(state: ProxyState, reload: Reload) -> None:
     """One evaluation: re-arm from the table and audit log if either changed, then judge."""
     guards = state.guards
     audit = edit.audit_path(state.settings.routes)
@@ -343,9 +344,7 @@ def report_dry_run(state: ProxyState, watch: Watch, reason: str | None) -> None:
         watch.would_at = None
 
 
-async def fire(
-    state: ProxyState, watch: Watch, reason: str, reload: Callable[[ProxyState], object]
-) -> None:
+async def fire(state: ProxyState, watch: Watch, reason: str, reload: Reload) -> None:
     """Roll `watch.resource` back unless another process already did; then reload."""
     guards = state.guards
     guards.watches.pop(watch.resource, None)
@@ -374,4 +373,4 @@ async def fire(
             change.from_backend,
             change.to_backend,
         )
-    reload(state)
+    await reload(state)

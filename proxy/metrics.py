@@ -37,7 +37,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from proxy.routes import METHODS, OTHER_RESOURCE, RouteTable
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol"})
+UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol", "tls"})
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 FLUSH_SECONDS = 0.25
 
@@ -145,6 +145,13 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.open_tunnels = Gauge(
+            "strangler_open_tunnels",
+            "Upgraded connections (WebSocket) spliced to a backend right now.",
+            ("backend",),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.route_info = Gauge(
             "strangler_route_info",
             "1 for each (resource, backend) pair of the table in force.",
@@ -213,7 +220,7 @@ class Metrics:
         series.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
 
     def upstream_error(self, backend: str, kind: str) -> None:
-        """`kind`: connect, timeout, reset or protocol."""
+        """`kind`: connect, timeout, reset, protocol or tls."""
         if kind not in UPSTREAM_ERROR_KINDS:
             raise ValueError(f"unknown upstream error kind {kind!r}")
         self.upstream_errors.labels(backend, kind).inc()
@@ -224,6 +231,11 @@ class Metrics:
         if level is None:
             level = self._in_flight[backend] = InFlight(self.in_flight_requests.labels(backend))
         return level
+
+    def tunnel(self, backend: str) -> Gauge:
+        """The open-tunnels gauge of `backend`, to inc()/dec() around a tunnel (not hot: one
+        per upgraded connection)."""
+        return self.open_tunnels.labels(backend)
 
     def flush(self) -> None:
         """Add the hot-path counts to their prometheus_client children."""

@@ -1,4 +1,8 @@
-"""Reload routes.yaml: on SIGHUP (`reload_now`) and on changes seen by a directory watcher.
+"""Reload routes.yaml: on SIGHUP (`reload_on`), on changes seen by a directory watcher
+(`watch_routes`), and after an admin flip or a guard rollback (`reload_now`).
+
+The file is read and parsed in a thread, never on the event loop: a table of 60,000 routes takes
+seconds to parse, and traffic must not wait for it.
 
 The watcher watches the DIRECTORY holding routes.yaml, not the file: editors that save by
 writing a new file and renaming it over the old one, and Kubernetes ConfigMap updates (which
@@ -20,7 +24,7 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from proxy.routes import RoutesError, load_table
+from proxy.routes import RoutesError, RouteTable, load_table
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -30,29 +34,77 @@ STEP_MS = 5
 MAX_LINKS = 40
 
 
-def reload_now(state: ProxyState) -> bool:
-    """Load the routes file; swap `state.table` in one assignment if it is valid and new.
+async def reload_now(state: ProxyState) -> bool:
+    """Load the routes file in a thread; swap `state.table` in one assignment if it is valid and
+    new. Returns whether the file this reload read was valid.
 
-    An invalid or missing file keeps the table in force, logs every `file:line: message`,
-    records it as `state.last_reload_error` and counts a failed reload. Returns success.
+    Reloads may overlap (watcher, SIGHUP, admin flip, guard rollback). Each takes a ticket as it
+    starts; an outcome is applied only when no reload started later has reported yet, so an older
+    parse never replaces a newer one (nor an older error a newer table).
+
+    An invalid, missing or oversized file keeps the table in force, logs every
+    `file:line: message`, records it as `state.last_reload_error` and counts a failed reload.
     """
+    state.reloads_started += 1
+    ticket = state.reloads_started
+    settings = state.settings
     try:
-        table = load_table(state.settings.routes)
+        table = await asyncio.to_thread(
+            load_table, settings.routes, None, settings.max_routes_bytes
+        )
     except RoutesError as exc:
-        state.last_reload_error = "\n".join(exc.errors)
-        for error in exc.errors:
-            log.error("routes reload failed: %s", error)
-        state.metrics.reload_result(False)
+        if _newest(state, ticket):
+            _failed(state, exc)
         return False
+    if not _newest(state, ticket):
+        return True
     if table.sha256 == state.table.sha256 and state.last_reload_error is None:
         return True
     state.table = table
     state.loaded_at = time.time()
     state.last_reload_error = None
-    state.metrics.routes_loaded(table)
     state.metrics.reload_result(True)
     log.info("routes reloaded from %s (sha256 %s)", table.source, table.sha256[:12])
+    await _publish_routes(state, table)
     return True
+
+
+def _newest(state: ProxyState, ticket: int) -> bool:
+    """Whether reload `ticket` is the latest to report; if so, it now is the one reported."""
+    if ticket < state.reload_reported:
+        log.info("routes reload %d superseded by reload %d", ticket, state.reload_reported)
+        return False
+    state.reload_reported = ticket
+    return True
+
+
+def _failed(state: ProxyState, error: RoutesError) -> None:
+    state.last_reload_error = "\n".join(error.errors)
+    for line in error.errors:
+        log.error("routes reload failed: %s", line)
+    state.metrics.reload_result(False)
+
+
+async def _publish_routes(state: ProxyState, table: RouteTable) -> None:
+    """strangler_route_info for `table`, set in a thread (one series per route: 60,000 take
+    seconds), one table at a time and in the order the tables were swapped in."""
+    async with state.route_info_lock:
+        if state.table is table:  # else a newer table was swapped in and publishes itself
+            await asyncio.to_thread(state.metrics.routes_loaded, table)
+
+
+async def reload_on(requested: asyncio.Event, state: ProxyState) -> None:
+    """Reload each time `requested` is set (the SIGHUP handler sets it); runs until cancelled.
+
+    Signals arriving during a reload are answered by one more reload once it is done.
+    """
+    while True:
+        await requested.wait()
+        requested.clear()
+        try:
+            await reload_now(state)
+        except Exception:
+            log.exception("routes reload failed")
 
 
 def resolution_chain(path: Path) -> tuple[str, ...]:
@@ -121,12 +173,12 @@ async def watch_routes(
         pending = asyncio.ensure_future(anext(changes))
         try:
             await asyncio.sleep(0)
-            reload_now(state)
+            await reload_now(state)
             if ready is not None:
                 ready.set()
             while True:
                 await pending
-                reload_now(state)
+                await reload_now(state)
                 chain = resolution_chain(state.settings.routes)
                 if watched_directories(chain) != directories:
                     break

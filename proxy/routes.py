@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,12 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 RESOURCE_RE = re.compile(r"[A-Za-z0-9_.~-]+\Z")
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+HOST_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 
 TOP_KEYS = ("version", "backends", "default", "resources")
-BACKEND_KEYS = ("url", "connect_timeout", "read_timeout", "max_connections")
+BACKEND_KEYS = ("url", "connect_timeout", "read_timeout", "max_connections", "tls")
+TLS_KEYS = ("ca_file", "verify", "server_name", "client_cert", "client_key")
+TLS_FILES = ("ca_file", "client_cert", "client_key")
 ROUTE_KEYS = ("backend", "methods", "canary", "shadow", "fallback", "guard")
 CANARY_KEYS = ("backend", "percent", "sticky")
 SHADOW_KEYS = ("backend", "percent", "ignore")
@@ -48,6 +52,44 @@ class RoutesError(ValueError):
 
 
 @dataclass(frozen=True)
+class TlsOptions:
+    """How the proxy speaks TLS to an https backend; the defaults verify with the system CAs.
+
+    Paths are as given in routes.yaml, relative ones joined to the file's directory.
+    """
+
+    ca_file: str | None = None  # PEM CA certificates trusted instead of the system store
+    verify: bool = True
+    server_name: str | None = None  # sent as SNI and verified; None: the URL's host
+    client_cert: str | None = None  # PEM certificate (and its key, when client_key is None)
+    client_key: str | None = None  # PEM key, unencrypted
+
+    def context(self) -> ssl.SSLContext:
+        """A new client context: TLS 1.2 or later, certificate and host name checked unless
+        `verify` is false. Raises OSError (ssl.SSLError) when a file cannot be loaded.
+
+        Costly (it reads the files): `proxy.upstream` builds one per distinct options.
+        """
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.ca_file is None:
+            context.load_default_certs()
+        else:
+            context.load_verify_locations(self.ca_file)
+        if self.client_cert is not None:
+            context.load_cert_chain(self.client_cert, self.client_key, password=no_password)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def no_password() -> bytes:
+    """Encrypted keys are refused: without it OpenSSL would prompt on the terminal."""
+    return b""
+
+
+@dataclass(frozen=True)
 class Backend:
     name: str
     url: str
@@ -57,6 +99,16 @@ class Backend:
     connect_timeout: float = 2.0
     read_timeout: float = 30.0
     max_connections: int = 100
+    tls: TlsOptions | None = None  # None for http; an https backend always gets options
+    pool_key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.scheme == "https" and self.tls is None:
+            object.__setattr__(self, "tls", TlsOptions())
+        origin = f"{self.scheme}://{self.host}:{self.port}"
+        # One string (its hash is cached) keys the connection pool: scheme, address, TLS options.
+        key = origin if self.tls is None else f"{origin} {self.tls!r}"
+        object.__setattr__(self, "pool_key", key)
 
 
 @dataclass(frozen=True)
@@ -104,6 +156,7 @@ class Decision:
     resource: str
     backend: Backend
     route: Route | None
+    refused: bool = False  # a target without a routing key: answered 400, never forwarded
 
 
 @dataclass(frozen=True)
@@ -120,15 +173,18 @@ class RouteTable:
     routes: Mapping[str, Route]
     source: str
     sha256: str
-    _plans: Mapping[str, _Plan] = field(init=False, repr=False, compare=False)
+    # By routing key; the key None (a target to refuse) has a plan too: `match` needs no branch.
+    _plans: Mapping[str | None, _Plan] = field(init=False, repr=False, compare=False)
     _fallthrough: Decision = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        plans = {name: self._plan(route) for name, route in self.routes.items()}
+        plans: dict[str | None, _Plan] = {
+            name: self._plan(route) for name, route in self.routes.items()
+        }
+        default = self.backends[self.default]
+        plans[None] = _Plan(Decision(OTHER_RESOURCE, default, None, refused=True), {})
         object.__setattr__(self, "_plans", plans)
-        object.__setattr__(
-            self, "_fallthrough", Decision(OTHER_RESOURCE, self.backends[self.default], None)
-        )
+        object.__setattr__(self, "_fallthrough", Decision(OTHER_RESOURCE, default, None))
 
     def _plan(self, route: Route) -> _Plan:
         by_method = {
@@ -138,20 +194,22 @@ class RouteTable:
         return _Plan(Decision(route.resource, self.backends[route.backend], route), by_method)
 
     def match(self, method: str, path: str) -> Decision:
-        """Where a request goes. `path` is the raw request path; methods are case-sensitive.
+        """Where a request goes, by the `routing_key` of `path` (the raw request target, or its
+        part before `?`); methods are case-sensitive. A target without a key gets a decision
+        with `refused` set (resource "other").
 
-        >>> table.match("GET", "/bookings/7/customers")   # doctest: +SKIP
+        >>> table.match("GET", "/bookings%2F7/customers")   # doctest: +SKIP
         Decision(resource='bookings', backend=Backend(name='drf', ...), route=Route(...))
         """
-        plan = self._plans.get(first_segment(path))
+        plan = self._plans.get(routing_key(path))
         if plan is None:
             return self._fallthrough
         return plan.by_method.get(method, plan.decision)
 
     def resource_label(self, path: str) -> str:
         """The `resource` metric label of a path: a resource of the table, or "other"."""
-        resource = first_segment(path)
-        return resource if resource in self._plans else OTHER_RESOURCE
+        resource = routing_key(path)
+        return resource if resource is not None and resource in self.routes else OTHER_RESOURCE
 
     def backend_for(self, resource: str) -> str:
         """The backend a resource's requests go to (per-method overrides aside)."""
@@ -159,29 +217,71 @@ class RouteTable:
         return self.default if route is None else route.backend
 
 
-def first_segment(path: str) -> str:
-    """The routing key of a request path, percent-decoded as the backends will see it.
+def routing_key(target: str) -> str | None:
+    """The routing key of a request target: the first segment of the path the backends resolve.
 
-    >>> first_segment("/bookings/7?x=1"), first_segment("/"), first_segment("/book%69ngs")
-    ('bookings', '', 'bookings')
+    Both gateways run under gunicorn, which takes the target's path (an absolute-form target's
+    path after its authority; `?query` and `#fragment` cut off) and percent-decodes it once,
+    `%2F` included, into PATH_INFO. Flask and Django then split PATH_INFO on "/" as it is: empty
+    segments, `.` and `..`, `;params` and `\\` are not normalised (`//bookings/7` is not
+    `/bookings/7` to them: both answer 404). So the key is what lies between the first and the
+    second "/" of the decoded path; "" when there is none (`/`, `//x`, `http://h`, `*`). None
+    for a target of no form gunicorn and both frameworks read alike (not `/…`, `*` or
+    `scheme://…`): the proxy refuses it with 400.
+
+    >>> [routing_key(t) for t in ("/bookings/7?x=1", "/bookings%2F7", "http://h/book%69ngs")]
+    ['bookings', 'bookings', 'bookings']
+    >>> [routing_key(t) for t in ("//bookings/7", "/%2Fbookings", "/./bookings", "x:bookings")]
+    ['', '', '.', None]
     """
-    end = len(path)
-    for stop in ("?", "#"):
-        found = path.find(stop)
-        if found != -1 and found < end:
-            end = found
-    start = 1 if path.startswith("/") else 0
-    slash = path.find("/", start, end)
-    segment = path[start : end if slash == -1 else slash]
-    return unquote(segment) if "%" in segment else segment
+    if target[:1] != "/":
+        return _non_origin_key(target)
+    slash = target.find("/", 1)
+    segment = target[1:] if slash == -1 else target[1:slash]
+    if "?" in segment or "#" in segment or "%" in segment:
+        return _decoded_key(segment)
+    return segment
 
 
-def load_table(path: Path, environ: Mapping[str, str] | None = None) -> RouteTable:
-    """Read and parse a routes file; errors name the file as given."""
+ABSOLUTE_FORM_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
+def _decoded_key(segment: str) -> str:
+    """The key in a raw first segment holding `?`, `#` or `%`: cut at the query or fragment,
+    then decoded (a decoded `/` ends it)."""
+    for stop in "?#":
+        segment = segment.partition(stop)[0]
+    return unquote(segment).partition("/")[0] if "%" in segment else segment
+
+
+def _non_origin_key(target: str) -> str | None:
+    """The key of an asterisk-form or absolute-form target; None for anything else."""
+    if target == "*":
+        return ""
+    form = ABSOLUTE_FORM_RE.match(target)
+    if form is None:
+        return None
+    path = target[form.end() :]
+    return routing_key(path) if path.startswith("/") else ""
+
+
+def load_table(
+    path: Path, environ: Mapping[str, str] | None = None, max_bytes: int | None = None
+) -> RouteTable:
+    """Read and parse a routes file; errors name the file as given.
+
+    A file over `max_bytes` (`Settings.max_routes_bytes`) is refused before it is parsed:
+    `routes.yaml:1: file is over the 1048576-byte limit (STRANGLER_MAX_ROUTES_BYTES)`.
+    Blocking and slow for a big table: a running proxy calls it in a thread (`proxy.reload`).
+    """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read() if max_bytes is None else file.read(max_bytes + 1)
     except OSError as exc:
         raise RoutesError((f"{path}: cannot read: {exc.strerror or exc}",)) from exc
+    if max_bytes is not None and len(data) > max_bytes:
+        limit = f"the {max_bytes}-byte limit (STRANGLER_MAX_ROUTES_BYTES)"
+        raise RoutesError((f"{path}:1: file is over {limit}",))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -262,6 +362,8 @@ AT_LEAST_ONE = _Rule((int,), lambda value: value >= 1, "an integer >= 1")
 FLAG = _Rule((bool,), lambda value: True, "true or false")
 STATUS = _Rule((int,), lambda value: 400 <= value <= 599, "a status code from 400 to 599")
 JSONPATH = _Rule((str,), jsonpath.is_valid, "a JSONPath like $.a.b or $.a[*].b")
+FILE_PATH = _Rule((str,), lambda value: value != "", "a file path")
+HOST_NAME = _Rule((str,), lambda value: HOST_NAME_RE.match(value) is not None, "a host name")
 STICKY = _Rule(
     (str,),
     lambda value: parse_sticky(value) is not None,
@@ -446,10 +548,71 @@ class _Parser:
         connect = self.option(found, "connect_timeout", where, POSITIVE, 2.0)
         read = self.option(found, "read_timeout", where, POSITIVE, 30.0)
         limit = self.option(found, "max_connections", where, AT_LEAST_ONE, 100)
+        tls = self.tls(name, found["tls"]) if "tls" in found else None
         if origin is None:
             return None
         url, scheme, host, port = origin
-        return Backend(name, url, scheme, host, port, connect, read, limit)
+        if "tls" in found and scheme != "https":
+            line = found["tls"].key_line
+            self.error(line, f"{where}: tls needs an https:// url, got {url!r}")
+            return None
+        return Backend(name, url, scheme, host, port, connect, read, limit, tls)
+
+    def tls(self, name: str, entry: _Entry) -> TlsOptions | None:
+        """`tls: {ca_file: ca.pem, verify: true, server_name: api.internal, client_cert: c.pem,
+        client_key: k.pem}` (every key optional) -> `TlsOptions`; files must load."""
+        where = f"tls of backend '{name}'"
+        found = self.section(entry, where, TLS_KEYS, ())
+        if found is None:
+            return None
+        before = len(self.errors)
+        files = {key: self.tls_file(found, key, where) for key in TLS_FILES}
+        if "client_key" in found and "client_cert" not in found:
+            self.error(found["client_key"].key_line, f"{where}: client_key needs client_cert")
+        options = TlsOptions(
+            ca_file=files["ca_file"],
+            verify=self.option(found, "verify", where, FLAG, True),
+            server_name=self.option(found, "server_name", where, HOST_NAME, None),
+            client_cert=files["client_cert"],
+            client_key=files["client_key"],
+        )
+        if len(self.errors) == before:
+            self.tls_loads(found, where, options)
+        return options
+
+    def tls_file(self, found: dict[str, _Entry], key: str, where: str) -> str | None:
+        """A readable file's path, a relative one joined to the routes file's directory."""
+        value: str | None = self.option(found, key, where, FILE_PATH, None)
+        if value is None:
+            return None
+        path = os.path.join(os.path.dirname(self.source), value)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            problem = f"cannot read {key} {path!r}: {exc.strerror or exc}"
+            self.error(line_of(found[key].value), f"{where}: {problem}")
+            return None
+        return path
+
+    def tls_loads(self, found: dict[str, _Entry], where: str, options: TlsOptions) -> None:
+        """Readable files must also hold what they should (what `TlsOptions.context` loads)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if options.ca_file is not None:
+            try:
+                context.load_verify_locations(options.ca_file)
+            except OSError:
+                line = line_of(found["ca_file"].value)
+                self.error(line, f"{where}: ca_file holds no PEM certificate")
+        if options.client_cert is not None:
+            try:
+                context.load_cert_chain(
+                    options.client_cert, options.client_key, password=no_password
+                )
+            except OSError:
+                problem = "client_cert and client_key must be a PEM certificate and its key"
+                line = line_of(found["client_cert"].value)
+                self.error(line, f"{where}: {problem} (unencrypted)")
 
     def url(self, name: str, entry: _Entry) -> tuple[str, str, str, int] | None:
         variable = backend_env_var(name)

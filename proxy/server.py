@@ -33,13 +33,16 @@ from proxy.routes import RoutesError, RouteTable, load_table
 from proxy.settings import Settings
 
 WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
+# Collections rarer than the defaults: less CPU per request, and a routes reload parsing in a
+# thread does not trigger full collections that hold the GIL (and so the loop) for 0.2 s.
+GC_THRESHOLDS = (50_000, 20, 100)
 log = logging.getLogger("strangler.server")
 
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the routes file is bad at start."""
     try:
-        table = load_table(settings.routes)
+        table = load_table(settings.routes, max_bytes=settings.max_routes_bytes)
     except RoutesError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -72,7 +75,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.guard import run_guards
     from proxy.listener import Listener
     from proxy.metrics import Metrics, flush_periodically
-    from proxy.reload import reload_now, watch_routes
+    from proxy.reload import reload_now, reload_on, watch_routes
     from proxy.shadow import Shadows
     from proxy.sharing import DEBT, MISMATCHES, share_periodically, shared_directory
     from proxy.state import ProxyState
@@ -84,7 +87,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     shadows = state.shadows = Shadows(state.metrics)
     shadows.start()
     batch = WriteBatch()  # the client and upstream writes of a loop pass leave together
-    upstreams = Upstreams(batch)
+    upstreams = Upstreams(batch, settings.max_response_head)
     access_log = AccessLog(sys.stdout)
     listener = Listener(Forwarder(state, upstreams, access_log), batch)
     loop = asyncio.get_running_loop()
@@ -98,7 +101,8 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     ).start()
     watcher = asyncio.create_task(watch_routes(state))
     guard = asyncio.create_task(run_guards(state, reload_now))
-    tasks = [watcher, guard]
+    hangup = asyncio.Event()  # set by SIGHUP: the reload itself runs in a task, off the handler
+    tasks = [watcher, guard, asyncio.create_task(reload_on(hangup, state))]
     directory = shared_directory()
     if directory is not None:  # several workers: what the others' admin endpoints read of this one
         snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
@@ -107,11 +111,11 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_now, state)
+    loop.add_signal_handler(signal.SIGHUP, hangup.set)
     try:
         await stop.wait()
         state.draining = True
@@ -182,7 +186,7 @@ def worker_main() -> int:
     """Entry point of a worker process started by `supervise`."""
     settings = Settings.from_json(os.environ[WORKER_SETTINGS])
     try:
-        table = load_table(Path(settings.routes))
+        table = load_table(Path(settings.routes), max_bytes=settings.max_routes_bytes)
     except (RoutesError, OSError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 1

@@ -26,12 +26,16 @@ class Settings:
     drain_seconds: float = 10.0
     keepalive_timeout: float = 75.0  # an idle client connection is closed after this long
     header_timeout: float = 30.0  # a request head not complete this long after it began: 408
+    body_timeout: float = 60.0  # no request body byte from the client for this long: 408
+    tunnel_idle_timeout: float = 300.0  # an upgraded connection (WebSocket) idle this long: cut
     max_request_line: int = 8190
     max_header_size: int = 8190  # one header field line
     max_headers_total: int = 65536  # the whole header block
     max_body_size: int = 4 * 1024**3
+    max_response_head: int = 64 * 1024  # a backend's status line and headers: over it, 502
     access_log: bool = True
     fallback_body_cap: int = 1024 * 1024  # request bodies kept for a fallback replay up to this
+    max_routes_bytes: int = 1024 * 1024  # a bigger routes file is refused, never parsed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
@@ -50,10 +54,18 @@ class Settings:
             values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
         if "STRANGLER_HEADER_TIMEOUT" in environ:
             values["header_timeout"] = float(environ["STRANGLER_HEADER_TIMEOUT"])
+        if "STRANGLER_BODY_TIMEOUT" in environ:
+            values["body_timeout"] = float(environ["STRANGLER_BODY_TIMEOUT"])
+        if "STRANGLER_TUNNEL_IDLE_TIMEOUT" in environ:
+            values["tunnel_idle_timeout"] = float(environ["STRANGLER_TUNNEL_IDLE_TIMEOUT"])
+        if "STRANGLER_MAX_RESPONSE_HEAD" in environ:
+            values["max_response_head"] = int(environ["STRANGLER_MAX_RESPONSE_HEAD"])
         if "STRANGLER_MAX_BODY_SIZE" in environ:
             values["max_body_size"] = int(environ["STRANGLER_MAX_BODY_SIZE"])
         if "STRANGLER_FALLBACK_BODY_CAP" in environ:
             values["fallback_body_cap"] = int(environ["STRANGLER_FALLBACK_BODY_CAP"])
+        if "STRANGLER_MAX_ROUTES_BYTES" in environ:
+            values["max_routes_bytes"] = int(environ["STRANGLER_MAX_ROUTES_BYTES"])
         values.update({key: value for key, value in flags.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -24,6 +25,9 @@ class ProxyState:
     registry: CollectorRegistry
     loaded_at: float
     last_reload_error: str | None = None
+    reloads_started: int = 0  # proxy.reload: tickets handed out, one per reload
+    reload_reported: int = 0  # the ticket of the latest reload whose outcome was applied
+    route_info_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one publisher at a time
     draining: bool = False
     guards: Guards = field(default_factory=Guards)
     debt: DebtRegistry = field(default_factory=DebtRegistry)  # fallback request shapes

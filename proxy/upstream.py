@@ -2,23 +2,28 @@
 
 `Upstreams.send(backend, request)` writes a request head (and streams its body), waits for the
 response head and returns an `Exchange` whose body the caller streams, then releases. Connections
-are pooled per backend address, at most `Backend.max_connections` at a time (full -> `PoolFull`).
+are pooled per backend address, scheme and TLS options, at most `Backend.max_connections` at a time
+(full -> `PoolFull`); an https backend's are TLS from the connect on (one `ssl.SSLContext` per
+distinct `TlsOptions`: nothing TLS-specific happens per request).
 A pooled connection the backend closed while idle is noticed and dropped before use; if the
 backend closes one just as a request is written, an idempotent request without a body (which
 cannot have been processed: not one byte came back) is sent again once on a fresh connection.
+Interim (1xx) responses go to the request's `interim` sink, if any; a 101 is the final answer
+of a request that asked to upgrade (its connection then leaves the pool: `Exchange.detach`).
 
-Every foreign failure (OSError, TimeoutError, parser error) becomes a `ProxyError` in exactly one
-place: `translated`.
+Every foreign failure (OSError, ssl.SSLError, TimeoutError, parser error) becomes a `ProxyError`
+in exactly one place: `translated`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -28,15 +33,19 @@ from proxy.errors import (
     ProxyError,
     UpstreamConnectError,
     UpstreamConnectTimeout,
+    UpstreamHeadTooLarge,
     UpstreamProtocolError,
     UpstreamReadTimeout,
     UpstreamReset,
+    UpstreamSendTimeout,
+    UpstreamTlsError,
 )
-from proxy.routes import Backend
+from proxy.routes import Backend, TlsOptions
 from proxy.streams import BodyStream, WriteFlow
+from proxy.tunnel import End
 
 Headers = list[tuple[bytes, bytes]]
-NO_BODY_STATUS = frozenset({204, 304})
+NO_BODY_STATUS = frozenset({101, 204, 304})
 FRAMING_NAME_SIZES = frozenset(
     {len(b"connection"), len(b"content-length"), len(b"transfer-encoding"), len(b"keep-alive")}
 )
@@ -58,6 +67,8 @@ def translated(exc: Exception, *, connecting: bool = False) -> ProxyError:
     if isinstance(exc, httptools.HttpParserError):
         context = exc.__context__
         return context if isinstance(context, ProxyError) else UpstreamProtocolError()
+    if isinstance(exc, ssl.SSLError):  # an OSError too: tested first
+        return UpstreamTlsError()
     if isinstance(exc, OSError):
         return UpstreamConnectError() if connecting else UpstreamReset()
     raise exc
@@ -83,6 +94,14 @@ class UpstreamRequest:
     body: BodyStream | None = None
     chunked: bool = False
     idempotent: bool = False
+    upgrade: bool = False  # asks to switch protocols: a 101 is its final answer (proxy.tunnel)
+    interim: InterimSink | None = None  # gets the backend's 1xx other than 101; None: dropped
+
+
+class InterimSink(Protocol):
+    """Where a backend's interim (1xx) responses go while the final one is awaited."""
+
+    def interim(self, status: int, reason: bytes, headers: Headers) -> None: ...
 
 
 @dataclass(slots=True)
@@ -104,6 +123,8 @@ class _Exchange:
     read_timeout: float
     head: asyncio.Future[Response]
     headers: Headers
+    interim: InterimSink | None = None
+    upgrade: bool = False
     reason: bytes = b""
     response: Response | None = None
     sized: bool = False
@@ -147,6 +168,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._flow = WriteFlow()
         self._last_io = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._switched_bytes = b""  # what followed a 101 head: the new protocol's first bytes
         self.reuse_until = math.inf  # loop time after which the backend may close it while idle
 
     # asyncio.Protocol
@@ -163,8 +185,16 @@ class UpstreamConnection(asyncio.Protocol):
         self._last_io = self._loop.time()
         try:
             parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:  # after a 101 that on_headers_complete took
+            self._switched(data[exc.args[0] :])
+            return
         except Exception as exc:  # no context manager here: this runs for every response
             self._fail(translated(exc))
+            self.close()  # also after a complete response: bytes after it break the connection
+            return
+        if self._exchange.response is None and self.received > self._pool.max_head:
+            self._fail(UpstreamHeadTooLarge())
+            self.close()
 
     def eof_received(self) -> bool:
         return False
@@ -177,8 +207,8 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is not None and not exchange.complete:
             if exchange.until_eof and exchange.response is not None and exc is None:
                 self._finish()
-            else:
-                self._fail(UpstreamReset())
+            else:  # an OSError: reset, or a TLS alert (a client certificate refused, say)
+                self._fail(translated(exc) if isinstance(exc, OSError) else UpstreamReset())
         self._flow.connection_lost()
 
     def pause_writing(self) -> None:
@@ -189,6 +219,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        exchange = self._exchange
+        if exchange is not None and exchange.complete:
+            raise UpstreamProtocolError()  # bytes after a complete response: never pooled
+
     def on_status(self, reason: bytes) -> None:
         assert self._exchange is not None
         self._exchange.reason += reason
@@ -196,6 +231,8 @@ class UpstreamConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         exchange = self._exchange
         assert exchange is not None
+        if exchange.response is not None:
+            return  # a trailer: never promoted into the head the client gets
         exchange.headers.append((name, value))
         size = len(name)
         if size in FRAMING_NAME_SIZES:
@@ -203,7 +240,11 @@ class UpstreamConnection(asyncio.Protocol):
             if lowered == b"content-length":
                 exchange.sized = True
             elif lowered == b"transfer-encoding":
-                exchange.chunked = b"chunked" in value.lower()
+                # Only `chunked`, once (nginx too): another coding would stay on a body the
+                # proxy re-frames without saying so.
+                if exchange.chunked or value.strip().lower() != b"chunked":
+                    raise UpstreamProtocolError()
+                exchange.chunked = True
             elif lowered == b"connection":
                 exchange.connection = True
             elif lowered == b"keep-alive":
@@ -213,11 +254,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self._exchange
         assert exchange is not None and self._parser is not None
         status = self._parser.get_status_code()
-        if 100 <= status < 200:
-            exchange.reason, exchange.headers = b"", []
-            exchange.sized = exchange.chunked = exchange.connection = False
-            if status == 101:
-                raise UpstreamProtocolError()
+        if (status < 200 or status > 599) and self._interim(exchange, status):
             return
         has_body = exchange.method != "HEAD" and status not in NO_BODY_STATUS
         exchange.until_eof = has_body and not exchange.sized and not exchange.chunked
@@ -239,9 +276,30 @@ class UpstreamConnection(asyncio.Protocol):
         if not has_body:
             self._finish()
 
+    def _interim(self, exchange: _Exchange, status: int) -> bool:
+        """A head whose status is not 200-599: True for an interim (1xx) response, handed to
+        `exchange.interim` if there is one (parsing goes on to the final response); False for a
+        101 the request asked for, its final answer. Any other status (101 unasked, or outside
+        100-599) is not an answer the proxy can pass on: 502.
+        """
+        assert self._parser is not None
+        if status < 100 or status > 599:
+            raise UpstreamProtocolError()
+        if status == 101:
+            if exchange.upgrade and self._parser.should_upgrade():  # Upgrade, Connection: upgrade
+                return False
+            raise UpstreamProtocolError()
+        if exchange.interim is not None:
+            exchange.interim.interim(status, exchange.reason, exchange.headers)
+        exchange.reason, exchange.headers = b"", []
+        exchange.sized = exchange.chunked = exchange.connection = False
+        return True
+
     def on_body(self, body: bytes) -> None:
         exchange = self._exchange
-        if exchange is not None and exchange.response is not None and not exchange.complete:
+        if exchange is not None and exchange.response is not None:
+            if exchange.complete:
+                raise UpstreamProtocolError()  # a body after a HEAD answer's head
             exchange.response.body.feed(body)
 
     def on_message_complete(self) -> None:
@@ -259,7 +317,9 @@ class UpstreamConnection(asyncio.Protocol):
         """
         assert self.transport is not None
         head: asyncio.Future[Response] = self._loop.create_future()
-        self._exchange = _Exchange(request.method, read_timeout, head, [])
+        self._exchange = _Exchange(
+            request.method, read_timeout, head, [], request.interim, request.upgrade
+        )
         if self._parser is None:
             self._parser = httptools.HttpResponseParser(self)
         self.received = 0
@@ -316,6 +376,25 @@ class UpstreamConnection(asyncio.Protocol):
         self._cancel_timer()
         self._pool.forget(self)
 
+    def detach(self) -> End:
+        """After a 101: the connection leaves its pool for good (a tunnel takes it over), with
+        the bytes that followed the 101 head."""
+        assert self.transport is not None
+        self._cancel_timer()
+        self._pool.forget(self)
+        self._exchange = None
+        end = End(self.transport, self._switched_bytes, self._flow.paused)
+        self._switched_bytes = b""
+        return end
+
+    def _switched(self, rest: bytes) -> None:
+        """The 101 head is in: nothing more is read until the tunnel takes over (`detach`)."""
+        assert self.transport is not None and self._exchange is not None
+        self._switched_bytes = rest
+        self.transport.pause_reading()
+        if self._exchange.response is not None:
+            self._exchange.response.keep_alive = False  # never back to the pool
+
     async def _send_body(self, body: BodyStream, chunked: bool) -> None:
         assert self.transport is not None
         self._pool.batch.flush()  # the head first; the body is written directly
@@ -328,13 +407,23 @@ class UpstreamConnection(asyncio.Protocol):
                 else:
                     self.transport.write(chunk)
                 if self._flow.paused:
-                    await self._flow.wait()
+                    await self._writable()
             if chunked and not self.closed:
                 self.transport.write(b"0\r\n\r\n")
             self._request_sent()
         except ProxyError as exc:
             self._fail(exc)
             self.close()
+
+    async def _writable(self) -> None:
+        """Wait for the backend to read on: at most `read_timeout` seconds between two writes
+        (nginx's proxy_send_timeout), else 504 and the connection is closed."""
+        assert self._exchange is not None
+        try:
+            async with asyncio.timeout(self._exchange.read_timeout):
+                await self._flow.wait()
+        except TimeoutError:
+            raise UpstreamSendTimeout() from None
 
     def _request_sent(self) -> None:
         exchange = self._exchange
@@ -385,13 +474,42 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
 
+class TlsContexts:
+    """One `ssl.SSLContext` per distinct `TlsOptions`, built at the first connection needing it."""
+
+    def __init__(self) -> None:
+        self._built: dict[TlsOptions, ssl.SSLContext] = {}
+
+    def get(self, options: TlsOptions | None) -> ssl.SSLContext | None:
+        """None (plain HTTP) for None. Raises OSError when a file can no longer be loaded."""
+        if options is None:
+            return None
+        context = self._built.get(options)
+        if context is None:
+            context = self._built[options] = options.context()
+        return context
+
+
 class Pool:
     """Keep-alive connections to one backend address; idle ones are reused newest first."""
 
-    def __init__(self, host: str, port: int, batch: WriteBatch) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        batch: WriteBatch,
+        max_head: int = 64 * 1024,
+        *,
+        tls: TlsOptions | None = None,
+        contexts: TlsContexts | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.batch = batch
+        self.tls = tls  # None: plain HTTP
+        self.server_name = None if tls is None else tls.server_name or host  # SNI, verified
+        self._contexts = contexts or TlsContexts()
+        self.max_head = max_head  # response head bytes (status line and headers) allowed
         self.idle: list[UpstreamConnection] = []
         self.open: set[UpstreamConnection] = set()
         self.connecting = 0
@@ -437,9 +555,14 @@ class Pool:
         self.connecting += 1
         try:
             with translate_errors(connecting=True):
-                async with asyncio.timeout(backend.connect_timeout):
+                context = self._contexts.get(self.tls)
+                async with asyncio.timeout(backend.connect_timeout):  # the handshake included
                     _, conn = await loop.create_connection(
-                        lambda: UpstreamConnection(self), self.host, self.port
+                        lambda: UpstreamConnection(self),
+                        self.host,
+                        self.port,
+                        ssl=context,
+                        server_hostname=self.server_name,
                     )
         finally:
             self.connecting -= 1
@@ -448,7 +571,8 @@ class Pool:
 
 
 class Exchange:
-    """A response being received; `release()` (or `abort()`) exactly once when done with it."""
+    """A response being received; `release()` (or `abort()`, or after a 101 `detach()`) exactly
+    once when done with it."""
 
     __slots__ = ("response", "_pool", "_conn")
 
@@ -463,6 +587,10 @@ class Exchange:
     def abort(self) -> None:
         self._conn.close()
 
+    def detach(self) -> End:
+        """The connection of a 101 answer, for `proxy.tunnel.splice`; never pooled again."""
+        return self._conn.detach()
+
     @property
     def upload(self) -> asyncio.Task[None] | None:
         """The task still sending the request body, if there is one."""
@@ -470,17 +598,26 @@ class Exchange:
 
 
 class Upstreams:
-    """Connection pools by backend address. One per process, closed at shutdown."""
+    """Connection pools by backend address, scheme and TLS options. One per process, closed at
+    shutdown."""
 
-    def __init__(self, batch: WriteBatch | None = None) -> None:
-        self._pools: dict[tuple[str, int], Pool] = {}
+    def __init__(self, batch: WriteBatch | None = None, max_head: int = 64 * 1024) -> None:
+        self._pools: dict[str, Pool] = {}  # by `Backend.pool_key`: scheme, address, TLS options
+        self._contexts = TlsContexts()
         self._batch = batch or WriteBatch()
+        self._max_head = max_head
 
     def pool(self, backend: Backend) -> Pool:
-        key = (backend.host, backend.port)
-        pool = self._pools.get(key)
+        pool = self._pools.get(backend.pool_key)
         if pool is None:
-            pool = self._pools[key] = Pool(backend.host, backend.port, self._batch)
+            pool = self._pools[backend.pool_key] = Pool(
+                backend.host,
+                backend.port,
+                self._batch,
+                self._max_head,
+                tls=backend.tls,
+                contexts=self._contexts,
+            )
         return pool
 
     async def send(self, backend: Backend, request: UpstreamRequest) -> Exchange:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -88,10 +89,11 @@ class Upstream:
     requests: list[RawRequest] = field(default_factory=list)
     connections: int = 0
     open_connections: int = 0
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
 
 def respond(
@@ -123,13 +125,14 @@ def canned(
 
 
 @pytest.fixture
-async def upstream_factory() -> AsyncIterator[
-    Callable[[Callable[[Upstream], Handler]], Awaitable[Upstream]]
-]:
+async def upstream_factory() -> AsyncIterator[Callable[..., Awaitable[Upstream]]]:
+    """`start(make)`, or `start(make, tls=context)` for an https upstream."""
     servers: list[asyncio.Server] = []
     tasks: set[asyncio.Task[None]] = set()
 
-    async def start(make: Callable[[Upstream], Handler]) -> Upstream:
+    async def start(
+        make: Callable[[Upstream], Handler], tls: ssl.SSLContext | None = None
+    ) -> Upstream:
         upstream: Upstream
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -147,8 +150,9 @@ async def upstream_factory() -> AsyncIterator[
                 writer.close()
                 tasks.discard(task)
 
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        upstream = Upstream(server.sockets[0].getsockname()[1], server)
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=tls)
+        port = server.sockets[0].getsockname()[1]
+        upstream = Upstream(port, server, scheme="http" if tls is None else "https")
         servers.append(server)
         return upstream
 
@@ -186,9 +190,15 @@ async def proxy_factory() -> AsyncIterator[Callable[..., Awaitable[InProcessProx
     started: list[tuple[asyncio.Server, InProcessProxy]] = []
 
     async def start(
-        upstream_url: str, settings: Settings | None = None, **options: object
+        upstream_url: str = "",
+        settings: Settings | None = None,
+        *,
+        text: str | None = None,
+        **options: object,
     ) -> InProcessProxy:
-        table = parse_table(table_text({"app": upstream_url}, "app", **options))
+        """A proxy whose one backend `app` is `upstream_url` (each option a line of it), or
+        whose table is the routes.yaml `text`."""
+        table = parse_table(text or table_text({"app": upstream_url}, "app", **options))
         registry = CollectorRegistry()
         state = ProxyState(settings or Settings(), table, Metrics(registry), registry, time.time())
         upstreams = Upstreams()

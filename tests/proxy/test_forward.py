@@ -100,6 +100,40 @@ async def test_forwarded_headers_trusted_proxy_appends(upstream_factory, proxy_f
     ]
 
 
+FORWARDED_REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: inner\r\nForwarded: for=6.6.6.6;proto=https;host=evil\r\n"
+    b"forwarded: for=7.7.7.7\r\n\r\n"
+)
+
+
+async def test_forwarded_from_an_untrusted_client_is_dropped(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    await exchange(proxy.port, FORWARDED_REQUEST)
+    names = [name.lower() for name, _ in upstream.requests[0].headers]
+    assert b"forwarded" not in names
+    assert upstream.requests[0].headers[-3:] == [
+        (b"X-Forwarded-For", b"127.0.0.1"),
+        (b"X-Forwarded-Proto", b"http"),
+        (b"X-Forwarded-Host", b"inner"),
+    ]
+
+
+async def test_forwarded_from_a_trusted_proxy_is_kept(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(canned(respond()))
+    settings = Settings(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
+    proxy = await proxy_factory(upstream.url, settings)
+    await exchange(proxy.port, FORWARDED_REQUEST)
+    assert [header for header in upstream.requests[0].headers if header[0] != b"X-Request-ID"] == [
+        (b"Host", b"inner"),
+        (b"Forwarded", b"for=6.6.6.6;proto=https;host=evil"),
+        (b"forwarded", b"for=7.7.7.7"),
+        (b"X-Forwarded-For", b"127.0.0.1"),
+        (b"X-Forwarded-Proto", b"http"),
+        (b"X-Forwarded-Host", b"inner"),
+    ]
+
+
 async def test_only_the_request_id_and_forwarding_added_to_a_bare_request(
     upstream_factory, proxy_factory
 ):

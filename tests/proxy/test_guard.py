@@ -365,7 +365,7 @@ async def test_a_fired_guard_does_not_fire_again_until_the_resource_is_flipped_a
         await check(state, reload_now)
         assert len(audit(routes)) == 3
         edit.flip(routes, "bookings", "drf", user="ana", reason="try again")
-        reload_now(state)
+        await reload_now(state)
         await check(state, reload_now)  # re-armed, with a fresh window
         assert state.guards.describe("bookings")["state"] == "armed"
         await get(port, "/bookings/1", 3)

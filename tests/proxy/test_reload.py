@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import os
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from proxy.reload import reload_now, resolution_chain, watch_routes
+from proxy import cli, reload, server
+from proxy.reload import reload_now, reload_on, resolution_chain, watch_routes
+from proxy.settings import Settings
 from proxy.state import ProxyState
 from tests.proxy.control_fixtures import ROUTES, make_state, sample, write
 
@@ -31,11 +36,11 @@ def last_success(state: ProxyState) -> float | None:
 # -- reload_now --------------------------------------------------------------------------------
 
 
-def test_valid_change_is_swapped_in(tmp_path: Path) -> None:
+async def test_valid_change_is_swapped_in(tmp_path: Path) -> None:
     state = make_state(write(tmp_path / "routes.yaml"))
     before = state.loaded_at
     write(state.settings.routes, FLIPPED)
-    assert reload_now(state) is True
+    assert await reload_now(state) is True
     assert state.table.routes["bookings"].backend == "drf"
     assert state.loaded_at >= before
     assert (reloads(state, "success"), last_success(state)) == (1.0, 1.0)
@@ -43,40 +48,218 @@ def test_valid_change_is_swapped_in(tmp_path: Path) -> None:
     assert sample(state, "strangler_route_info", resource="bookings", backend="legacy") is None
 
 
-def test_unchanged_content_is_a_no_op(tmp_path: Path) -> None:
+async def test_unchanged_content_is_a_no_op(tmp_path: Path) -> None:
     state = make_state(write(tmp_path / "routes.yaml"))
     table = state.table
     write(state.settings.routes, ROUTES)
-    assert reload_now(state) is True
+    assert await reload_now(state) is True
     assert state.table is table
     assert reloads(state, "success") is None
 
 
-def test_invalid_file_keeps_the_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_invalid_file_keeps_the_table(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     state = make_state(write(tmp_path / "routes.yaml"))
     table = state.table
     write(state.settings.routes, BROKEN)
-    assert reload_now(state) is False
+    assert await reload_now(state) is False
     assert state.table is table
     error = f"{state.settings.routes}:17: unknown backend 'drff' for resource 'tours'"
     assert state.last_reload_error == error
     assert (reloads(state, "failure"), last_success(state)) == (1.0, 0.0)
     assert [record.getMessage() for record in caplog.records] == [f"routes reload failed: {error}"]
     write(state.settings.routes, ROUTES)  # fixed back to the table in force: error cleared
-    assert reload_now(state) is True
+    assert await reload_now(state) is True
     assert (state.table, state.last_reload_error, last_success(state)) == (table, None, 1.0)
 
 
-def test_deleted_file_keeps_the_table(tmp_path: Path) -> None:
+async def test_deleted_file_keeps_the_table(tmp_path: Path) -> None:
     state = make_state(write(tmp_path / "routes.yaml"))
     table = state.table
     state.settings.routes.unlink()
-    assert reload_now(state) is False
+    assert await reload_now(state) is False
     assert state.table is table
     assert state.last_reload_error == (
         f"{state.settings.routes}: cannot read: No such file or directory"
     )
     assert (reloads(state, "failure"), last_success(state)) == (1.0, 0.0)
+
+
+# -- the size cap, and parsing off the loop ----------------------------------------------------
+
+CAP = 1024 * 1024  # Settings.max_routes_bytes, STRANGLER_MAX_ROUTES_BYTES
+LARGE = 25_000  # resources: about 0.4 MB, a few seconds to parse on the machines running the suite
+
+
+def padded(text: str, size: int) -> str:
+    """`text` and a comment line: valid routes.yaml of exactly `size` bytes."""
+    return text + "#" * (size - len(text) - 1) + "\n"
+
+
+def over_cap(path: Path, cap: int) -> str:
+    return f"{path}:1: file is over the {cap}-byte limit (STRANGLER_MAX_ROUTES_BYTES)"
+
+
+def large_table(resources: int) -> str:
+    """ROUTES with `resources` more resources r0, r1, ... (odd ones on drf)."""
+    lines = (f"  r{i}: {'drf' if i % 2 else 'legacy'}\n" for i in range(resources))
+    return ROUTES + "".join(lines)
+
+
+def test_the_cap_is_a_setting() -> None:
+    assert Settings().max_routes_bytes == CAP
+    assert Settings.from_env({"STRANGLER_MAX_ROUTES_BYTES": "4096"}).max_routes_bytes == 4096
+
+
+async def test_a_file_over_the_cap_is_refused_and_the_table_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = make_state(write(tmp_path / "routes.yaml"))
+    table = state.table
+    write(state.settings.routes, padded(FLIPPED, CAP + 1))  # valid YAML, one byte too many
+    assert await reload_now(state) is False
+    error = over_cap(state.settings.routes, CAP)
+    assert state.last_reload_error == error
+    assert state.table is table
+    assert state.table.backend_for("bookings") == "legacy"
+    assert (reloads(state, "failure"), last_success(state)) == (1.0, 0.0)
+    assert [record.getMessage() for record in caplog.records] == [f"routes reload failed: {error}"]
+    write(state.settings.routes, padded(FLIPPED, CAP))  # at the cap: read and applied
+    assert await reload_now(state) is True
+    assert state.table.backend_for("bookings") == "drf"
+    assert state.last_reload_error is None
+
+
+async def test_the_cap_follows_the_settings(tmp_path: Path) -> None:
+    state = make_state(write(tmp_path / "routes.yaml"))
+    state.settings = dataclasses.replace(state.settings, max_routes_bytes=len(FLIPPED) - 1)
+    write(state.settings.routes, FLIPPED)
+    assert await reload_now(state) is False
+    assert state.last_reload_error == over_cap(state.settings.routes, len(FLIPPED) - 1)
+    assert state.table.backend_for("bookings") == "legacy"
+
+
+def test_startup_and_validate_respect_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = write(tmp_path / "routes.yaml")
+    cap = len(ROUTES) - 1
+    assert server.serve(Settings(routes=routes, max_routes_bytes=cap)) == 1  # binds nothing
+    assert capsys.readouterr().err == over_cap(routes, cap) + "\n"
+    monkeypatch.setenv("STRANGLER_MAX_ROUTES_BYTES", str(cap))
+    assert cli.main(["validate", "--routes", str(routes)]) == 1
+    assert capsys.readouterr().err == over_cap(routes, cap) + "\n"
+    monkeypatch.setenv("STRANGLER_MAX_ROUTES_BYTES", str(cap + 1))
+    assert cli.main(["validate", "--routes", str(routes)]) == 0
+
+
+@pytest.fixture
+def worker_gc() -> Iterator[None]:
+    """The collector as a serving worker tunes it: with the default thresholds, full collections
+    triggered by the parse's allocations hold the GIL, and so the loop, for up to 0.2 s."""
+    before = gc.get_threshold()
+    gc.set_threshold(*server.GC_THRESHOLDS)
+    yield
+    gc.set_threshold(*before)
+
+
+@pytest.mark.usefixtures("worker_gc")
+async def test_the_loop_keeps_serving_while_a_large_table_reloads(tmp_path: Path) -> None:
+    state = make_state(write(tmp_path / "routes.yaml"))
+    write(state.settings.routes, large_table(LARGE))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reloading = asyncio.create_task(reload_now(state))
+    worst = 0.0  # the longest the loop took to come back to a 10 ms timer, beyond the 10 ms
+    while not reloading.done():
+        before = loop.time()
+        await asyncio.sleep(0.01)
+        worst = max(worst, loop.time() - before - 0.01)
+    took = loop.time() - started
+    assert await reloading is True
+    assert len(state.table.routes) == LARGE + 4
+    assert sample(state, "strangler_route_info", resource=f"r{LARGE - 1}", backend="drf") == 1.0
+    assert took >= 0.5, f"the reload took {took:.2f} s: too small a table to show anything"
+    assert worst < 0.25, f"the loop stalled {worst:.2f} s during a {took:.2f} s reload"
+
+
+@dataclasses.dataclass
+class Held:
+    """The first reload's read: `parsed` once it has read and parsed, returns once `release`d."""
+
+    parsed: threading.Event
+    release: threading.Event
+
+
+@pytest.fixture
+def held_first_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[Held]:
+    held = Held(threading.Event(), threading.Event())
+    real = reload.load_table
+
+    def load(*args: object) -> object:
+        first = not held.parsed.is_set()
+        try:
+            return real(*args)  # type: ignore[arg-type]
+        finally:
+            if first:
+                held.parsed.set()
+                held.release.wait(10)
+
+    monkeypatch.setattr(reload, "load_table", load)
+    yield held
+    held.release.set()
+
+
+async def test_an_older_parse_never_replaces_a_newer_one(
+    tmp_path: Path, held_first_read: Held
+) -> None:
+    state = make_state(write(tmp_path / "routes.yaml"))
+    write(state.settings.routes, FLIPPED)  # bookings: drf, read by the first reload...
+    older = asyncio.create_task(reload_now(state))
+    await asyncio.to_thread(held_first_read.parsed.wait, 10)
+    newer_text = ROUTES.replace("tours: drf", "tours: legacy")
+    write(state.settings.routes, newer_text)  # ...then the file changes and a second one starts
+    assert await reload_now(state) is True
+    held_first_read.release.set()  # the first one finishes last
+    assert await older is True
+    assert state.table.sha256 == make_state(state.settings.routes).table.sha256
+    assert (on(state, "bookings"), on(state, "tours")) == ("legacy", "legacy")
+    assert reloads(state, "success") == 1.0
+    assert sample(state, "strangler_route_info", resource="bookings", backend="legacy") == 1.0
+
+
+async def test_an_older_error_never_replaces_a_newer_table(
+    tmp_path: Path, held_first_read: Held
+) -> None:
+    state = make_state(write(tmp_path / "routes.yaml"))
+    write(state.settings.routes, BROKEN)
+    older = asyncio.create_task(reload_now(state))
+    await asyncio.to_thread(held_first_read.parsed.wait, 10)
+    write(state.settings.routes, FLIPPED)
+    assert await reload_now(state) is True
+    held_first_read.release.set()
+    assert await older is False
+    assert on(state, "bookings") == "drf"
+    assert (state.last_reload_error, reloads(state, "failure"), last_success(state)) == (
+        None,
+        None,
+        1.0,
+    )
+
+
+async def test_reload_on_request_reloads_each_time_it_is_asked(tmp_path: Path) -> None:
+    state = make_state(write(tmp_path / "routes.yaml"))
+    asked = asyncio.Event()  # what the server's SIGHUP handler sets
+    task = asyncio.create_task(reload_on(asked, state))
+    try:
+        for text, backend in [(FLIPPED, "drf"), (ROUTES, "legacy")]:
+            write(state.settings.routes, text)
+            asked.set()
+            await until(lambda backend=backend: on(state, "bookings") == backend)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def kubelet_layout(directory: Path, text: str) -> Path:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 from collections.abc import Iterator
 
 import pytest
 
+from proxy.settings import Settings
 from proxy.upstream import keep_alive_timeout
 from tests.proxy.conftest import (
     RawRequest,
@@ -153,7 +155,7 @@ async def test_stall_mid_body_cuts_the_client_connection(upstream_factory, proxy
     writer.write(GET)
     head = await asyncio.wait_for(read_head(reader), 5)
     assert head.startswith(b"HTTP/1.1 200 OK")
-    with pytest.raises(asyncio.IncompleteReadError):
+    with pytest.raises(ConnectionResetError):  # a reset, never a clean end (issue 10, item 3)
         await asyncio.wait_for(read_body(reader, head), 5)
     writer.close()
     assert errors(proxy, "timeout") == 1
@@ -241,6 +243,11 @@ async def test_client_disconnects_release_upstream_connections(upstream_factory,
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         writer.write(GET)
         await writer.drain()
+        # An abort resets the connection; a plain close is a half-close that still gets its
+        # answer (see test_forward.test_half_closed_client_gets_its_answer).
+        writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
         writer.transport.abort()
 
     for _ in range(total // batch):
@@ -351,3 +358,209 @@ async def test_a_connection_past_the_backends_keep_alive_timeout_is_not_reused(
     assert (result.status, result.body) == (200, b"kept")  # a POST: no retry could save it
     assert upstream.connections == 2
     assert len(upstream.requests) == 4
+
+
+# A broken or hostile backend, byte by byte (issue 10: items 3, 5, 7, 8 and 13).
+
+
+def scripted(*answers: bytes, then_close: bool = True):
+    """Answers the backend's n-th request (on whichever connection) with `answers[n]` exactly,
+    the last one again after that; closes after each answer when `then_close`."""
+
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            while head := await read_head(reader):
+                upstream.requests.append(RawRequest(head, await read_body(reader, head)))
+                writer.write(answers[min(len(upstream.requests), len(answers)) - 1])
+                await writer.drain()
+                if then_close:
+                    return
+
+        return handle
+
+    return make
+
+
+async def read_all_or_reset(port: int, data: bytes) -> tuple[bytes, bool]:
+    """Everything the proxy sends for `data`, and whether the connection ended in a reset."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    received = b""
+    try:
+        while chunk := await asyncio.wait_for(reader.read(65536), 5):
+            received += chunk
+    except ConnectionResetError:
+        return received, True
+    finally:
+        writer.close()
+    return received, False
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nshort\r\n",
+    ],
+    ids=["content-length", "chunked"],
+)
+@pytest.mark.parametrize("version", [b"1.0", b"1.1"])
+async def test_truncated_answer_resets_the_client(upstream_factory, proxy_factory, answer, version):
+    upstream = await upstream_factory(scripted(answer))
+    proxy = await proxy_factory(upstream.url)
+    request = b"GET /bookings/1 HTTP/" + version + b"\r\nHost: api\r\n\r\n"
+    received, reset = await read_all_or_reset(proxy.port, request)
+    assert reset, received
+    assert errors(proxy, "reset") == 1
+
+
+async def test_complete_close_delimited_answer_ends_cleanly(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(scripted(b"HTTP/1.1 200 OK\r\n\r\nall of it"))
+    proxy = await proxy_factory(upstream.url)
+    request = b"GET /bookings/1 HTTP/1.0\r\nHost: api\r\n\r\n"
+    received, reset = await read_all_or_reset(proxy.port, request)
+    assert not reset
+    assert received.endswith(b"\r\n\r\nall of it")
+
+
+async def test_response_trailers_are_never_promoted_into_the_head(upstream_factory, proxy_factory):
+    answer = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Set-Cookie\r\n\r\n"
+        b"2\r\nok\r\n0\r\nSet-Cookie: session=attacker\r\nX-Injected: 1\r\n\r\n"
+    )
+    upstream = await upstream_factory(scripted(answer, then_close=False))
+    proxy = await proxy_factory(upstream.url)
+    result = await exchange(proxy.port, GET)
+    assert result.status == 200
+    assert result.body == b"ok"
+    names = [name.lower() for name, _ in result.headers]
+    assert b"set-cookie" not in names
+    assert b"x-injected" not in names
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSTRAY",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged",
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nbody!",
+        b"HTTP/1.1 304 Not Modified\r\n\r\nbody!",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 2",
+    ],
+    ids=["stray", "forged-response", "204-body", "304-body", "partial-head"],
+)
+async def test_bytes_after_a_complete_answer_break_the_connection(
+    upstream_factory, proxy_factory, first
+):
+    second = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+    upstream = await upstream_factory(scripted(first, second, then_close=False))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(GET)
+    one = await asyncio.wait_for(read_response(reader), 5)
+    writer.write(GET)
+    two = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert one.status in (200, 204, 304)
+    # The second request went out on a new connection and got the backend's real answer.
+    assert (two.status, two.body) == (200, b"second")
+    assert upstream.connections == 2
+
+
+async def test_head_answer_followed_by_a_body_is_not_pooled(upstream_factory, proxy_factory):
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbody!"
+    second = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+    upstream = await upstream_factory(scripted(first, second, then_close=False))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"HEAD /bookings/1 HTTP/1.1\r\nHost: api\r\n\r\n")
+    one = await asyncio.wait_for(read_response(reader, head_request=True), 5)
+    await asyncio.sleep(0.05)  # the stray body arrives while the connection is idle or pooled
+    writer.write(GET)
+    two = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert one.status == 200
+    assert (two.status, two.body) == (200, b"second")
+    assert upstream.connections == 2
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [b"gzip", b"gzip, chunked", b"chunked, gzip", b"chunked\r\nTransfer-Encoding: chunked"],
+)
+async def test_response_transfer_coding_other_than_chunked_is_502(
+    upstream_factory, proxy_factory, coding
+):
+    gzipped = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03+\xc9\xc8,\x06\x00\xc4\xde\xc2\xa9\x04\x00\x00\x00"
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+    answer += b"%x\r\n%b\r\n0\r\n\r\n" % (len(gzipped), gzipped)
+    upstream = await upstream_factory(scripted(answer))
+    proxy = await proxy_factory(upstream.url)
+    assert_envelope(await exchange(proxy.port, GET), 502, upstream.port)
+    assert errors(proxy, "protocol") == 1
+
+
+async def test_response_head_over_the_cap_is_502_and_bounded(upstream_factory, proxy_factory):
+    sent = 0
+
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            nonlocal sent
+            await read_head(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Big: ")
+            try:
+                while sent < 64 * 1024 * 1024:
+                    writer.write(b"v" * 65536)
+                    await writer.drain()
+                    sent += 65536
+            except ConnectionError:
+                pass
+
+        return handle
+
+    upstream = await upstream_factory(make)
+    proxy = await proxy_factory(upstream.url, Settings(max_response_head=32 * 1024))
+    assert_envelope(await exchange(proxy.port, GET), 502, upstream.port)
+    assert sent < 16 * 1024 * 1024  # the proxy stopped reading long before 64 MiB
+    assert errors(proxy, "protocol") == 1
+
+
+async def test_response_head_within_the_cap_passes(upstream_factory, proxy_factory):
+    headers = tuple(b"X-H%d: %s" % (n, b"v" * 1000) for n in range(20))
+    upstream = await upstream_factory(canned(respond(headers=headers)))
+    proxy = await proxy_factory(upstream.url, Settings(max_response_head=32 * 1024))
+    result = await exchange(proxy.port, GET)
+    assert result.status == 200
+    assert result.header(b"X-H19") == b"v" * 1000
+
+
+async def test_backend_that_never_reads_the_body_is_504(upstream_factory, proxy_factory):
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            upstream.requests.append(RawRequest(await read_head(reader), b""))
+            await asyncio.sleep(30)  # reads nothing more
+
+        return handle
+
+    upstream = await upstream_factory(make)
+    proxy = await proxy_factory(upstream.url, read_timeout=0.5)
+    size = 64 * 1024 * 1024
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"POST /bookings HTTP/1.1\r\nHost: api\r\nContent-Length: %d\r\n\r\n" % size)
+
+    async def upload() -> None:
+        try:
+            for _ in range(size // 65536):
+                writer.write(b"x" * 65536)
+                await writer.drain()
+        except ConnectionError:
+            pass
+
+    sending = asyncio.create_task(upload())
+    result = await asyncio.wait_for(read_response(reader), 10)
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
+    writer.close()
+    assert_envelope(result, 504, upstream.port)
+    assert errors(proxy, "timeout") == 1
+    assert proxy.pool_size() == 0
