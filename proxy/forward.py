@@ -64,9 +64,7 @@ WSGI_PATH_HEADERS = frozenset({b"script_name", b"path_info"})
 H2C_SETTINGS = b"http2-settings"
 DROPPED = HOP_BY_HOP | {FORCE_HEADER} | WSGI_PATH_HEADERS | {H2C_SETTINGS}
 # A client's own forwarding headers; kept only from `Settings.trusted_proxies`.
-FORWARDED = frozenset(
-    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
-)
+FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOTHING: frozenset[bytes] = frozenset()

@@ -487,7 +487,7 @@ class ClientConnection(asyncio.Protocol):
         An upgrade from an HTTP/1.1 client without a body goes to the backend with its
         `Upgrade`: on a 101 a tunnel takes the connection over (`detach`), on any other answer
         the connection goes on as HTTP/1.1 (`_resume_http`). An h2c or HTTP/1.0 one is forwarded
-        without its upgrade and parsing goes on at once. One with a body is refused: llhttp
+        without its upgrade and parsing goes on (a loop pass later). One with a body is 400: llhttp
         leaves the body unparsed. After a CONNECT the connection closes.
         """
         self._stop_reading()

@@ -68,7 +68,7 @@ class _Side(asyncio.Protocol):
         self.received = 0
         self.lost = end.transport.is_closing()  # closed before the tunnel began
         self.started = False  # the transport's protocol is this one
-        self.eof = False  # the peer shut down its sending side
+        self.eof = False  # the far end of this connection sent its last byte
         self.paused = False  # reading paused: the other side's write buffer is full
 
     def data_received(self, data: bytes) -> None:
@@ -154,8 +154,8 @@ class Tunnel:
         self._last_io = self._loop.time()
 
     def half_closed(self, side: _Side) -> None:
-        """`side` sent its last byte: the other side's peer learns it (a half-close); once both
-        have, or when the other side cannot half-close (TLS), the tunnel closes."""
+        """`side`'s far end sent its last byte: the other connection is half-closed in turn;
+        once both far ends are done, or when the other cannot half-close (TLS), both close."""
         peer = side.peer
         if peer.eof or peer.lost or not peer.transport.can_write_eof():
             self.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -475,19 +476,32 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class TlsContexts:
-    """One `ssl.SSLContext` per distinct `TlsOptions`, built at the first connection needing it."""
+    """One `ssl.SSLContext` per distinct `TlsOptions`, built at the first connection needing it
+    and again only when one of its files has changed (a renewed certificate): a new connection
+    costs a `stat` per file, never a rebuild."""
 
     def __init__(self) -> None:
-        self._built: dict[TlsOptions, ssl.SSLContext] = {}
+        self._built: dict[TlsOptions, tuple[tuple[int, ...], ssl.SSLContext]] = {}
 
     def get(self, options: TlsOptions | None) -> ssl.SSLContext | None:
         """None (plain HTTP) for None. Raises OSError when a file can no longer be loaded."""
         if options is None:
             return None
-        context = self._built.get(options)
-        if context is None:
-            context = self._built[options] = options.context()
-        return context
+        stamp = file_stamp(options)
+        built = self._built.get(options)
+        if built is None or built[0] != stamp:
+            built = self._built[options] = (stamp, options.context())
+        return built[1]
+
+
+def file_stamp(options: TlsOptions) -> tuple[int, ...]:
+    """Which version of its files `options` names: inode and modification time of each."""
+    stamp: list[int] = []
+    for path in (options.ca_file, options.client_cert, options.client_key):
+        if path is not None:
+            status = os.stat(path)
+            stamp += (status.st_ino, status.st_mtime_ns)
+    return tuple(stamp)
 
 
 class Pool:

@@ -33,8 +33,9 @@ RESOURCE_SOURCES = (
 )
 API_RESOURCES = tuple(resource for resource, _ in RESOURCE_SOURCES)
 
-# The metrics contract: DESIGN.md's table, plus the two counters added since (README lists
-# all). Name -> (type, label names). tests/proxy and tests/deploy both hold the code to it.
+# The metrics contract: DESIGN.md's table, plus the two counters and the tunnel gauge added
+# since (README lists all). Name -> (type, label names). tests/proxy and tests/deploy both hold
+# the code to it.
 METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "strangler_requests_total": ("counter", frozenset({"resource", "backend", "method", "code"})),
     "strangler_request_duration_seconds": ("histogram", frozenset({"resource", "backend"})),
@@ -51,6 +52,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     ),
     "strangler_guard_rollbacks_total": ("counter", frozenset({"resource"})),
     "strangler_guard_dry_run_trips_total": ("counter", frozenset({"resource"})),
+    "strangler_open_tunnels": ("gauge", frozenset({"backend"})),
 }
 HEADERS = {"X-Application-Key": API_KEY}
 

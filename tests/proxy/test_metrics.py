@@ -47,6 +47,7 @@ def test_every_metric_of_the_design(registry: CollectorRegistry, metrics: Metric
     metrics.fallbacks.labels("bookings", "drf", "legacy", "404").inc()
     metrics.guard_rollback("bookings")
     metrics.guard_dry_run("bookings")
+    metrics.tunnel("drf").inc()
     body, content_type = exposition(registry, environ={})
     assert content_type.startswith("text/plain; version=")
     families = {family.name: family for family in text_string_to_metric_families(body.decode())}

@@ -7,6 +7,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import trustme
+from cryptography.hazmat.primitives import serialization
 
 from proxy.routes import (
     Backend,
@@ -16,6 +18,7 @@ from proxy.routes import (
     RoutesError,
     RouteTable,
     Shadow,
+    TlsOptions,
     load_table,
     parse_table,
     routing_key,
@@ -228,6 +231,8 @@ def test_defaults_and_full_options() -> None:
     assert parsed.backends["drf"] == Backend(
         "drf", "https://drf.internal", "https", "drf.internal", 443, 2.0, 30.0, 7
     )
+    assert parsed.backends["drf"].tls == TlsOptions()  # verified with the system CAs
+    assert parsed.backends["legacy"].tls is None
     route = parsed.routes["tours"]
     assert route.canary == Canary("legacy", 0.5, "client_ip")
     assert route.shadow == Shadow("legacy", 100.0, ())
@@ -274,7 +279,7 @@ def test_env_defaults_to_process_environment(monkeypatch: pytest.MonkeyPatch) ->
 # -- validation: every error, exact text -----------------------------------------------------------
 
 KEYS = "expected one of: backends, default, resources, version"
-BACKEND_KEYS = "expected one of: connect_timeout, max_connections, read_timeout, url"
+BACKEND_KEYS = "expected one of: connect_timeout, max_connections, read_timeout, tls, url"
 ROUTE_KEYS = "expected one of: backend, canary, fallback, guard, methods, shadow"
 METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 STICKY = '"header:NAME", "cookie:NAME" or "client_ip"'
@@ -783,3 +788,174 @@ def test_repository_routes_yaml_is_valid() -> None:
         for name in ("bookings", "customers", "departures", "tours", "itineraries",
                      "itinerary_maps", "accommodations")
     }  # fmt: skip
+
+
+# -- tls -----------------------------------------------------------------------------------------
+
+TLS_KEYS = "expected one of: ca_file, client_cert, client_key, server_name, verify"
+
+
+def tls_table(*lines: str, url: str = "https://api.internal") -> str:
+    """HEAD with backend drf at `url`, its `tls:` on line 6 and `lines` from line 7 on."""
+    block = "".join(f"      {line}\n" for line in lines)
+    drf = f"  drf:\n    url: {url}\n    tls:\n{block}"
+    return HEAD.replace('  drf: {url: "http://127.0.0.1:8000"}\n', drf)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pems:
+    ca: Path
+    cert: Path
+    key: Path
+    other_key: Path
+    encrypted_key: Path
+    garbage: Path
+
+
+@pytest.fixture(scope="module")
+def pems(tmp_path_factory: pytest.TempPathFactory) -> Pems:
+    folder = tmp_path_factory.mktemp("pems")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("proxy.client")
+    pems = Pems(*(folder / name for name in ("ca", "cert", "key", "other", "encrypted", "junk")))
+    ca.cert_pem.write_to_path(str(pems.ca))
+    leaf.cert_chain_pems[0].write_to_path(str(pems.cert))
+    leaf.private_key_pem.write_to_path(str(pems.key))
+    ca.issue_cert("other").private_key_pem.write_to_path(str(pems.other_key))
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None)
+    encryption = serialization.BestAvailableEncryption(b"secret")
+    pems.encrypted_key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    pems.garbage.write_text("not a certificate\n")
+    return pems
+
+
+def test_tls_options_parsed(pems: Pems) -> None:
+    text = tls_table(
+        f"ca_file: {pems.ca}",
+        "verify: false",
+        "server_name: api.internal",
+        f"client_cert: {pems.cert}",
+        f"client_key: {pems.key}",
+        url="https://10.0.0.7",
+    )
+    drf = parse_table(text, environ={}).backends["drf"]
+    assert (drf.scheme, drf.host, drf.port) == ("https", "10.0.0.7", 443)
+    assert drf.tls == TlsOptions(str(pems.ca), False, "api.internal", str(pems.cert), str(pems.key))
+
+
+def test_tls_client_cert_may_hold_its_key(tmp_path: Path, pems: Pems) -> None:
+    both = tmp_path / "both.pem"
+    both.write_bytes(pems.key.read_bytes() + pems.cert.read_bytes())
+    drf = parse_table(tls_table(f"client_cert: {both}"), environ={}).backends["drf"]
+    assert drf.tls == TlsOptions(client_cert=str(both))
+
+
+def test_tls_relative_paths_follow_the_routes_file(tmp_path: Path, pems: Pems) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_bytes(pems.ca.read_bytes())
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(tls_table("ca_file: certs/ca.pem"))
+    drf = load_table(routes, environ={}).backends["drf"]
+    assert drf.tls == TlsOptions(ca_file=str(tmp_path / "certs" / "ca.pem"))
+
+
+def test_tls_empty_block_is_the_defaults() -> None:
+    text = HEAD.replace('"http://127.0.0.1:8000"}', '"https://api.internal:8443", tls: {}}')
+    drf = parse_table(text, environ={}).backends["drf"]
+    assert (drf.port, drf.tls) == (8443, TlsOptions())
+
+
+TLS_INVALID = [
+    pytest.param(
+        ("cafile: /etc/ssl/ca.pem",),
+        [f"7: unknown key 'cafile' in tls of backend 'drf' ({TLS_KEYS})"],
+        id="unknown-key",
+    ),
+    pytest.param(
+        ("verify: 'no'",),
+        ["7: tls of backend 'drf': verify must be true or false, got 'no'"],
+        id="verify-string",
+    ),
+    pytest.param(
+        ("ca_file: 5", "client_cert: ''"),
+        [
+            "7: tls of backend 'drf': ca_file must be a file path, got 5",
+            "8: tls of backend 'drf': client_cert must be a file path, got ''",
+        ],
+        id="path-types",
+    ),
+    pytest.param(
+        ("server_name: api internal",),
+        ["7: tls of backend 'drf': server_name must be a host name, got 'api internal'"],
+        id="server-name",
+    ),
+    pytest.param(
+        ("ca_file: /nonexistent/ca.pem", "client_cert: /"),
+        [
+            "7: tls of backend 'drf': cannot read ca_file '/nonexistent/ca.pem': "
+            "No such file or directory",
+            "8: tls of backend 'drf': cannot read client_cert '/': Is a directory",
+        ],
+        id="unreadable",
+    ),
+    pytest.param(
+        ("client_key: {key}",),
+        ["7: tls of backend 'drf': client_key needs client_cert"],
+        id="key-without-cert",
+    ),
+    pytest.param(
+        ("ca_file: {garbage}",),
+        ["7: tls of backend 'drf': ca_file holds no PEM certificate"],
+        id="ca-not-pem",
+    ),
+    pytest.param(
+        ("client_cert: {cert}", "client_key: {other_key}"),
+        [
+            "7: tls of backend 'drf': client_cert and client_key must be a PEM certificate and "
+            "its key (unencrypted)"
+        ],
+        id="key-mismatch",
+    ),
+    pytest.param(
+        ("client_cert: {cert}", "client_key: {encrypted_key}"),
+        [
+            "7: tls of backend 'drf': client_cert and client_key must be a PEM certificate and "
+            "its key (unencrypted)"
+        ],
+        id="key-encrypted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lines", "errors"), TLS_INVALID)
+def test_tls_invalid(pems: Pems, lines: tuple[str, ...], errors: list[str]) -> None:
+    files = {field.name: getattr(pems, field.name) for field in dataclasses.fields(pems)}
+    text = tls_table(*(line.format(**files) for line in lines))
+    with pytest.raises(RoutesError) as caught:
+        parse_table(text, "routes.yaml", environ={})
+    assert list(caught.value.errors) == [f"routes.yaml:{error}" for error in errors]
+
+
+def test_tls_must_be_a_mapping() -> None:
+    text = HEAD.replace('"http://127.0.0.1:8000"}', '"https://api.internal", tls: yes}')
+    with pytest.raises(RoutesError) as caught:
+        parse_table(text, environ={})
+    assert caught.value.errors == (
+        "routes.yaml:4: tls of backend 'drf' must be a mapping, got True",
+    )
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"STRANGLER_BACKEND_DRF_URL": "http://127.0.0.1:8000"}],
+    ids=["file", "environment"],
+)
+def test_tls_on_an_http_backend_is_refused(environ: dict[str, str]) -> None:
+    url = "http://127.0.0.1:8000" if not environ else "https://api.internal"
+    with pytest.raises(RoutesError) as caught:
+        parse_table(tls_table("verify: true", url=url), environ=environ)
+    assert caught.value.errors == (
+        "routes.yaml:6: backend 'drf': tls needs an https:// url, got 'http://127.0.0.1:8000'",
+    )

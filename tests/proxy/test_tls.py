@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -233,6 +234,19 @@ async def test_sequential_requests_share_one_tls_connection(
     assert proxy.pool_size() == 1
 
 
+async def test_large_bodies_stream_both_ways_over_tls(upstream_factory, proxy_factory, ca, ca_file):
+    upload, download = b"u" * (3 * 1024 * 1024), bytes(range(251)) * 12_000  # ~3 MiB each
+    context = server_context(ca.issue_cert("127.0.0.1"), None, [])
+    upstream = await upstream_factory(canned(respond(body=download)), tls=context)
+    proxy = await proxy_factory(upstream.url, tls=tls_options(ca_file=ca_file))
+    head = b"POST /bookings HTTP/1.1\r\nHost: api\r\nContent-Length: %d\r\n\r\n" % len(upload)
+    response = await exchange(proxy.port, head + upload, timeout=20)
+    assert (response.status, len(response.body)) == (200, len(download))
+    assert response.body == download
+    assert [len(request.body) for request in upstream.requests] == [len(upload)]
+    assert upstream.requests[0].body == upload
+
+
 async def test_http_and_https_backends_side_by_side(
     upstream_factory, tls_upstream, proxy_factory, ca, ca_file
 ):
@@ -289,6 +303,21 @@ async def test_plaintext_server_behind_an_https_url_is_502_tls(upstream_factory,
     assert upstream.requests == []
 
 
+async def test_a_renewed_ca_file_is_used_without_a_restart(
+    tls_upstream, proxy_factory, ca, ca_file
+):
+    renewed = trustme.CA()
+    upstream = await tls_upstream(renewed.issue_cert("127.0.0.1"))
+    proxy = await proxy_factory(upstream.url, tls=tls_options(ca_file=ca_file))
+    assert (await exchange(proxy.port, REQUEST)).status == 502
+    replacement = Path(ca_file).with_suffix(".new")
+    renewed.cert_pem.write_to_path(str(replacement))
+    os.replace(replacement, ca_file)  # as a Kubernetes secret update or certbot would
+    response = await exchange(proxy.port, REQUEST)
+    assert (response.status, response.body) == (200, BODY)
+    assert errors(proxy, "tls") == 1
+
+
 # -- pools and contexts, without sockets ---------------------------------------------------------
 
 
@@ -323,6 +352,7 @@ def test_one_context_per_distinct_tls_options(ca_file):
     assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
     relaxed = contexts.get(TlsOptions(verify=False))
     assert relaxed is not None and relaxed.verify_mode == ssl.CERT_NONE
+    assert contexts.get(TlsOptions(verify=False)) is relaxed
 
 
 def test_https_without_a_port_is_443_with_default_options() -> None:

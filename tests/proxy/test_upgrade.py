@@ -71,7 +71,7 @@ async def bye(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     await ws.receive()
-    await ws.close(code=4000, message=b"done")
+    await ws.close(code=4000, message=b"done")  # returns once the client's close frame is in
     backend.close_codes.append(ws.close_code)
     return ws
 
@@ -188,7 +188,7 @@ async def test_close_handshake_from_the_backend(ws_backend, proxy_factory, sessi
         message = await ws.receive(timeout=5)
         assert message.type == WSMsgType.CLOSE
         assert message.data == 4000 and message.extra == "done"
-    await until(lambda: ws_backend.close_codes == [4000])  # the client's close frame got back
+    await until(lambda: ws_backend.close_codes == [1000])  # the client's answering close frame
     await until(lambda: not proxy.listener.connections)
 
 
@@ -249,6 +249,10 @@ def switching_upstream(greeting: bytes = b""):
         async def handle(reader, writer):
             head = await read_head(reader)
             upstream.requests.append(RawRequest(head, b""))
+            while b"Upgrade: websocket" not in head:  # a plain request first, on this connection
+                writer.write(respond(b"200 OK", b"plain"))
+                head = await read_head(reader)
+                upstream.requests.append(RawRequest(head, b""))
             writer.write(SWITCHING + greeting)
             while data := await reader.read(65536):
                 writer.write(data.upper())
@@ -274,6 +278,24 @@ async def test_bytes_right_after_the_upgrade_head_go_first(upstream_factory, pro
     request = upstream.requests[0]
     assert (b"Upgrade", b"websocket") in request.headers
     assert (b"Connection", b"upgrade") in request.headers
+
+
+async def test_an_upgrade_pipelined_behind_a_request(upstream_factory, proxy_factory):
+    upstream = await upstream_factory(switching_upstream())
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    firefox = UPGRADE.replace(b"Connection: Upgrade", b"Connection: keep-alive, Upgrade")
+    writer.write(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n" + firefox + b"ping")
+    first = await asyncio.wait_for(read_response(reader), 5)
+    assert (first.status, first.body) == (200, b"plain")
+    head = await asyncio.wait_for(read_head(reader), 5)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert await asyncio.wait_for(reader.readexactly(4), 5) == b"PING"
+    writer.close()
+    assert [request.request_line for request in upstream.requests] == [
+        b"GET /first HTTP/1.1",
+        b"GET /chat HTTP/1.1",
+    ]
 
 
 async def test_the_101_head_relayed(upstream_factory, proxy_factory):
