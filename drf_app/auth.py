@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+
+if TYPE_CHECKING:
+    # Not at run time: DRF imports this module while rest_framework.views is being defined.
+    from rest_framework.views import APIView
 
 
 @dataclass(frozen=True)
@@ -38,5 +42,5 @@ class ApplicationKeyAuthentication(BaseAuthentication):
 
 
 class HasApplicationKey(BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.user, ApplicationClient)

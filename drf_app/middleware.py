@@ -14,6 +14,7 @@ def content_length(get_response: Handler) -> Handler:
     def middleware(request: HttpRequest) -> HttpResponseBase:
         response = get_response(request)
         if not response.streaming and not response.has_header("Content-Length"):
+            # Not streaming means an HttpResponse, which has `content` (HttpResponseBase does not).
             response.headers["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
         return response
 

@@ -77,7 +77,7 @@ def build_variation(
     return obj
 
 
-def base_url(meta: Mapping[str, Any], scheme: str) -> str:
+def base_url(meta: Mapping[str, Any], scheme: str | None) -> str:
     """`<scheme>://<host>` for links, honouring X-Forwarded-Proto and X-Forwarded-Host."""
     scheme = meta.get("HTTP_X_FORWARDED_PROTO") or scheme
     host = meta.get("HTTP_X_FORWARDED_HOST") or meta.get("HTTP_HOST", "")

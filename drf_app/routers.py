@@ -16,14 +16,22 @@ resource's own view (its `list`), told its parent through `nested_in`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
-from django.urls import URLPattern, re_path
+from django.urls import URLPattern, URLResolver, re_path
 from rest_framework.routers import Route, SimpleRouter
+from rest_framework.viewsets import ViewSetMixin
 
 from drf_app.backends import SourceSystems
 from drf_app.views import POSITIVE_ID as ID
 from drf_app.views import Nested, NestedIn, ResourceView
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from rest_framework.views import AsView, GenericView
+
+    Registry: TypeAlias = list[tuple[str, type[ResourceView], str]]
 
 
 class GatewayRouter(SimpleRouter):
@@ -34,27 +42,29 @@ class GatewayRouter(SimpleRouter):
         self.trailing_slash = "/?"
         self.sources = sources
 
-    def get_routes(self, viewset: Any) -> list[Route]:
-        routes: list[Route] = super().get_routes(viewset)
+    def get_routes(self, viewset: type[ViewSetMixin]) -> list[Route]:
+        routes = super().get_routes(viewset)
         return [
             route._replace(initkwargs={**route.initkwargs, "sources": self.sources})
             for route in routes
         ]
 
-    def get_lookup_regex(self, viewset: Any, lookup_prefix: str = "") -> str:
-        regex: str = super().get_lookup_regex(viewset, lookup_prefix)
+    def get_lookup_regex(self, viewset: type[ViewSetMixin], lookup_prefix: str = "") -> str:
+        regex = super().get_lookup_regex(viewset, lookup_prefix)
         if getattr(viewset, "variations", None) is None:
             return regex
         return f"{regex}(?:/(?P<{lookup_prefix}variation_id>{ID}))?"
 
-    def get_urls(self) -> list[URLPattern]:
-        urls: list[URLPattern] = super().get_urls()
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        urls = super().get_urls()
         return urls + self.get_nested_urls()
 
     def get_nested_urls(self) -> list[URLPattern]:
-        registered = {prefix: (viewset, basename) for prefix, viewset, basename in self.registry}
-        urls = []
-        for prefix, viewset, basename in self.registry:
+        # Only ResourceViews are registered: the routes pass `sources`, which no other view takes.
+        registry = cast("Registry", self.registry)
+        registered = {prefix: (viewset, basename) for prefix, viewset, basename in registry}
+        urls: list[URLPattern] = []
+        for prefix, viewset, basename in registry:
             parent = SimpleRouter.get_lookup_regex(self, viewset, "parent_")
             for nested in viewset.nested:
                 child, child_basename = registered[nested.resource]
@@ -73,8 +83,8 @@ class GatewayRouter(SimpleRouter):
         return urls
 
     def nested_view(
-        self, parent: type[ResourceView], nested: Nested, child: Any, basename: str
-    ) -> Any:
+        self, parent: type[ResourceView], nested: Nested, child: type[ResourceView], basename: str
+    ) -> AsView[GenericView]:
         return child.as_view(
             {"get": "list"},
             basename=basename,

@@ -14,8 +14,10 @@ BOOKING_STATUSES = ("pending", "confirmed", "cancelled")
 NO_MATCH = serializers.RegexField.default_error_messages["invalid"]
 
 
-class WriteSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """Validates a write body; `wire_data` is what the source system stores."""
+class WriteSerializer(serializers.Serializer[Mapping[str, Any]]):
+    """Validates a write body; `wire_data` is what the source system stores.
+
+    Never given an instance (writes go to the source systems); one would be a mapping."""
 
     def wire_data(self) -> dict[str, Any]:
         """Validated fields in their stored form (decimals as "12.30", dates as "YYYY-MM-DD")."""

@@ -8,10 +8,10 @@ collision); writes go only to READ_WRITE backends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.http import QueryDict
 from rest_framework import status
@@ -24,6 +24,9 @@ from drf_app.backends import READ_WRITE, Backend, Record, SourceSystems, SourceU
 from drf_app.errors import InvalidBody
 from drf_app.objects import base_url, build_object, build_variation
 from drf_app.pagination import page_envelope, parse_page_request
+
+if TYPE_CHECKING:
+    from drf_app.serializers import WriteSerializer
 
 MAX_IDS = 1000
 POSITIVE_ID = "0*[1-9][0-9]*"
@@ -58,7 +61,7 @@ class NestedIn:
     variation_field: str | None = None
 
 
-class ResourceView(GenericViewSet):  # type: ignore[misc]
+class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts from records.
     """Read side of a resource: list, retrieve, variations and nested lists."""
 
     object_backends: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -133,13 +136,18 @@ class ResourceView(GenericViewSet):  # type: ignore[misc]
         methods: list[str] = self.allowed_methods
         return ", ".join(sorted(methods, key=allow_rank))
 
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # DRF calls handlers with its Request, not the HttpRequest Django's View declares (the DRF
+    # stubs ignore the same override on APIView).
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
         """An empty 200 with `Allow` and no Content-Type, like legacy (no DRF metadata)."""
         return Response(headers={"Allow": self.allow()})
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(  # type: ignore[override]
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> Response:
         self.headers["Allow"] = self.allow()
-        raise MethodNotAllowed(request.method)
+        # The method of a dispatched request is always set (HttpRequest.method is Optional).
+        raise MethodNotAllowed(cast(str, request.method))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = parse_page_request(first_values(request.query_params))
@@ -157,7 +165,7 @@ class ResourceView(GenericViewSet):  # type: ignore[misc]
         url = self.base() + request.path.rstrip("/")
         return Response(page_envelope(url, page, listing.count, results))
 
-    def records_by_id(self, backend: Backend, ids: list[int]) -> dict[int, Record]:
+    def records_by_id(self, backend: Backend, ids: Sequence[int]) -> dict[int, Record]:
         """One request for all of a page's records in a later backend (no N+1)."""
         if not ids:
             return {}
@@ -206,10 +214,10 @@ class WritableResourceView(ResourceView):
         body = self.request.data
         if not isinstance(body, dict):
             raise InvalidBody()
-        serializer = self.get_serializer(data=body, partial=partial)
+        # `serializer_class` of a writable resource is a WriteSerializer (see `resources`).
+        serializer = cast("WriteSerializer", self.get_serializer(data=body, partial=partial))
         serializer.is_valid(raise_exception=True)
-        wire: dict[str, Any] = serializer.wire_data()
-        return wire
+        return serializer.wire_data()
 
     def write(self, pk: int | None, data: dict[str, Any]) -> Record:
         """Create (pk None) or update in every READ_WRITE backend, read the others; the merged

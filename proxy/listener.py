@@ -225,7 +225,12 @@ class ClientConnection(asyncio.Protocol):
             self._connection,
             length=None if chunked else length,
         )
-        self._reset_head()
+        # _reset_head(), inline: this runs for every request
+        self._url = b""
+        self._headers = []
+        self._header_bytes = self._hosts = 0
+        self._length = self._method = None
+        self._chunked = self._connection = False
         self._enqueue(request)
 
     def _reset_head(self) -> None:
