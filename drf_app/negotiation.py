@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import BaseParser
-from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+
+if TYPE_CHECKING:
+    from rest_framework.parsers import BaseParser
+    from rest_framework.renderers import BaseRenderer
 
 T = TypeVar("T")
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from django.urls import URLPattern, URLResolver, re_path
+from django.urls import URLPattern, re_path
 from rest_framework.routers import Route, SimpleRouter
-from rest_framework.viewsets import ViewSetMixin
 
 from drf_app.backends import SourceSystems
 from drf_app.views import POSITIVE_ID as ID
@@ -29,7 +28,9 @@ from drf_app.views import Nested, NestedIn, ResourceView
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from django.urls import URLResolver
     from rest_framework.views import AsView, GenericView
+    from rest_framework.viewsets import ViewSetMixin
 
     Registry: TypeAlias = list[tuple[str, type[ResourceView], str]]
 

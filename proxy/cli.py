@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import edit
-from proxy.diff import Difference
-from proxy.routes import OTHER_RESOURCE, RoutesError, load_table
+from proxy.migration.diff import Difference
+from proxy.routing import edit
+from proxy.routing.routes import OTHER_RESOURCE, RoutesError, load_table
 
 PROG = "strangler"
 DEFAULT_ADMIN = "http://127.0.0.1:8081"

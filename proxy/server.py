@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.routes import RoutesError, RouteTable, load_table
+from proxy.routing.routes import RoutesError, RouteTable, load_table
 from proxy.settings import Settings
 
 WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
@@ -68,18 +68,18 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     """One serving process: listeners, reload watcher, signal handlers, drain."""
     from prometheus_client import CollectorRegistry
 
-    from proxy.accesslog import AccessLog
-    from proxy.admin import make_admin_app
-    from proxy.batch import WriteBatch
-    from proxy.forward import Forwarder
-    from proxy.guard import run_guards
-    from proxy.listener import Listener
-    from proxy.metrics import Metrics, flush_periodically
-    from proxy.reload import reload_now, reload_on, watch_routes
-    from proxy.shadow import Shadows
-    from proxy.sharing import DEBT, MISMATCHES, share_periodically, shared_directory
+    from proxy.control.admin import make_admin_app
+    from proxy.dataplane.forward import Forwarder
+    from proxy.dataplane.listener import Listener
+    from proxy.http.batch import WriteBatch
+    from proxy.http.upstream import Upstreams
+    from proxy.migration.guard import run_guards
+    from proxy.migration.shadow import Shadows
+    from proxy.observe.accesslog import AccessLog
+    from proxy.observe.metrics import Metrics, flush_periodically
+    from proxy.observe.sharing import DEBT, MISMATCHES, share_periodically, shared_directory
+    from proxy.routing.reload import reload_now, reload_on, watch_routes
     from proxy.state import ProxyState
-    from proxy.upstream import Upstreams
 
     registry = CollectorRegistry()
     state = ProxyState(settings, table, Metrics(registry), registry, time.time())
@@ -143,7 +143,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
 
 def supervise(settings: Settings) -> int:
     """Start `settings.workers` worker processes; forward signals; 0 when all exited cleanly."""
-    from proxy.metrics import MULTIPROC_ENV
+    from proxy.observe.metrics import MULTIPROC_ENV
 
     metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
     env = {**os.environ, MULTIPROC_ENV: metrics_dir, WORKER_SETTINGS: settings.to_json()}

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from proxy.fallback import DebtRegistry
-from proxy.guard import Guards
-from proxy.metrics import Metrics
-from proxy.routes import RouteTable
+from proxy.migration.fallback import DebtRegistry
+from proxy.migration.guard import Guards
+from proxy.migration.shadow import Shadows
+from proxy.observe.metrics import Metrics
+from proxy.routing.routes import RouteTable
 from proxy.settings import Settings
-from proxy.shadow import Shadows
 
 
 @dataclass

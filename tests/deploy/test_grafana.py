@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 from tests.deploy.promql import (
     EXPORTED,
     metric_names,

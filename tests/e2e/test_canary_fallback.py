@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from proxy.canary import bucket, resource_salt, threshold
+from proxy.migration.canary import bucket, resource_salt, threshold
 from tests.support import HEADERS, World, make_world
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from proxy import edit
+from proxy.routing import edit
 from tests.support import HEADERS, World, make_world
 
 WINDOW = 5

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from proxy.forward import Forwarder
-from proxy.listener import Listener
-from proxy.metrics import Metrics
-from proxy.routes import parse_table
+from proxy.dataplane.forward import Forwarder
+from proxy.dataplane.listener import Listener
+from proxy.http.upstream import Upstreams
+from proxy.observe.metrics import Metrics
+from proxy.routing.routes import parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from proxy.upstream import Upstreams
 from stack.ports import wait_port
 from tests.support import ROOT, free_port
 

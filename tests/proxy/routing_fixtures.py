@@ -13,14 +13,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from proxy.accesslog import AccessLog
-from proxy.forward import Forwarder
-from proxy.listener import Listener
-from proxy.metrics import Metrics
-from proxy.routes import parse_table
+from proxy.dataplane.forward import Forwarder
+from proxy.dataplane.listener import Listener
+from proxy.http.upstream import Upstreams
+from proxy.observe.accesslog import AccessLog
+from proxy.observe.metrics import Metrics
+from proxy.routing.routes import parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from proxy.upstream import Upstreams
 from tests.proxy.conftest import InProcessProxy
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.accesslog import BATCH_BYTES, AccessLog
+from proxy.observe.accesslog import BATCH_BYTES, AccessLog
 from tests.proxy.conftest import canned, exchange, respond, wait_port, write_routes
 from tests.support import ROOT, free_port
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.admin import make_admin_app
+from proxy.control.admin import make_admin_app
 from proxy.state import ProxyState
 from tests.proxy.control_fixtures import ROUTES, make_state, write
 

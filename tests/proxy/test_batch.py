@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from proxy.batch import WriteBatch
+from proxy.http.batch import WriteBatch
 
 
 @dataclass

@@ -10,7 +10,8 @@ import random
 
 import pytest
 
-from proxy.canary import (
+from proxy.dataplane.forward import Request
+from proxy.migration.canary import (
     BUCKETS,
     CANARY,
     FORCED,
@@ -23,8 +24,7 @@ from proxy.canary import (
     resource_salt,
     threshold,
 )
-from proxy.forward import Request
-from proxy.routes import RouteTable, parse_table
+from proxy.routing.routes import RouteTable, parse_table
 from proxy.settings import Settings
 from tests.proxy.conftest import canned, exchange, read_response, respond
 from tests.proxy.routing_fixtures import log_lines, routed_proxy, routes_yaml

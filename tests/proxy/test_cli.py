@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.admin import make_admin_app
 from proxy.cli import main
+from proxy.control.admin import make_admin_app
 from tests.proxy.control_fixtures import ROUTES, make_state, write
 from tests.support import free_port
 

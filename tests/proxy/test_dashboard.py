@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.admin import make_admin_app
-from proxy.dashboard import ASSET_TYPES, load_assets, recent_audit
+from proxy.control.admin import make_admin_app
+from proxy.control.dashboard import ASSET_TYPES, load_assets, recent_audit
 from proxy.state import ProxyState
 from tests.proxy.control_fixtures import make_state, write
 
@@ -101,7 +101,7 @@ async def test_static_files(client: TestClient, name: str, content_type: str) ->
     response = await client.get(f"/-/static/{name}")
     assert response.status == 200
     assert response.headers["Content-Type"] == f"{content_type}; charset=utf-8"
-    assert await response.read() == files("proxy").joinpath("static", name).read_bytes()
+    assert await response.read() == files("proxy.control").joinpath("static", name).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ async def test_only_the_page_files_are_served(client: TestClient, path: str) -> 
 
 
 def test_the_files_come_from_the_package() -> None:
-    static = files("proxy").joinpath("static")
+    static = files("proxy.control").joinpath("static")
     assert sorted(item.name for item in static.iterdir()) == sorted(ASSET_TYPES)
     assets = load_assets()
     assert {name: asset.content_type for name, asset in assets.items()} == ASSET_TYPES

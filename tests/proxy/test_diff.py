@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
-from proxy.diff import MAX_DIFFERENCES, Captured, Difference, compare, diff_json, media_type
-from proxy.jsonpath import Ignore
+from proxy.migration.diff import (
+    MAX_DIFFERENCES,
+    Captured,
+    Difference,
+    compare,
+    diff_json,
+    media_type,
+)
+from proxy.routing.jsonpath import Ignore
 
 JSON = b"application/json"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy import edit
-from proxy.routes import RoutesError, load_table
+from proxy.routing import edit
+from proxy.routing.routes import RoutesError, load_table
 from tests.proxy.control_fixtures import ROUTES, write
 
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.admin import make_admin_app
-from proxy.fallback import DebtRegistry, path_shape
+from proxy.control.admin import make_admin_app
+from proxy.migration.fallback import DebtRegistry, path_shape
 from proxy.settings import Settings
 from tests.proxy.conftest import RawRequest, Upstream, canned, read_body, read_head, respond
 from tests.proxy.routing_fixtures import log_lines, routed_proxy, routes_yaml, sample

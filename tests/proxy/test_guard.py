@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from proxy import edit
-from proxy.forward import Forwarder
-from proxy.guard import (
+from proxy.dataplane.forward import Forwarder
+from proxy.dataplane.listener import Listener
+from proxy.http.upstream import Upstreams
+from proxy.migration.guard import (
     EDGES_MS,
     GUARD_USER,
     Figures,
@@ -30,13 +31,12 @@ from proxy.guard import (
     run_guards,
     verdict,
 )
-from proxy.listener import Listener
-from proxy.metrics import Metrics
-from proxy.reload import reload_now
-from proxy.routes import Guard, load_table, parse_table
+from proxy.observe.metrics import Metrics
+from proxy.routing import edit
+from proxy.routing.reload import reload_now
+from proxy.routing.routes import Guard, load_table, parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from proxy.upstream import Upstreams
 from tests.proxy.conftest import ProxyProcess, RawRequest, Upstream, canned, respond
 
 ERROR_GUARD = Guard(max_error_rate=0.05, max_p99_ms=None, min_requests=50, window=60, dry_run=False)

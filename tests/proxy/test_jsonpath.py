@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.jsonpath import WILDCARD, Ignore, JSONPathError, Step, format_path, is_valid, parse
+from proxy.routing.jsonpath import (
+    WILDCARD,
+    Ignore,
+    JSONPathError,
+    Step,
+    format_path,
+    is_valid,
+    parse,
+)
 
 
 @pytest.mark.parametrize(

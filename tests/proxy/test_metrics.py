@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.metrics import DURATION_BUCKETS, Metrics, exposition, request_totals
-from proxy.routes import parse_table
+from proxy.observe.metrics import DURATION_BUCKETS, Metrics, exposition, request_totals
+from proxy.routing.routes import parse_table
 from tests.proxy.control_fixtures import ROUTES
 from tests.support import METRICS, ROOT
 
@@ -183,7 +183,7 @@ WORKER = """
 import sys
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import mark_process_dead
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 metrics = Metrics(CollectorRegistry())
 for _ in range(int(sys.argv[1])):
     metrics.request_done("bookings", "drf", "GET", 200, 0.01)
@@ -195,7 +195,7 @@ metrics.flush()  # what a worker does every FLUSH_SECONDS and when it stops
 EXPOSE = """
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.multiprocess import mark_process_dead
-from proxy.metrics import exposition
+from proxy.observe.metrics import exposition
 print(exposition(CollectorRegistry())[0].decode())
 """
 

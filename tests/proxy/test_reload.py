@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy import cli, reload, server
-from proxy.reload import reload_now, reload_on, resolution_chain, watch_routes
+from proxy import cli, server
+from proxy.routing import reload
+from proxy.routing.reload import reload_now, reload_on, resolution_chain, watch_routes
 from proxy.settings import Settings
 from proxy.state import ProxyState
 from tests.proxy.control_fixtures import ROUTES, make_state, sample, write

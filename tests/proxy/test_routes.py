@@ -10,7 +10,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from proxy.routes import (
+from proxy.routing.routes import (
     Backend,
     Canary,
     Fallback,

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from proxy.forward import Request
-from proxy.routes import routing_key
+from proxy.dataplane.forward import Request
+from proxy.routing.routes import routing_key
 from tests.proxy.conftest import InProcessProxy, RawResponse, Upstream, canned, exchange, respond
 from tests.proxy.routing_fixtures import log_lines, routed_proxy, routes_yaml, sample
 

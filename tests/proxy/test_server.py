@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from proxy.metrics import FLUSH_SECONDS
+from proxy.observe.metrics import FLUSH_SECONDS
 from tests.proxy.conftest import (
     RawRequest,
     Upstream,

@@ -15,15 +15,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from proxy.admin import make_admin_app
-from proxy.forward import Forwarder
-from proxy.listener import Listener
-from proxy.metrics import Metrics
-from proxy.routes import parse_table
+from proxy.control.admin import make_admin_app
+from proxy.dataplane.forward import Forwarder
+from proxy.dataplane.listener import Listener
+from proxy.http.upstream import Upstreams
+from proxy.migration.shadow import Shadows, figures, head_field
+from proxy.observe.metrics import Metrics
+from proxy.routing.routes import parse_table
 from proxy.settings import Settings
-from proxy.shadow import Shadows, figures, head_field
 from proxy.state import ProxyState
-from proxy.upstream import Upstreams
 from tests.proxy.conftest import (
     Handler,
     RawRequest,

@@ -12,9 +12,9 @@ import json
 import logging
 from pathlib import Path
 
-from proxy.fallback import merge_debt
-from proxy.shadow import merge_mismatches
-from proxy.sharing import SHARE_SECONDS, others, publish, share, shared_directory
+from proxy.migration.fallback import merge_debt
+from proxy.migration.shadow import merge_mismatches
+from proxy.observe.sharing import SHARE_SECONDS, others, publish, share, shared_directory
 from tests.proxy.conftest import RawRequest, canned, exchange, respond, worker_pids
 
 
@@ -29,7 +29,7 @@ def test_others_are_every_snapshot_but_this_workers(tmp_path: Path, caplog) -> N
     publish(tmp_path, "debt", [{"n": 1, "again": True}], pid=101)  # replaced whole
     publish(tmp_path, "mismatches", {"x": []}, pid=103)
     (tmp_path / "debt-104.json").write_text('[{"n": ')  # never written by publish: skipped
-    with caplog.at_level(logging.WARNING, logger="proxy.sharing"):
+    with caplog.at_level(logging.WARNING, logger="proxy.observe.sharing"):
         assert others(tmp_path, "debt", pid=102) == [[{"n": 1, "again": True}]]
     assert "debt-104.json" in caplog.text
     assert others(tmp_path, "mismatches", pid=999) == [{"x": []}]
@@ -40,7 +40,7 @@ def test_others_are_every_snapshot_but_this_workers(tmp_path: Path, caplog) -> N
 
 
 def test_share_survives_a_vanished_directory(tmp_path: Path, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="proxy.sharing"):
+    with caplog.at_level(logging.WARNING, logger="proxy.observe.sharing"):
         share(tmp_path / "gone", {"debt": lambda: []})
     assert "could not share debt with the other workers" in caplog.text
 

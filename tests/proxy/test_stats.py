@@ -7,8 +7,8 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry
 
-from proxy.metrics import DURATION_BUCKETS, Metrics
-from proxy.stats import (
+from proxy.observe.metrics import DURATION_BUCKETS, Metrics
+from proxy.observe.stats import (
     BackendCounts,
     ResourceCounts,
     Snapshot,

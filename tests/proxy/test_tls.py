@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from proxy.routes import Backend, TlsOptions, parse_table
-from proxy.upstream import TlsContexts, Upstreams
+from proxy.http.upstream import TlsContexts, Upstreams
+from proxy.routing.routes import Backend, TlsOptions, parse_table
 from tests.proxy.conftest import (
     Upstream,
     canned,

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
+from proxy.http.streams import HIGH_WATER
 from proxy.settings import Settings
-from proxy.streams import HIGH_WATER
 from tests.proxy.conftest import RawRequest, canned, read_body, read_head, read_response, respond
 
 MIB = 1024 * 1024

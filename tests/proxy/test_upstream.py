@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from proxy.http.upstream import keep_alive_timeout
 from proxy.settings import Settings
-from proxy.upstream import keep_alive_timeout
 from tests.proxy.conftest import (
     RawRequest,
     Upstream,

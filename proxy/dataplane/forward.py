@@ -31,17 +31,17 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from proxy.accesslog import AccessLog
-from proxy.canary import CANARY, FORCE_HEADER, FORCED, ROUTED, BackendChooser
 from proxy.errors import BadRequest, Draining, ProxyError, error_response
-from proxy.fallback import Replay, complete_body, discard, plan_replay
-from proxy.routes import Backend, Decision, RouteTable
+from proxy.http.streams import BodyStream
+from proxy.http.tunnel import End, splice
+from proxy.http.upstream import Exchange, Headers, Response, UpstreamRequest, Upstreams
+from proxy.migration.canary import CANARY, FORCE_HEADER, FORCED, ROUTED, BackendChooser
+from proxy.migration.fallback import Replay, complete_body, discard, plan_replay
+from proxy.migration.shadow import Tee
+from proxy.observe.accesslog import AccessLog
+from proxy.routing.routes import Backend, Decision, RouteTable
 from proxy.settings import is_trusted as is_trusted
-from proxy.shadow import Tee
 from proxy.state import ProxyState
-from proxy.streams import BodyStream
-from proxy.tunnel import End, splice
-from proxy.upstream import Exchange, Headers, Response, UpstreamRequest, Upstreams
 
 HOP_BY_HOP = frozenset(
     {

@@ -28,7 +28,6 @@ from typing import Protocol, cast
 
 import httptools
 
-from proxy.batch import WriteBatch
 from proxy.errors import (
     PoolFull,
     ProxyError,
@@ -41,9 +40,10 @@ from proxy.errors import (
     UpstreamSendTimeout,
     UpstreamTlsError,
 )
-from proxy.routes import Backend, TlsOptions
-from proxy.streams import BodyStream, WriteFlow
-from proxy.tunnel import End
+from proxy.http.batch import WriteBatch
+from proxy.http.streams import BodyStream, WriteFlow
+from proxy.http.tunnel import End
+from proxy.routing.routes import Backend, TlsOptions
 
 Headers = list[tuple[bytes, bytes]]
 NO_BODY_STATUS = frozenset({101, 204, 304})

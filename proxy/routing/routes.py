@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from proxy import jsonpath
+from proxy.routing import jsonpath
 
 T = TypeVar("T")
 

@@ -38,13 +38,13 @@ from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from proxy.diff import Captured, Difference, compare
 from proxy.errors import ProxyError
-from proxy.jsonpath import Ignore
-from proxy.metrics import Metrics, collecting_registry
-from proxy.routes import Backend, RouteTable, Shadow
-from proxy.streams import BodyStream
-from proxy.upstream import Headers, Response, UpstreamRequest, Upstreams
+from proxy.http.streams import BodyStream
+from proxy.http.upstream import Headers, Response, UpstreamRequest, Upstreams
+from proxy.migration.diff import Captured, Difference, compare
+from proxy.observe.metrics import Metrics, collecting_registry
+from proxy.routing.jsonpath import Ignore
+from proxy.routing.routes import Backend, RouteTable, Shadow
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 RESULTS = ("match", "mismatch", "error")

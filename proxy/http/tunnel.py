@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proxy.streams import HIGH_WATER, LOW_WATER
+from proxy.http.streams import HIGH_WATER, LOW_WATER
 
 
 def upgrade_protocol(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:

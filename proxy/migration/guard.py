@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxy import edit
-from proxy.routes import Guard, RoutesError, RouteTable
+from proxy.routing import edit
+from proxy.routing.routes import Guard, RoutesError, RouteTable
 
 if TYPE_CHECKING:
     from proxy.state import ProxyState

@@ -18,7 +18,7 @@ from typing import cast
 
 import httptools
 
-from proxy.batch import WriteBatch
+from proxy.dataplane.forward import Forwarder, Request, interim_head, is_trusted
 from proxy.errors import (
     BadRequest,
     BodyTooLarge,
@@ -30,11 +30,11 @@ from proxy.errors import (
     UnsupportedTransferCoding,
     error_response,
 )
-from proxy.forward import Forwarder, Request, interim_head, is_trusted
+from proxy.http.batch import WriteBatch
+from proxy.http.streams import LOW_WATER, BodyStream, WriteFlow
+from proxy.http.tunnel import End, upgrade_protocol
+from proxy.http.upstream import FRAMING_NAME_SIZES, Headers
 from proxy.settings import Settings
-from proxy.streams import LOW_WATER, BodyStream, WriteFlow
-from proxy.tunnel import End, upgrade_protocol
-from proxy.upstream import FRAMING_NAME_SIZES, Headers
 
 MAX_HEADER_FIELDS = 100
 LINGER_SECONDS = 2.0

@@ -37,7 +37,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from proxy.routes import OTHER_RESOURCE, RESOURCE_RE, RouteTable, compose_nodes, parse_table
+from proxy.routing.routes import OTHER_RESOURCE, RESOURCE_RE, RouteTable, compose_nodes, parse_table
 
 
 class EditError(ValueError):

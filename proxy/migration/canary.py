@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TYPE_CHECKING
 
-from proxy.routes import Backend, Decision, Route, RouteTable, parse_sticky
+from proxy.routing.routes import Backend, Decision, Route, RouteTable, parse_sticky
 from proxy.settings import IPNetwork, Settings, is_trusted
 
 if TYPE_CHECKING:
-    from proxy.forward import Request
+    from proxy.dataplane.forward import Request
 
 BUCKETS = 10_000
 FORCE_HEADER = b"x-strangler-force"

@@ -1,7 +1,7 @@
 """The live dashboard on the admin port: one page, its static files, and the JSON it polls.
 
-No build step: `proxy/static/` holds plain HTML, CSS and JavaScript, shipped as package data and
-read through importlib.resources. The page polls two endpoints every few seconds and changes
+No build step: `proxy/control/static/` holds plain HTML, CSS and JavaScript, shipped as package
+data and read through importlib.resources. The page polls two endpoints every few seconds and changes
 routes through the admin API itself (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback)
 with the token the operator types in (kept in the tab's sessionStorage, never in the page).
 
@@ -69,10 +69,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy import edit
-from proxy.routes import OTHER_RESOURCE, Guard, Route, RouteTable
-from proxy.state import ProxyState
-from proxy.stats import (
+from proxy.observe.stats import (
     ResourceCounts,
     StatsTracker,
     Window,
@@ -80,6 +77,9 @@ from proxy.stats import (
     series_values,
     shadow_match_rate,
 )
+from proxy.routing import edit
+from proxy.routing.routes import OTHER_RESOURCE, Guard, Route, RouteTable
+from proxy.state import ProxyState
 
 ASSET_TYPES = {
     "dashboard.html": "text/html",
@@ -118,7 +118,7 @@ DASHBOARD = web.AppKey("dashboard", Dashboard)
 
 def load_assets() -> dict[str, Asset]:
     """The page's files from the installed package (fails loudly if they were not shipped)."""
-    static = files("proxy").joinpath("static")
+    static = files("proxy.control").joinpath("static")
     return {
         name: Asset(static.joinpath(name).read_bytes(), content_type)
         for name, content_type in ASSET_TYPES.items()

@@ -34,7 +34,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from proxy.routes import METHODS, OTHER_RESOURCE, RouteTable
+from proxy.routing.routes import METHODS, OTHER_RESOURCE, RouteTable
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol", "tls"})

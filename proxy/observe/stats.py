@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from proxy.metrics import collecting_registry
+from proxy.observe.metrics import collecting_registry
 
 Buckets = tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ascending bounds
 SHADOW_RESULTS = ("match", "mismatch", "error")

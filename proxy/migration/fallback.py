@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.errors import ProxyError, RequestBodyTimeout
-from proxy.routes import Backend, Route, RouteTable
-from proxy.streams import BodyStream
-from proxy.upstream import Exchange
+from proxy.http.streams import BodyStream
+from proxy.http.upstream import Exchange
+from proxy.routing.routes import Backend, Route, RouteTable
 
 DISCARD_LIMIT = 64 * 1024  # a first answer's body is read to reuse the connection up to this
 DEBT_LIMIT = 1000

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.metrics import MULTIPROC_ENV
+from proxy.observe.metrics import MULTIPROC_ENV
 
 SHARE_SECONDS = 1.0
 DEBT = "debt"

@@ -20,14 +20,14 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy import edit
-from proxy.dashboard import DASHBOARD, add_dashboard, page, resource_rates
-from proxy.fallback import merge_debt
-from proxy.metrics import exposition
-from proxy.reload import reload_now
-from proxy.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
-from proxy.shadow import KEEP, diffs_report
-from proxy.sharing import DEBT, MISMATCHES, others, shared_directory
+from proxy.control.dashboard import DASHBOARD, add_dashboard, page, resource_rates
+from proxy.migration.fallback import merge_debt
+from proxy.migration.shadow import KEEP, diffs_report
+from proxy.observe.metrics import exposition
+from proxy.observe.sharing import DEBT, MISMATCHES, others, shared_directory
+from proxy.routing import edit
+from proxy.routing.reload import reload_now
+from proxy.routing.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)

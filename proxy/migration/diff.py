@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.jsonpath import NOTHING_IGNORED, Ignore, Step, format_path
+from proxy.routing.jsonpath import NOTHING_IGNORED, Ignore, Step, format_path
 
 MAX_DIFFERENCES = 50
 MAX_VALUE_CHARS = 200

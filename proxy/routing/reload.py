@@ -24,7 +24,7 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from proxy.routes import RoutesError, RouteTable, load_table
+from proxy.routing.routes import RoutesError, RouteTable, load_table
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,3 @@
+"""What the proxy tells about itself: Prometheus metrics, the access log, statistics over
+windows, and cross-worker sharing.
+"""
