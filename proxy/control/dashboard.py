@@ -3,7 +3,8 @@
 No build step: `proxy/control/static/` holds plain HTML, CSS and JavaScript, shipped as package
 data and read through importlib.resources. The page polls two endpoints every few seconds and
 changes routes through the admin API itself (PUT /-/routes/{resource},
-POST /-/routes/{resource}/rollback) with the token the operator types in (kept in the tab's sessionStorage, never in the page).
+POST /-/routes/{resource}/rollback) with the token the operator types in (kept in the tab's
+sessionStorage, never in the page).
 
 GET /-/                 the page (text/html); GET /-/static/{name} its CSS and JavaScript.
 
