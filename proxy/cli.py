@@ -18,7 +18,8 @@ from typing import Any, TextIO
 
 from proxy.migration.diff import Difference
 from proxy.routing import edit
-from proxy.routing.routes import OTHER_RESOURCE, RoutesError, load_table
+from proxy.routing.model import OTHER_RESOURCE, RoutesError
+from proxy.routing.parser import load_table
 
 PROG = "strangler"
 DEFAULT_ADMIN = "http://127.0.0.1:8081"

@@ -2,7 +2,7 @@
 
 Every failure of the data plane is one of the `ProxyError` subclasses below. Foreign exceptions
 (OSError, TimeoutError, parser errors) become one of them in exactly one place,
-`proxy.upstream.translated`; the listener turns any `ProxyError` into a response with
+`proxy.http.errors.translated`; the listener turns any `ProxyError` into a response with
 `error_response`. Messages never name a backend address and never carry a traceback.
 """
 

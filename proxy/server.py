@@ -13,6 +13,7 @@ then sums over all of them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -29,8 +30,9 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.routing.routes import RoutesError, RouteTable, load_table
-from proxy.settings import Settings
+from proxy.routing.model import RoutesError, RouteTable
+from proxy.routing.parser import load_table
+from proxy.settings import MULTIPROC_ENV, Settings
 
 WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
 # Collections rarer than the defaults: less CPU per request, and a routes reload parsing in a
@@ -69,20 +71,23 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from prometheus_client import CollectorRegistry
 
     from proxy.control.admin import make_admin_app
+    from proxy.control.rollback import GuardTimer, run_guards
     from proxy.dataplane.forward import Forwarder
     from proxy.dataplane.listener import Listener
     from proxy.http.batch import WriteBatch
-    from proxy.http.upstream import Upstreams
-    from proxy.migration.guard import run_guards
+    from proxy.http.pool import Upstreams
     from proxy.migration.shadow import Shadows
     from proxy.observe.accesslog import AccessLog
     from proxy.observe.metrics import Metrics, flush_periodically
-    from proxy.observe.sharing import DEBT, MISMATCHES, share_periodically, shared_directory
+    from proxy.observe.sharing import DEBT, MISMATCHES, share_periodically
     from proxy.routing.reload import reload_now, reload_on, watch_routes
     from proxy.state import ProxyState
+    from proxy.tasks import Tasks
 
     registry = CollectorRegistry()
-    state = ProxyState(settings, table, Metrics(registry), registry, time.time())
+    directory = settings.shared_directory  # several workers: their metric values and snapshots
+    metrics = Metrics(registry, multiprocess=directory is not None)
+    state = ProxyState(settings, table, metrics, registry, time.time())
     state.metrics.routes_loaded(table)
     shadows = state.shadows = Shadows(state.metrics)
     shadows.start()
@@ -99,15 +104,23 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     await web.TCPSite(
         runner, settings.admin_host, settings.admin_port, reuse_port=reuse_port
     ).start()
-    watcher = asyncio.create_task(watch_routes(state))
-    guard = asyncio.create_task(run_guards(state, reload_now))
+    background = Tasks(log)  # every task of the process: started here, cancelled at the end
+    background.start(watch_routes(state), "routes watcher")
+    timer = GuardTimer(
+        state.guards,
+        settings.routes,
+        state.metrics,
+        table=lambda: state.table,
+        reload=lambda: reload_now(state),
+        draining=lambda: state.draining,
+    )
+    background.start(run_guards(timer), "guard timer")
     hangup = asyncio.Event()  # set by SIGHUP: the reload itself runs in a task, off the handler
-    tasks = [watcher, guard, asyncio.create_task(reload_on(hangup, state))]
-    directory = shared_directory()
+    background.start(reload_on(hangup, state), "SIGHUP reload")
     if directory is not None:  # several workers: what the others' admin endpoints read of this one
         snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
-        tasks.append(asyncio.create_task(flush_periodically(state.metrics)))
-        tasks.append(asyncio.create_task(share_periodically(directory, snapshots)))
+        background.start(flush_periodically(state.metrics), "metrics flush")
+        background.start(share_periodically(directory, snapshots), "worker snapshots")
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()
@@ -130,9 +143,7 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
             for conn in list(listener.connections):
                 conn.abort()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await background.close()
         await runner.cleanup()
         access_log.flush()
         await shadows.close()
@@ -143,10 +154,9 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
 
 def supervise(settings: Settings) -> int:
     """Start `settings.workers` worker processes; forward signals; 0 when all exited cleanly."""
-    from proxy.observe.metrics import MULTIPROC_ENV
-
     metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
-    env = {**os.environ, MULTIPROC_ENV: metrics_dir, WORKER_SETTINGS: settings.to_json()}
+    worker_settings = dataclasses.replace(settings, shared_directory=Path(metrics_dir))
+    env = {**os.environ, MULTIPROC_ENV: metrics_dir, WORKER_SETTINGS: worker_settings.to_json()}
     command = [sys.executable, "-m", "proxy.server"]
     workers = [subprocess.Popen(command, env=env) for _ in range(settings.workers)]
     stopping = failed = False

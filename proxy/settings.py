@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Settings:
     access_log: bool = True
     fallback_body_cap: int = 1024 * 1024  # request bodies kept for a fallback replay up to this
     max_routes_bytes: int = 1024 * 1024  # a bigger routes file is refused, never parsed
+    # Several workers: where they keep their metric values (PROMETHEUS_MULTIPROC_DIR) and share
+    # snapshots (proxy.observe.sharing). None: the proxy runs as one process.
+    shared_directory: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
@@ -49,6 +53,7 @@ class Settings:
             "tester_token": environ.get("STRANGLER_TESTER_TOKEN") or None,
             "trusted_proxies": parse_networks(environ.get("STRANGLER_TRUSTED_PROXIES", "")),
             "access_log": environ.get("STRANGLER_ACCESS_LOG", "1") not in ("0", "false", "off"),
+            "shared_directory": shared_directory(environ),
         }
         if "STRANGLER_DRAIN_SECONDS" in environ:
             values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
@@ -74,6 +79,8 @@ class Settings:
         values = asdict(self)
         values["routes"] = str(self.routes)
         values["trusted_proxies"] = [str(network) for network in self.trusted_proxies]
+        if self.shared_directory is not None:
+            values["shared_directory"] = str(self.shared_directory)
         return json.dumps(values)
 
     @classmethod
@@ -81,7 +88,16 @@ class Settings:
         values = json.loads(text)
         values["routes"] = Path(values["routes"])
         values["trusted_proxies"] = parse_networks(",".join(values["trusted_proxies"]))
+        if values.get("shared_directory") is not None:
+            values["shared_directory"] = Path(values["shared_directory"])
         return cls(**values)
+
+
+def shared_directory(environ: Mapping[str, str]) -> Path | None:
+    """Where workers share metric values and snapshots (PROMETHEUS_MULTIPROC_DIR); None when
+    the proxy runs as one process."""
+    directory = environ.get(MULTIPROC_ENV)
+    return Path(directory) if directory else None
 
 
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:

@@ -1,1 +1,2 @@
-"""The admin side: the admin app, the dashboard, the guard's rollback timer and reports."""
+"""The admin side: the admin app (`admin`), the dashboard (`dashboard`), the shadow diffs report
+(`diffs`) and the guard's rollback timer (`rollback`)."""

@@ -1,11 +1,14 @@
 """The admin listener's application: metrics, health, the table in force, flips.
 
 Served by `proxy.server` on its own (loopback by default) port; never on the public one.
-GET /-/ is the live dashboard (`proxy.dashboard`; its JSON is GET /-/stats and GET /-/audit); a
-client asking for JSON only (`Accept: application/json`) gets the list of endpoints instead.
+GET /-/ is the live dashboard (`proxy.control.dashboard`; its JSON is GET /-/stats and
+GET /-/audit); a client asking for JSON only (`Accept: application/json`) gets the list of
+endpoints instead. GET /-/diffs is the shadow report (`proxy.control.diffs`), GET /-/debt the
+fallback debt (`proxy.observe.debt`), both merged over workers (`proxy.observe.sharing`).
 Changes (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback) need
 `Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`; with no token configured they are all refused.
-They write routes.yaml through `proxy.edit` (so the file stays the truth) and reload at once.
+They write routes.yaml through `proxy.routing.edit` (so the file stays the truth) and reload at
+once.
 """
 
 from __future__ import annotations
@@ -15,19 +18,20 @@ import dataclasses
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from proxy.clock import iso_time
 from proxy.control.dashboard import DASHBOARD, add_dashboard, page, resource_rates
-from proxy.migration.fallback import merge_debt
-from proxy.migration.shadow import KEEP, diffs_report
+from proxy.control.diffs import diffs_report
+from proxy.migration.shadow import KEEP
+from proxy.observe.debt import merge_debt
 from proxy.observe.metrics import exposition
-from proxy.observe.sharing import DEBT, MISMATCHES, others, shared_directory
+from proxy.observe.sharing import DEBT, MISMATCHES, others
 from proxy.routing import edit
+from proxy.routing.model import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.routing.reload import reload_now
-from proxy.routing.routes import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -83,7 +87,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = exposition(request.app[STATE].registry)
+    state = request.app[STATE]
+    body, content_type = exposition(state.registry, state.settings.shared_directory)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -115,8 +120,11 @@ async def diffs(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= KEEP:
         raise web.HTTPBadRequest(reason=f"Bad request: limit must be an integer from 1 to {KEEP}.")
     resource = request.query.get("resource")
-    shared = others(shared_directory(), MISMATCHES)
-    body = diffs_report(state.shadows, state.table, state.registry, resource, int(raw), shared)
+    directory = state.settings.shared_directory
+    shared = others(directory, MISMATCHES)
+    body = diffs_report(
+        state.shadows, state.table, state.registry, resource, int(raw), shared, directory
+    )
     if body is None:
         raise web.HTTPNotFound(reason=f"Not found: no resource {resource!r}.")
     return web.json_response(body, headers={"Cache-Control": "no-store"})
@@ -126,11 +134,12 @@ async def debt(request: web.Request) -> web.Response:
     """Request shapes that needed a fallback, most counted first (`?resource=` narrows); with
     several workers, merged over all of them."""
     resource = request.query.get("resource")
-    directory = shared_directory()
+    state = request.app[STATE]
+    directory = state.settings.shared_directory
     if directory is None:
-        body = [entry.to_json() for entry in request.app[STATE].debt.entries(resource)]
+        body = [entry.to_json() for entry in state.debt.entries(resource)]
     else:
-        entries = request.app[STATE].debt.snapshot()
+        entries = state.debt.snapshot()
         entries += [entry for snapshot in others(directory, DEBT) for entry in snapshot]
         body = merge_debt(entries, resource)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
@@ -168,7 +177,7 @@ def table_json(table: RouteTable, loaded_at: float, last_error: str | None) -> d
         "version": table.version,
         "source": table.source,
         "sha256": table.sha256,
-        "loaded_at": iso_time(loaded_at),
+        "loaded_at": iso_time(loaded_at, "seconds"),
         "last_reload_error": last_error,
         "default": table.default,
         "backends": {name: {"url": backend.url} for name, backend in table.backends.items()},
@@ -194,12 +203,6 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
         key: sorted(value) if isinstance(value, frozenset | tuple) else value
         for key, value in values.items()
     }
-
-
-def iso_time(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
 
 
 # -- changes -----------------------------------------------------------------------------------

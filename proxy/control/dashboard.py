@@ -41,13 +41,14 @@ GET /-/stats            the table in force and live figures::
     # there is no data yet (or, for ratios and quantiles, no request in that step)
 
 Rates and ratios are null when nothing was counted. Quantiles come from the deltas of the
-strangler_request_duration_seconds buckets (`proxy.stats`). Shadow, fallback and guard figures
-read strangler_shadow_comparisons_total, strangler_fallbacks_total and
+strangler_request_duration_seconds buckets (`proxy.observe.stats`). Shadow, fallback and guard
+figures read strangler_shadow_comparisons_total, strangler_fallbacks_total and
 strangler_guard_rollbacks_total; they stay at zero until the proxy counts something there.
 Guard `state`: "off" (none configured), "idle" (configured, but the resource is where a
 rollback would send it), "armed", "dry run", "rolled back" (the audit log's latest entry for the
 resource is a guard rollback, or one was counted within the last two minutes) or "failed" (the
-rollback could not be written). Live figures are those of the worker answering (`proxy.guard`).
+rollback could not be written). Live figures are those of the worker answering
+(`proxy.migration.guard`).
 
 GET /-/audit?limit=N    the last N flips and rollbacks of `routes.audit.jsonl` (default 20, at
 most 500), newest first: `{"entries": [{"time": …, "user": …, "resource": …, "from": …,
@@ -61,15 +62,14 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from proxy.clock import iso_time
 from proxy.observe.stats import (
     ResourceCounts,
     StatsTracker,
@@ -79,8 +79,9 @@ from proxy.observe.stats import (
     shadow_match_rate,
 )
 from proxy.routing import edit
-from proxy.routing.routes import OTHER_RESOURCE, Guard, Route, RouteTable
+from proxy.routing.model import OTHER_RESOURCE, Guard, Route, RouteTable
 from proxy.state import ProxyState
+from proxy.tasks import Tasks
 
 ASSET_TYPES = {
     "dashboard.html": "text/html",
@@ -138,7 +139,8 @@ def add_dashboard(
 
     GET /-/ itself is left to the admin app, which answers it with `page()`.
     """
-    tracker = StatsTracker.of(state.registry, window=window, step=step)
+    directory = state.settings.shared_directory
+    tracker = StatsTracker.of(state.registry, directory, window=window, step=step)
     app[DASHBOARD] = Dashboard(state, tracker, load_assets(), sample_every)
     app.cleanup_ctx.append(_sampling)
     app.router.add_get("/-/static/{name}", static_file)
@@ -147,6 +149,7 @@ def add_dashboard(
 
 
 async def _sampling(app: web.Application) -> AsyncIterator[None]:
+    """The sampler task lives as long as the admin app (its cleanup context owns it)."""
     dashboard = app[DASHBOARD]
 
     async def run() -> None:
@@ -154,11 +157,10 @@ async def _sampling(app: web.Application) -> AsyncIterator[None]:
             dashboard.tracker.sample()
             await asyncio.sleep(dashboard.sample_every)
 
-    task = asyncio.create_task(run())
+    tasks = Tasks()
+    tasks.start(run(), "dashboard sampler")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await tasks.close()
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -215,7 +217,7 @@ def stats_json(state: ProxyState, tracker: StatsTracker, now: float) -> dict[str
     names = [*table.backends, *sorted(set(recent.backends) - set(table.backends))]
     latest = tracker.samples[-1]
     return {
-        "generated_at": iso_time(now),
+        "generated_at": iso_time(now, "seconds"),
         "window_seconds": tracker.window,
         "step_seconds": tracker.step,
         "history_seconds": tracker.history,
@@ -224,7 +226,7 @@ def stats_json(state: ProxyState, tracker: StatsTracker, now: float) -> dict[str
             "source": table.source,
             "sha256": table.sha256,
             "default": table.default,
-            "loaded_at": iso_time(state.loaded_at),
+            "loaded_at": iso_time(state.loaded_at, "seconds"),
             "last_reload_error": state.last_reload_error,
         },
         "resources": [
@@ -359,9 +361,3 @@ def backend_json(
         **dataclasses.asdict(figures),
         "series": series_values(series, name),
     }
-
-
-def iso_time(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 import struct
 from collections import deque
@@ -18,33 +17,23 @@ from typing import cast
 
 import httptools
 
-from proxy.dataplane.forward import Forwarder, Request, interim_head, is_trusted
+from proxy.dataplane.forward import Forwarder
+from proxy.dataplane.heads import interim_head
+from proxy.dataplane.reading import RequestReading
 from proxy.errors import (
     BadRequest,
-    BodyTooLarge,
-    HeadersTooLarge,
     ProxyError,
-    RequestBodyTimeout,
     RequestHeadTimeout,
-    RequestLineTooLong,
-    UnsupportedTransferCoding,
     error_response,
 )
 from proxy.http.batch import WriteBatch
-from proxy.http.streams import LOW_WATER, BodyStream, WriteFlow
-from proxy.http.tunnel import End, upgrade_protocol
-from proxy.http.upstream import FRAMING_NAME_SIZES, Headers
-from proxy.settings import Settings
+from proxy.http.exchange import Headers
+from proxy.http.messages import Request
+from proxy.http.streams import LOW_WATER, WriteFlow
+from proxy.http.tunnel import End
+from proxy.settings import Settings, is_trusted
 
-MAX_HEADER_FIELDS = 100
 LINGER_SECONDS = 2.0
-# Request header names the listener looks at while parsing: the framing ones, and `Host`.
-WATCHED_NAME_SIZES = FRAMING_NAME_SIZES | {len(b"host")}
-# An extension method (RFC 9110 section 9.1) that llhttp does not know, with the rest of its
-# request line: `FOO /x HTTP/1.1` -> (b"FOO", b" /x HTTP/1.1...").
-EXTENSION_METHOD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32})( )")
-# Parsed in its place: llhttp frames a request by its headers, never by a method it knows.
-STAND_IN_METHOD = b"GET"
 # SO_LINGER on, timeout 0: close() sends RST, so a client knows the body it got is incomplete.
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 log = logging.getLogger("strangler.listener")
@@ -54,29 +43,19 @@ class ClientGone(Exception):
     """The client closed its connection before its request body was complete."""
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(RequestReading, asyncio.Protocol):
+    """One client connection: its requests parsed (`RequestReading`), queued and answered one at a
+    time by the forwarder, its timers, its close."""
+
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self._batch = listener.batch
         self._settings: Settings = listener.forwarder.state.settings
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpRequestParser(self)
         self._peer = ""
         self._trusted = False
-        self._url = b""
-        self._headers: Headers = []
-        self._header_bytes = 0
-        self._length: int | None = None
-        self._chunked = False
-        self._connection = False
-        self._hosts = 0  # Host fields in the head being parsed
-        self._head_bytes = 0  # bytes received while a head is incomplete (see data_received)
-        self._method: str | None = None  # an extension method parsed as STAND_IN_METHOD
-        self._messages = 0  # request messages completed on this connection
-        self._body: BodyStream | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
-        self._body_seen = 0  # body bytes received when the body timer last looked
+        self._init_reading()
         self._queue: deque[Request | ProxyError] = deque()
         self._task: asyncio.Task[None] | None = None  # serves the queue; started by a request
         self._waiter: asyncio.Future[None] | None = None  # the task waiting for a request
@@ -84,13 +63,11 @@ class ClientConnection(asyncio.Protocol):
         self._held = False  # reading paused: a request waits in the queue (pipelining)
         self._flow = WriteFlow()
         self._closing = False
-        self._switching: bytearray | None = None  # an upgrade awaits its answer: bytes after it
         self._draining = False
         self._eof = False  # the client shut down its sending side
         self._rejected = False
         self.closed = False
         self._last_io = 0.0
-        self._head_started: float | None = None  # loop time the request head now arriving began
         self._idle_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -160,156 +137,6 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._flow.resume()
-
-    # httptools callbacks
-
-    def on_message_begin(self) -> None:
-        self._head_started = self._loop.time()
-        if self._headers:  # trailers of the previous request: never part of this head
-            self._reset_head()
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._settings.max_request_line:
-            raise RequestLineTooLong()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        size = len(name) + len(value) + 4
-        self._header_bytes += size
-        if (
-            size > self._settings.max_header_size
-            or self._header_bytes > self._settings.max_headers_total
-            or len(self._headers) >= MAX_HEADER_FIELDS
-        ):
-            raise HeadersTooLarge()
-        self._headers.append((name, value))
-        if len(name) in WATCHED_NAME_SIZES:
-            lowered = name.lower()
-            if lowered == b"host":
-                self._hosts += 1
-            elif lowered == b"content-length":
-                self._length = int(value)
-            elif lowered == b"transfer-encoding":
-                # Only `chunked`, once: with another coding the body's end is unknown to us.
-                if self._chunked or value.strip().lower() != b"chunked":
-                    raise UnsupportedTransferCoding()
-                self._chunked = True
-            elif lowered == b"connection":
-                self._connection = True
-
-    def on_headers_complete(self) -> None:
-        assert self.transport is not None
-        self._head_started = None
-        self._head_bytes = 0
-        parser = self._parser
-        method = self._method or parser.get_method().decode("ascii")
-        version = parser.get_http_version()
-        if self._hosts != 1 and (self._hosts or version != "1.0"):
-            raise BadRequest("Host missing or repeated")  # RFC 9112 section 3.2
-        length, chunked = self._length, self._chunked
-        if length is not None and length > self._settings.max_body_size:
-            raise BodyTooLarge()
-        self._body = BodyStream(self.transport) if chunked or length else None
-        if self._body is not None:
-            self._watch_body()
-        request = Request(
-            method,
-            self._url,
-            version,
-            self._headers,
-            self._peer,
-            self._trusted,
-            parser.should_keep_alive(),
-            self._body,
-            chunked,
-            self._connection,
-            length=None if chunked else length,
-        )
-        # _reset_head(), inline: this runs for every request
-        self._url = b""
-        self._headers = []
-        self._header_bytes = self._hosts = 0
-        self._length = self._method = None
-        self._chunked = self._connection = False
-        self._enqueue(request)
-
-    def _reset_head(self) -> None:
-        """Forget the head just parsed (or the trailers after it): the next head starts clean."""
-        self._url = b""
-        self._headers = []
-        self._header_bytes = 0
-        self._length = None
-        self._chunked = self._connection = False
-        self._hosts = 0
-        self._method = None
-
-    def on_body(self, body: bytes) -> None:
-        stream = self._body
-        if stream is None:
-            return
-        stream.feed(body)
-        if stream.total > self._settings.max_body_size:
-            raise BodyTooLarge()
-
-    def on_message_complete(self) -> None:
-        self._messages += 1
-        if self._body is not None:
-            self._body.feed_eof()
-            self._body = None
-            self._cancel_body_timer()
-
-    # what the parser cannot do alone
-
-    def _extension_method(self, data: bytes) -> bool:
-        """Parse a request whose method llhttp does not know (`FOO`, `QUERY` on older llhttp)
-        with a stand-in method, and forward it under its own name, as nginx does.
-
-        Only for a request that starts `data`, with its whole method in it: False otherwise.
-        """
-        match = EXTENSION_METHOD.match(data)
-        if match is None:
-            return False
-        self._parser = httptools.HttpRequestParser(self)
-        self._reset_head()
-        self._method = match.group(1).decode("ascii")
-        self._head_started = None
-        self.data_received(STAND_IN_METHOD + data[match.end(1) :])
-        return True
-
-    def _count_head_bytes(self, size: int) -> None:
-        """Cap a head that arrives in pieces as a whole, before httptools has buffered one
-        huge field line in full (its size is only checked once the line is complete).
-
-        Counts the reads after the one where the head began: that first read is bounded by the
-        transport's read size, and counting it could count pipelined requests before it.
-        """
-        self._head_bytes += size
-        limit = self._settings.max_request_line + self._settings.max_headers_total
-        if self._head_bytes > limit and not self._closing:
-            self._reject(HeadersTooLarge())
-
-    def _watch_body(self) -> None:
-        """Time out a request body whose client stops sending (nginx's client_body_timeout)."""
-        self._body_seen = 0
-        self._body_timer = self._loop.call_later(self._settings.body_timeout, self._on_body_timer)
-
-    def _on_body_timer(self) -> None:
-        """No body byte for `body_timeout` seconds -> 408, unless reading is paused because the
-        backend is the slow side (its own send timeout covers that)."""
-        self._body_timer = None
-        body = self._body
-        if body is None or self.closed:
-            return
-        if body.total == self._body_seen and not body.paused:
-            self._reject(RequestBodyTimeout())
-            return
-        self._body_seen = body.total
-        self._body_timer = self._loop.call_later(self._settings.body_timeout, self._on_body_timer)
-
-    def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
 
     # what the forwarder uses
 
@@ -482,43 +309,6 @@ class ClientConnection(asyncio.Protocol):
             self._body = None
         else:
             self._enqueue(error)
-
-    # connection upgrades (proxy.tunnel)
-
-    def _upgrade(self, rest: bytes) -> None:
-        """llhttp stopped after a request that asks to switch protocols, or a CONNECT: `rest`
-        followed its head, and nothing is parsed until the request's fate is known.
-
-        An upgrade from an HTTP/1.1 client without a body goes to the backend with its
-        `Upgrade`: on a 101 a tunnel takes the connection over (`detach`), on any other answer
-        the connection goes on as HTTP/1.1 (`_resume_http`). An h2c or HTTP/1.0 one is forwarded
-        without its upgrade and parsing goes on (a loop pass later). One with a body is 400: llhttp
-        leaves the body unparsed. After a CONNECT the connection closes.
-        """
-        self._stop_reading()
-        request = self._queue[-1] if self._queue else None
-        if not isinstance(request, Request) or request.method == "CONNECT":
-            return
-        if request.body is not None:
-            self._queue.pop()
-            self._reject(BadRequest("Bad request: a request to switch protocols with a body."))
-            return
-        self._switching = bytearray(rest)
-        if request.version == "1.1":
-            request.upgrade = upgrade_protocol(request.headers)
-        if request.upgrade is None:
-            self._loop.call_soon(self._resume_http)
-
-    def _resume_http(self) -> None:
-        """No tunnel after all: parse on from the bytes after the upgrade request's head."""
-        rest, self._switching = self._switching, None
-        if rest is None or self.closed:
-            return
-        self._closing = False
-        if rest:
-            self.data_received(bytes(rest))
-        if not (self._closing or self._held) and self.transport is not None:
-            self.transport.resume_reading()
 
     def _stop_reading(self) -> None:
         self._closing = True

@@ -7,7 +7,7 @@ out in time; the peer wakes for the first, handles it and sleeps again before th
 to back, one wake-up serves many: the proxy benchmark measured about 30% less CPU per request.
 The cost is latency: a write leaves at the next pass of the loop, a few microseconds later.
 
-Rules for the users (`proxy.listener`, `proxy.upstream`):
+Rules for the users (`proxy.dataplane.listener`, `proxy.http.connection`):
 - all writes to a transport go through one batch, or `flush()` comes first, so that they keep
   their order;
 - `flush()` before closing a transport gracefully, so that nothing queued is lost (an abort

@@ -8,8 +8,8 @@ or none moves for `Settings.tunnel_idle_timeout` seconds. The backend connection
 to its pool. Any other answer is an ordinary response, and the client connection goes on as
 HTTP/1.1 (nginx does the same). `h2c` is never tunnelled: see `upgrade_protocol`.
 
-This module knows nothing of HTTP beyond `upgrade_protocol`: `proxy.forward` writes the 101 and
-hands `splice` the two connections as `End`s.
+This module knows nothing of HTTP beyond `upgrade_protocol`: `proxy.dataplane.forward` writes the
+101 and hands `splice` the two connections as `End`s.
 """
 
 from __future__ import annotations

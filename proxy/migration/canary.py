@@ -17,8 +17,9 @@ a share of the other methods, whose base backend is the resource's. The tester o
 
 Tester override: `X-Strangler-Force: <backend>; token=<STRANGLER_TESTER_TOKEN>` sends the request
 to that backend, whatever the resource, when the token is right (constant-time comparison) and
-the backend exists in the table; otherwise the header is ignored. `proxy.forward.request_head`
-strips the header before forwarding in every case (`FORCE_HEADER`).
+the backend exists in the table; otherwise the header is ignored.
+`proxy.dataplane.heads.request_head` strips the header before forwarding in every case
+(`FORCE_HEADER`).
 """
 
 from __future__ import annotations
@@ -28,21 +29,17 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import TYPE_CHECKING
 
-from proxy.routing.routes import Backend, Decision, Route, RouteTable, parse_sticky
+from proxy.http.messages import Headers, Request, header_value
+from proxy.routing.model import Backend, Decision, Route, RouteTable
+from proxy.routing.rules import parse_sticky
 from proxy.settings import IPNetwork, Settings, is_trusted
-
-if TYPE_CHECKING:
-    from proxy.dataplane.forward import Request
 
 BUCKETS = 10_000
 FORCE_HEADER = b"x-strangler-force"
 ROUTED = "routed"
 CANARY = "canary"
 FORCED = "forced"
-
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +86,6 @@ def make_plans(table: RouteTable) -> dict[str, CanaryPlan]:
             resource_salt(name),
         )
     return plans
-
-
-def header_value(headers: Headers, name: bytes) -> bytes | None:
-    """The first value of header `name` (lower-case)."""
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 def cookie_value(headers: Headers, name: bytes) -> bytes | None:

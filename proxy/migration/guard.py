@@ -1,58 +1,42 @@
-"""The guard: roll a resource back by itself when the backend it was flipped to misbehaves.
+"""The guard's verdict: whether a resource's backend misbehaves, from a rolling window.
 
 A route's `guard: {max_error_rate, max_p99_ms, min_requests, window, dry_run}` watches the
 requests of that resource served by the route's backend: answers >= 500 (the backend's own, and
 the proxy's 502/503/504 when it cannot reach it) and latencies, over a rolling `window` of
 seconds. With at least `min_requests` in the window, an error rate above `max_error_rate` or a
-p99 above `max_p99_ms` rolls the resource back through `proxy.edit` (as `strangler rollback`
-does; user "guard", the reason with the figures) and reloads the table at once::
+p99 above `max_p99_ms` is a reason to roll the resource back (`verdict`)::
 
     guard: error rate 7.2% > 5% over 60 s, 312 requests
     guard: p99 850 ms > 500 ms over 60 s, 312 requests
 
-`dry_run: true` only reports: a warning in the log, strangler_guard_dry_run_trips_total, and
-"would roll back" on the dashboard.
-
-When a guard is armed is read from the table and the audit log, so every worker (and a
-restarted proxy) agrees: only when a rollback would move the resource somewhere else, and not
-when the resource's latest audit entry is a guard rollback that left it where it is (a guard
+When a guard is armed is read from the table and the audit log (`Guards.sync`), so every worker
+(and a restarted proxy) agrees: only when a rollback would move the resource somewhere else, and
+not when the resource's latest audit entry is a guard rollback that left it where it is (a guard
 that fired stays quiet until the resource is flipped anew).
+
+This module owns the pure part and the per-request observation: `Window`, `quantile`, `verdict`
+and `Guards` (the armed guards' windows, fed by `Guards.observe` at the end of every request).
+Acting on a verdict (rewriting routes.yaml, the audit line, dry-run reports) is the timer's job:
+`proxy.control.rollback`.
 
 Costs: the hot path (`Guards.observe`) is a dict lookup, and for a guarded resource three
 increments in the current time slot of its window (a bisect finds the latency bucket).
-Evaluation runs on a timer task (`run_guards`), every `EVALUATE_EVERY` seconds, aligned to the
-wall clock so that the workers of one proxy evaluate at the same instants.
-
-Workers each see only their own traffic (so `min_requests` counts per worker) and decide alone;
-`edit.rollback_if` checks and rolls back under the routes file's lock, so of several workers
-tripping at once exactly one rolls back and writes the audit line.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
-import os
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxy.routing import edit
-from proxy.routing.routes import Guard, RoutesError, RouteTable
-
-if TYPE_CHECKING:
-    from proxy.state import ProxyState
-
-log = logging.getLogger("strangler.guard")
+from proxy.routing.model import Guard, RouteTable
 
 GUARD_USER = "guard"
-EVALUATE_EVERY = 0.5
-Reload = Callable[["ProxyState"], Awaitable[object]]  # proxy.reload.reload_now
 SLOTS = 30
 QUANTILE = 0.99
 # Latency bucket bounds in ms: 0.25 ms to about 4.7 hours, four per doubling (each ~19% wide).
@@ -197,7 +181,8 @@ class Fired:
 
 @dataclass
 class Guards:
-    """One per process: the windows of the armed guards (hot path) and what the timer found."""
+    """One per process: the windows of the armed guards (hot path) and what the timer
+    (`proxy.control.rollback`) found: rollbacks that fired, rollbacks that failed."""
 
     clock: Clock = time.monotonic
     watches: dict[str, Watch] = field(default_factory=dict)
@@ -282,95 +267,3 @@ def _last_entry(entries: Sequence[Mapping[str, Any]], resource: str) -> Mapping[
 
 def _is_guard_rollback(entry: Mapping[str, Any]) -> bool:
     return entry.get("action") == "rollback" and entry.get("user") == GUARD_USER
-
-
-# -- the timer ---------------------------------------------------------------------------------
-
-
-def audit_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return info.st_size, info.st_mtime_ns
-
-
-async def run_guards(
-    state: ProxyState,
-    reload: Reload,
-    *,
-    every: float = EVALUATE_EVERY,
-) -> None:
-    """Evaluate the guards every `every` seconds (on wall-clock multiples); until cancelled.
-
-    `reload` is `proxy.reload.reload_now`: after a rollback the table switches at once.
-    """
-    while True:
-        try:
-            await check(state, reload)
-        except Exception:
-            log.exception("guard evaluation failed")
-        await asyncio.sleep(every - time.time() % every)
-
-
-async def check(state: ProxyState, reload: Reload) -> None:
-    """One evaluation: re-arm from the table and audit log if either changed, then judge."""
-    guards = state.guards
-    audit = edit.audit_path(state.settings.routes)
-    stamp = audit_stamp(audit)
-    table = state.table
-    if table is not guards.table or stamp != guards.audit_stamp:
-        entries = await asyncio.to_thread(lambda: list(edit.read_audit(audit)))
-        guards.sync(table, entries)
-        guards.audit_stamp = stamp
-    if state.draining:
-        return
-    for watch in list(guards.watches.values()):
-        reason = verdict(watch.guard, watch.window.figures())
-        if watch.guard.dry_run:
-            report_dry_run(state, watch, reason)
-        elif reason is not None:
-            await fire(state, watch, reason, reload)
-
-
-def report_dry_run(state: ProxyState, watch: Watch, reason: str | None) -> None:
-    """Log and count once each time a dry-run guard's limits start being exceeded."""
-    if reason is not None and watch.would is None:
-        log.warning("%s (dry run: %s stays on %s)", reason, watch.resource, watch.backend)
-        state.metrics.guard_dry_run(watch.resource)
-        watch.would_at = time.time()
-    watch.would = reason
-    if reason is None:
-        watch.would_at = None
-
-
-async def fire(state: ProxyState, watch: Watch, reason: str, reload: Reload) -> None:
-    """Roll `watch.resource` back unless another process already did; then reload."""
-    guards = state.guards
-    guards.watches.pop(watch.resource, None)
-    log.warning("%s: rolling %s back from %s", reason, watch.resource, watch.backend)
-    try:
-        change = await asyncio.to_thread(
-            edit.rollback_if,
-            state.settings.routes,
-            watch.resource,
-            watch.backend,
-            user=GUARD_USER,
-            reason=reason,
-        )
-    except (edit.EditError, RoutesError) as exc:
-        guards.errors[watch.resource] = str(exc)
-        log.error("guard: cannot roll %s back: %s", watch.resource, exc)
-        return
-    if change is None:
-        log.warning("guard: %s was already moved off %s", watch.resource, watch.backend)
-    else:
-        guards.fired[watch.resource] = Fired(change.time, reason)
-        state.metrics.guard_rollback(watch.resource)
-        log.warning(
-            "guard: rolled %s back from %s to %s",
-            watch.resource,
-            change.from_backend,
-            change.to_backend,
-        )
-    await reload(state)

@@ -12,14 +12,18 @@ SHA-256). Once the live exchange is complete, a small job goes on a bounded per-
 `strangler_shadow_dropped_total{resource}`). A fixed number of worker tasks take jobs, send the
 copy through the process's own shadow connection pools (its own `Upstreams`, so shadow traffic
 never takes a pooled connection from live traffic, and at most `workers` connections per shadow
-backend), read the answer the same way, compare (`proxy.diff`) and count
+backend), read the answer the same way, compare (`proxy.migration.diff`) and count
 `strangler_shadow_comparisons_total{resource,result}`: match, mismatch, or error (the shadow
 backend was unreachable, timed out, or broke the connection). The last `keep` mismatches per
-resource are kept for `GET /-/diffs` and `strangler diffs`.
+resource are kept for `GET /-/diffs` and `strangler diffs` (the report: `proxy.control.diffs`).
 
 The copy is the live request's head as the live backend got it (same target, same Host, same
 X-Request-ID), so `href`s built from the Host header agree. Mismatches are kept per process:
-with `--workers N`, /-/diffs shows those of the worker that answers, the counters sum all.
+with `--workers N`, each worker shares a snapshot of its own (`proxy.observe.sharing`).
+
+This module owns the shadow step of the request path (`Shadows.tee`: a `Tee` the forwarder feeds
+and finishes) and the comparison workers behind it, started and stopped with `Shadows.start` and
+`Shadows.close`.
 """
 
 from __future__ import annotations
@@ -31,23 +35,23 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry
-
+from proxy.clock import iso_time
 from proxy.errors import ProxyError
+from proxy.http.exchange import Headers, Response, UpstreamRequest
+from proxy.http.messages import header_value
+from proxy.http.pool import Upstreams
 from proxy.http.streams import BodyStream
-from proxy.http.upstream import Headers, Response, UpstreamRequest, Upstreams
 from proxy.migration.diff import Captured, Difference, compare
-from proxy.observe.metrics import Metrics, collecting_registry
+from proxy.observe.metrics import Metrics
 from proxy.routing.jsonpath import Ignore
-from proxy.routing.routes import Backend, RouteTable, Shadow
+from proxy.routing.model import Backend, RouteTable, Shadow
+from proxy.tasks import Tasks
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-RESULTS = ("match", "mismatch", "error")
 BODY_CAP = 1024 * 1024
 QUEUE_SIZE = 256
 WORKERS = 4
@@ -83,9 +87,8 @@ class Mismatch:
     differences: tuple[Difference, ...]
 
     def to_json(self) -> dict[str, Any]:
-        stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
         return {
-            "time": stamp.replace("+00:00", "Z"),
+            "time": iso_time(self.time),
             "resource": self.resource,
             "method": self.method,
             "path": self.target,
@@ -130,10 +133,7 @@ class Capture:
 
 
 def content_type(headers: Headers) -> bytes:
-    for name, value in headers:
-        if name.lower() == b"content-type":
-            return value
-    return b""
+    return header_value(headers, b"content-type") or b""
 
 
 def head_field(head: bytes, name: bytes) -> str | None:
@@ -199,7 +199,7 @@ class Shadows:
     upstreams: Upstreams = field(default_factory=Upstreams)
     mismatches: dict[str, deque[Mismatch]] = field(default_factory=dict)
     _queue: asyncio.Queue[Job] = field(init=False)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _tasks: Tasks = field(init=False, default_factory=lambda: Tasks(log))
     _ignores: dict[tuple[str, ...], Ignore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -251,19 +251,14 @@ class Shadows:
     # -- the workers --------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        """Start the `workers` comparison tasks (this object owns them until `close`)."""
+        for number in range(self.workers):
+            self._tasks.start(self._work(), f"shadow worker {number}")
 
     async def close(self) -> None:
         """Stop the workers (queued copies are dropped) and close the shadow pools."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self._tasks.close()
         self.upstreams.close()
-
-    async def join(self) -> None:
-        """Wait until every queued copy has been compared (tests)."""
-        await self._queue.join()
 
     async def _work(self) -> None:
         while True:
@@ -321,125 +316,9 @@ class Shadows:
             )
         )
 
-    def recent(self, resource: str, limit: int) -> list[Mismatch]:
-        """The last `limit` mismatches of `resource`, newest first."""
-        kept = self.mismatches.get(resource, ())
-        return list(reversed(kept))[:limit]
-
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every resource's kept mismatches as JSON, newest first: what workers share."""
         return {
             resource: [mismatch.to_json() for mismatch in reversed(kept)]
             for resource, kept in self.mismatches.items()
         }
-
-
-@dataclass(frozen=True)
-class Figures:
-    """A resource's shadow counters so far (summed over workers)."""
-
-    match: float = 0.0
-    mismatch: float = 0.0
-    error: float = 0.0
-    dropped: float = 0.0
-
-    @property
-    def compared(self) -> float:
-        return self.match + self.mismatch + self.error
-
-    @property
-    def match_rate(self) -> float | None:
-        """Matches over comparisons (errors count against it); None before any comparison."""
-        return self.match / self.compared if self.compared else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "match": self.match,
-            "mismatch": self.mismatch,
-            "error": self.error,
-            "dropped": self.dropped,
-            "match_rate": self.match_rate,
-        }
-
-
-def figures(registry: CollectorRegistry) -> Mapping[str, Figures]:
-    """Shadow counters per resource, from the registry (all workers in multiprocess mode)."""
-    counts: dict[str, dict[str, float]] = {}
-    for family in collecting_registry(registry).collect():
-        for sample in family.samples:
-            if sample.name == "strangler_shadow_comparisons_total":
-                key = sample.labels["result"]
-            elif sample.name == "strangler_shadow_dropped_total":
-                key = "dropped"
-            else:
-                continue
-            totals = counts.setdefault(sample.labels["resource"], {})
-            totals[key] = totals.get(key, 0.0) + sample.value
-    return {resource: Figures(**totals) for resource, totals in counts.items()}
-
-
-def shadow_json(shadow: Shadow | None) -> dict[str, Any] | None:
-    if shadow is None:
-        return None
-    return {"backend": shadow.backend, "percent": shadow.percent, "ignore": list(shadow.ignore)}
-
-
-def diffs_report(
-    shadows: Shadows | None,
-    table: RouteTable,
-    registry: CollectorRegistry,
-    resource: str | None,
-    limit: int,
-    shared: Sequence[Mapping[str, list[dict[str, Any]]]] = (),
-) -> dict[str, Any] | None:
-    """The body of GET /-/diffs; None when `resource` is neither in the table nor ever compared.
-
-    `shared`: the other workers' `Shadows.snapshot()`s (proxy.sharing), merged with this one's.
-
-    Without a resource: a summary of every resource shadowed now or compared before::
-
-        {"resources": {"bookings": {"shadow": {"backend": "drf", "percent": 100.0, "ignore": []},
-                                    "match": 98.0, "mismatch": 2.0, "error": 0.0, "dropped": 0.0,
-                                    "match_rate": 0.98, "kept": 2}}}
-
-    With one: its configuration, counters and last `limit` mismatches, newest first::
-
-        {"resource": "bookings", "shadow": {...}, "match": 98.0, ..., "mismatches": [
-            {"time": "2026-11-28T10:00:00.123Z", "method": "GET", "path": "/bookings/7",
-             "request_id": "…", "backend": "legacy", "shadow_backend": "drf",
-             "live_status": 200, "shadow_status": 200, "differences": [
-                {"field": "$.contact_email", "kind": "changed", "live": "a@x", "shadow": "b@x"}]}]}
-    """
-    counts = figures(registry)
-    kept = merge_mismatches([{} if shadows is None else shadows.snapshot(), *shared])
-
-    def entry(name: str) -> dict[str, Any]:
-        route = table.routes.get(name)
-        return {
-            "shadow": shadow_json(None if route is None else route.shadow),
-            **counts.get(name, Figures()).to_json(),
-        }
-
-    if resource is None:
-        shadowed = {name for name, route in table.routes.items() if route.shadow is not None}
-        names = sorted(shadowed | set(counts) | set(kept))
-        return {
-            "resources": {name: {**entry(name), "kept": len(kept.get(name, ()))} for name in names}
-        }
-    if resource not in table.routes and resource not in counts and resource not in kept:
-        return None
-    return {"resource": resource, **entry(resource), "mismatches": kept.get(resource, [])[:limit]}
-
-
-def merge_mismatches(
-    snapshots: Iterable[Mapping[str, list[dict[str, Any]]]], keep: int = KEEP
-) -> dict[str, list[dict[str, Any]]]:
-    """Several workers' kept mismatches as one: per resource the newest `keep`, newest first."""
-    merged: dict[str, list[dict[str, Any]]] = {}
-    for snapshot in snapshots:
-        for resource, mismatches in snapshot.items():
-            merged.setdefault(resource, []).extend(mismatches)
-    for mismatches in merged.values():
-        mismatches.sort(key=lambda mismatch: str(mismatch["time"]), reverse=True)
-        del mismatches[keep:]
-    return merged

@@ -9,19 +9,22 @@ lock and checks its arguments on every call, which cost about 4% of the proxy's 
 Any collection of the process's own registry flushes first (a collector registered ahead of the
 metrics does it), so in one process every read is exact.
 
-With PROMETHEUS_MULTIPROC_DIR set (several workers), prometheus_client keeps values in files
-and `exposition` sums them over workers with a MultiProcessCollector. There each worker flushes
-every `FLUSH_SECONDS` (`flush_periodically`) and when it stops, so a worker's latest requests
-reach /metrics within that time.
+With PROMETHEUS_MULTIPROC_DIR set (several workers; `Settings.multiproc_dir`), prometheus_client
+keeps values in files and every read sums them over workers with a MultiProcessCollector. There
+each worker flushes every `FLUSH_SECONDS` (`flush_periodically`) and when it stops, so a worker's
+latest requests reach /metrics within that time.
+
+Reading the values back, for /metrics, the dashboard's figures and the shadow report, goes
+through one function, `samples` (the exposition through `collecting_registry`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,13 +36,14 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.samples import Sample
 
-from proxy.routing.routes import METHODS, OTHER_RESOURCE, RouteTable
+from proxy.routing.model import METHODS, OTHER_RESOURCE, RouteTable
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol", "tls"})
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 FLUSH_SECONDS = 0.25
+SHADOW_RESULTS = ("match", "mismatch", "error")  # strangler_shadow_comparisons_total{result}
 
 
 def method_label(method: str) -> str:
@@ -111,11 +115,12 @@ class _Flusher:
 
 
 class Metrics:
-    """The proxy's metrics on `registry`; one instance per process."""
+    """The proxy's metrics on `registry`; one instance per process. `multiprocess`: values are
+    kept in PROMETHEUS_MULTIPROC_DIR files (several workers)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, multiprocess: bool = False) -> None:
         # prometheus_client cannot remove a labelled child in multiprocess mode (it warns).
-        self._can_remove = MULTIPROC_ENV not in os.environ
+        self._can_remove = not multiprocess
         self._request_series: dict[tuple[str, str, str, int], _RequestSeries] = {}
         self._in_flight: dict[str, InFlight] = {}
         registry.register(_Flusher(self))  # first, so that it runs before the metrics report
@@ -257,7 +262,7 @@ class Metrics:
         self._route_pairs = pairs
 
     def shadow_result(self, resource: str, result: str) -> None:
-        """`result`: match, mismatch or error (the shadow backend failed)."""
+        """`result`: one of SHADOW_RESULTS (error: the shadow backend failed)."""
         self.shadow_comparisons.labels(resource, result).inc()
 
     def shadow_drop(self, resource: str) -> None:
@@ -295,43 +300,24 @@ def route_pairs(table: RouteTable) -> frozenset[tuple[str, str]]:
 
 
 def collecting_registry(
-    registry: CollectorRegistry, environ: Mapping[str, str] = os.environ
+    registry: CollectorRegistry, directory: Path | None = None
 ) -> CollectorRegistry:
-    """The registry to read: `registry` itself, or one summing all workers' value files."""
-    directory = environ.get(MULTIPROC_ENV)
-    if not directory:
+    """The registry to read: `registry` itself, or one summing the value files of all workers
+    in `directory` (`Settings.multiproc_dir`)."""
+    if directory is None:
         return registry
     merged = CollectorRegistry()
-    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(merged, path=str(directory))  # type: ignore[no-untyped-call]
     return merged
 
 
-def exposition(
-    registry: CollectorRegistry, environ: Mapping[str, str] = os.environ
-) -> tuple[bytes, str]:
+def samples(registry: CollectorRegistry, directory: Path | None = None) -> Iterator[Sample]:
+    """Every sample of the proxy's metrics so far: of `registry`, or summed over all workers
+    when `directory` holds their value files. The one way the proxy reads its metrics back."""
+    for family in collecting_registry(registry, directory).collect():
+        yield from family.samples
+
+
+def exposition(registry: CollectorRegistry, directory: Path | None = None) -> tuple[bytes, str]:
     """The text exposition and its content type; summed over workers in multiprocess mode."""
-    return generate_latest(collecting_registry(registry, environ)), CONTENT_TYPE_LATEST
-
-
-@dataclass(frozen=True)
-class Totals:
-    requests: float
-    errors: float
-
-
-def request_totals(
-    registry: CollectorRegistry, environ: Mapping[str, str] = os.environ
-) -> dict[str, Totals]:
-    """Requests and 5xx answers so far per resource label (all workers in multiprocess mode)."""
-    counts: dict[str, list[float]] = {}
-    for family in collecting_registry(registry, environ).collect():
-        if family.name != "strangler_requests":
-            continue
-        for sample in family.samples:
-            if sample.name != "strangler_requests_total":
-                continue
-            entry = counts.setdefault(sample.labels["resource"], [0.0, 0.0])
-            entry[0] += sample.value
-            if sample.labels["code"].startswith("5"):
-                entry[1] += sample.value
-    return {resource: Totals(*values) for resource, values in counts.items()}
+    return generate_latest(collecting_registry(registry, directory)), CONTENT_TYPE_LATEST

@@ -6,8 +6,9 @@ counters: the fallback debt (request shapes, `/-/debt`) and the last shadow mism
 accepted its connection. So every `SHARE_SECONDS` (and when it stops) each worker writes a
 snapshot of both to `<directory>/<kind>-<pid>.json`, and the admin endpoints merge the other
 workers' snapshots with their own live state: a worker's latest entries reach the others
-within `SHARE_SECONDS`. The directory is the workers' PROMETHEUS_MULTIPROC_DIR, which the
-supervisor creates fresh and removes at exit; with one process nothing is written.
+within `SHARE_SECONDS`. The directory is the workers' PROMETHEUS_MULTIPROC_DIR
+(`Settings.shared_directory`), which the supervisor creates fresh and removes at exit; with one
+process (no directory) nothing is written.
 """
 
 from __future__ import annotations
@@ -20,18 +21,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.observe.metrics import MULTIPROC_ENV
-
 SHARE_SECONDS = 1.0
 DEBT = "debt"
 MISMATCHES = "mismatches"
 log = logging.getLogger(__name__)
-
-
-def shared_directory(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """Where workers share snapshots; None when the proxy runs as one process."""
-    directory = environ.get(MULTIPROC_ENV)
-    return Path(directory) if directory else None
 
 
 def publish(directory: Path, kind: str, payload: Any, pid: int | None = None) -> None:

@@ -1,10 +1,10 @@
 """Live traffic figures for the dashboard, computed from sampled counter and histogram totals.
 
-`snapshot(registry)` reads the totals so far (summed over workers in multiprocess mode) into an
-immutable `Snapshot`. `StatsTracker` keeps the snapshots of the last `history` seconds; the
-difference of two snapshots is a `Window`, from which rates, 5xx ratios and latency quantiles
-follow. Quantiles are estimated from the bucket deltas the way Prometheus' `histogram_quantile`
-does: linear interpolation inside the bucket holding the rank.
+`snapshot(registry, now)` reads the totals so far (`proxy.observe.metrics.samples`: summed over
+workers in multiprocess mode) into an immutable `Snapshot`. `StatsTracker` keeps the snapshots of
+the last `history` seconds; the difference of two snapshots is a `Window`, from which rates, 5xx
+ratios and latency quantiles follow. Quantiles are estimated from the bucket deltas the way
+Prometheus' `histogram_quantile` does: linear interpolation inside the bucket holding the rank.
 
 >>> quantile(0.5, ((0.1, 2.0), (0.2, 4.0), (math.inf, 4.0)))
 0.1
@@ -18,13 +18,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from proxy.observe.metrics import collecting_registry
+from proxy.observe.metrics import SHADOW_RESULTS, samples
 
 Buckets = tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ascending bounds
-SHADOW_RESULTS = ("match", "mismatch", "error")
 
 
 @dataclass(frozen=True)
@@ -162,35 +162,35 @@ def _resource_increase(after: ResourceCounts, before: ResourceCounts) -> Resourc
 # -- reading the registry --------------------------------------------------------------------
 
 
-def snapshot(registry: CollectorRegistry, now: float) -> Snapshot:
-    """The proxy's totals so far, per backend and per resource."""
+def snapshot(registry: CollectorRegistry, now: float, directory: Path | None = None) -> Snapshot:
+    """The proxy's totals so far, per backend and per resource (over all workers when
+    `directory` holds their value files)."""
     backends: dict[str, dict[str, float]] = {}
     buckets: dict[str, dict[float, float]] = {}
     resources: dict[str, dict[str, float]] = {}
     in_flight: dict[str, float] = {}
-    for family in collecting_registry(registry).collect():
-        for sample in family.samples:
-            labels, value = sample.labels, sample.value
-            if sample.name == "strangler_requests_total":
-                error = value if labels["code"].startswith("5") else 0.0
-                for totals in (
-                    backends.setdefault(labels["backend"], {}),
-                    resources.setdefault(labels["resource"], {}),
-                ):
-                    totals["requests"] = totals.get("requests", 0.0) + value
-                    totals["errors"] = totals.get("errors", 0.0) + error
-            elif sample.name == "strangler_request_duration_seconds_bucket":
-                per_bound = buckets.setdefault(labels["backend"], {})
-                bound = float(labels["le"])
-                per_bound[bound] = per_bound.get(bound, 0.0) + value
-            elif sample.name == "strangler_in_flight_requests":
-                in_flight[labels["backend"]] = in_flight.get(labels["backend"], 0.0) + value
-            elif sample.name == "strangler_shadow_comparisons_total":
-                _add(resources, labels["resource"], f"shadow:{labels['result']}", value)
-            elif sample.name == "strangler_fallbacks_total":
-                _add(resources, labels["resource"], "fallbacks", value)
-            elif sample.name == "strangler_guard_rollbacks_total":
-                _add(resources, labels["resource"], "guard_rollbacks", value)
+    for sample in samples(registry, directory):
+        labels, value = sample.labels, sample.value
+        if sample.name == "strangler_requests_total":
+            error = value if labels["code"].startswith("5") else 0.0
+            for totals in (
+                backends.setdefault(labels["backend"], {}),
+                resources.setdefault(labels["resource"], {}),
+            ):
+                totals["requests"] = totals.get("requests", 0.0) + value
+                totals["errors"] = totals.get("errors", 0.0) + error
+        elif sample.name == "strangler_request_duration_seconds_bucket":
+            per_bound = buckets.setdefault(labels["backend"], {})
+            bound = float(labels["le"])
+            per_bound[bound] = per_bound.get(bound, 0.0) + value
+        elif sample.name == "strangler_in_flight_requests":
+            in_flight[labels["backend"]] = in_flight.get(labels["backend"], 0.0) + value
+        elif sample.name == "strangler_shadow_comparisons_total":
+            _add(resources, labels["resource"], f"shadow:{labels['result']}", value)
+        elif sample.name == "strangler_fallbacks_total":
+            _add(resources, labels["resource"], "fallbacks", value)
+        elif sample.name == "strangler_guard_rollbacks_total":
+            _add(resources, labels["resource"], "guard_rollbacks", value)
     return Snapshot(
         now,
         {
@@ -252,10 +252,16 @@ class StatsTracker:
 
     @classmethod
     def of(
-        cls, registry: CollectorRegistry, *, window: float = 10.0, step: float = 5.0
+        cls,
+        registry: CollectorRegistry,
+        directory: Path | None = None,
+        *,
+        window: float = 10.0,
+        step: float = 5.0,
     ) -> StatsTracker:
-        """A tracker reading `registry` (all workers' totals in multiprocess mode)."""
-        return cls(lambda now: snapshot(registry, now), window=window, step=step)
+        """A tracker reading `registry` (all workers' totals when `directory` holds their
+        value files)."""
+        return cls(lambda now: snapshot(registry, now, directory), window=window, step=step)
 
     def sample(self) -> Snapshot:
         """Take a snapshot (unless the last one is fresher than `min_interval`); drop old ones."""

@@ -31,13 +31,16 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from proxy.routing.routes import OTHER_RESOURCE, RESOURCE_RE, RouteTable, compose_nodes, parse_table
+from proxy.clock import iso_time
+from proxy.routing.model import OTHER_RESOURCE, RouteTable
+from proxy.routing.nodes import compose_nodes
+from proxy.routing.parser import parse_table
+from proxy.routing.rules import RESOURCE_RE
 
 
 class EditError(ValueError):
@@ -102,8 +105,9 @@ def flip(
             raise EditError(f"unknown backend '{backend}' (backends: {known})")
         current = table.backend_for(resource)
         if resource in table.routes and current == backend:
-            return Change(_now(), user, resource, current, backend, reason, "flip", recorded=False)
-        change = Change(_now(), user, resource, current, backend, reason, "flip")
+            now = iso_time()
+            return Change(now, user, resource, current, backend, reason, "flip", recorded=False)
+        change = Change(iso_time(), user, resource, current, backend, reason, "flip")
         _apply(routes, text, table, change, environ)
         return change
 
@@ -124,7 +128,7 @@ def rollback(
         if target not in table.backends:
             raise EditError(f"cannot roll back '{resource}' to '{target}': no such backend now")
         current = table.backend_for(resource)
-        change = Change(_now(), user, resource, current, target, reason, "rollback")
+        change = Change(iso_time(), user, resource, current, target, reason, "rollback")
         _apply(routes, text, table, change, environ)
         return change
 
@@ -150,7 +154,7 @@ def rollback_if(
         current = table.backend_for(resource)
         if current != expected or target == current or target not in table.backends:
             return None
-        change = Change(_now(), user, resource, current, target, reason, "rollback")
+        change = Change(iso_time(), user, resource, current, target, reason, "rollback")
         _apply(routes, text, table, change, environ)
         return change
 
@@ -367,7 +371,3 @@ def _append_audit(path: Path, change: Change) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

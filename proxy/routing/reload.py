@@ -1,6 +1,11 @@
 """Reload routes.yaml: on SIGHUP (`reload_on`), on changes seen by a directory watcher
 (`watch_routes`), and after an admin flip or a guard rollback (`reload_now`).
 
+A reload works on a `ReloadTarget` (the process state is one): it reads where the file is and
+its size cap, and hands the outcome back through the target's callbacks, which put a new table
+in force in one assignment, record a failure and publish the table's description (the metrics
+are theirs; this module knows nothing of them). `Tickets` keep overlapping reloads in order.
+
 The file is read and parsed in a thread, never on the event loop: a table of 60,000 routes takes
 seconds to parse, and traffic must not wait for it.
 
@@ -17,15 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from watchfiles import Change, awatch
 
-from proxy.routing.routes import RoutesError, RouteTable, load_table
-from proxy.state import ProxyState
+from proxy.routing.model import RoutesError, RouteTable
+from proxy.routing.parser import load_table
 
 log = logging.getLogger(__name__)
 
@@ -34,66 +40,111 @@ STEP_MS = 5
 MAX_LINKS = 40
 
 
-async def reload_now(state: ProxyState) -> bool:
-    """Load the routes file in a thread; swap `state.table` in one assignment if it is valid and
-    new. Returns whether the file this reload read was valid.
+@dataclass
+class Tickets:
+    """The order of one process's reloads, which may overlap (watcher, SIGHUP, admin flip, guard
+    rollback): one ticket per reload, and one publisher of a table's description at a time."""
+
+    started: int = 0  # tickets handed out, one per reload
+    reported: int = 0  # the ticket of the latest reload whose outcome was applied
+    publishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class RoutesFile(Protocol):
+    """Where the routes file is and how big it may be (`proxy.settings.Settings` is one)."""
+
+    @property
+    def routes(self) -> Path: ...
+
+    @property
+    def max_routes_bytes(self) -> int: ...
+
+
+class ReloadTarget(Protocol):
+    """What a reload reads and where its outcome goes (`proxy.state.ProxyState` is one).
+
+    `settings` is read as each reload starts: a changed path or cap applies to the next one.
+    """
+
+    @property
+    def settings(self) -> RoutesFile: ...
+
+    @property
+    def table(self) -> RouteTable: ...  # the table in force
+
+    @property
+    def last_reload_error(self) -> str | None: ...
+
+    @property
+    def reloads(self) -> Tickets: ...
+
+    def swap_table(self, table: RouteTable) -> None:
+        """Put `table` in force (one assignment), clear the last error, count a success."""
+
+    def reload_failed(self, error: str) -> None:
+        """Keep the table in force; record `error` (its `file:line: message` lines), count it."""
+
+    def publish_routes(self, table: RouteTable) -> None:
+        """Describe `table` wherever tables are described; blocking, so called in a thread."""
+
+
+async def reload_now(target: ReloadTarget) -> bool:
+    """Load the routes file in a thread; swap the target's table in one assignment if it is valid
+    and new. Returns whether the file this reload read was valid.
 
     Reloads may overlap (watcher, SIGHUP, admin flip, guard rollback). Each takes a ticket as it
     starts; an outcome is applied only when no reload started later has reported yet, so an older
     parse never replaces a newer one (nor an older error a newer table).
 
     An invalid, missing or oversized file keeps the table in force, logs every
-    `file:line: message`, records it as `state.last_reload_error` and counts a failed reload.
+    `file:line: message` and hands them to `target.reload_failed`.
     """
-    state.reloads_started += 1
-    ticket = state.reloads_started
-    settings = state.settings
+    tickets = target.reloads
+    tickets.started += 1
+    ticket = tickets.started
+    settings = target.settings
     try:
         table = await asyncio.to_thread(
             load_table, settings.routes, None, settings.max_routes_bytes
         )
     except RoutesError as exc:
-        if _newest(state, ticket):
-            _failed(state, exc)
+        if _newest(tickets, ticket):
+            _failed(target, exc)
         return False
-    if not _newest(state, ticket):
+    if not _newest(tickets, ticket):
         return True
-    if table.sha256 == state.table.sha256 and state.last_reload_error is None:
+    if table.sha256 == target.table.sha256 and target.last_reload_error is None:
         return True
-    state.table = table
-    state.loaded_at = time.time()
-    state.last_reload_error = None
-    state.metrics.reload_result(True)
+    target.swap_table(table)
     log.info("routes reloaded from %s (sha256 %s)", table.source, table.sha256[:12])
-    await _publish_routes(state, table)
+    await _publish_routes(target, table)
     return True
 
 
-def _newest(state: ProxyState, ticket: int) -> bool:
+def _newest(tickets: Tickets, ticket: int) -> bool:
     """Whether reload `ticket` is the latest to report; if so, it now is the one reported."""
-    if ticket < state.reload_reported:
-        log.info("routes reload %d superseded by reload %d", ticket, state.reload_reported)
+    if ticket < tickets.reported:
+        log.info("routes reload %d superseded by reload %d", ticket, tickets.reported)
         return False
-    state.reload_reported = ticket
+    tickets.reported = ticket
     return True
 
 
-def _failed(state: ProxyState, error: RoutesError) -> None:
-    state.last_reload_error = "\n".join(error.errors)
+def _failed(target: ReloadTarget, error: RoutesError) -> None:
     for line in error.errors:
         log.error("routes reload failed: %s", line)
-    state.metrics.reload_result(False)
+    target.reload_failed("\n".join(error.errors))
 
 
-async def _publish_routes(state: ProxyState, table: RouteTable) -> None:
-    """strangler_route_info for `table`, set in a thread (one series per route: 60,000 take
-    seconds), one table at a time and in the order the tables were swapped in."""
-    async with state.route_info_lock:
-        if state.table is table:  # else a newer table was swapped in and publishes itself
-            await asyncio.to_thread(state.metrics.routes_loaded, table)
+async def _publish_routes(target: ReloadTarget, table: RouteTable) -> None:
+    """The description of `table` (strangler_route_info: one series per route, 60,000 take
+    seconds), made in a thread, one table at a time and in the order the tables were swapped in."""
+    async with target.reloads.publishing:
+        if target.table is table:  # else a newer table was swapped in and publishes itself
+            await asyncio.to_thread(target.publish_routes, table)
 
 
-async def reload_on(requested: asyncio.Event, state: ProxyState) -> None:
+async def reload_on(requested: asyncio.Event, target: ReloadTarget) -> None:
     """Reload each time `requested` is set (the SIGHUP handler sets it); runs until cancelled.
 
     Signals arriving during a reload are answered by one more reload once it is done.
@@ -102,7 +153,7 @@ async def reload_on(requested: asyncio.Event, state: ProxyState) -> None:
         await requested.wait()
         requested.clear()
         try:
-            await reload_now(state)
+            await reload_now(target)
         except Exception:
             log.exception("routes reload failed")
 
@@ -147,7 +198,7 @@ class ChainFilter:
 
 
 async def watch_routes(
-    state: ProxyState,
+    target: ReloadTarget,
     *,
     ready: asyncio.Event | None = None,
     debounce_ms: int = DEBOUNCE_MS,
@@ -158,7 +209,7 @@ async def watch_routes(
     `ready` is set once the first watch is in place (tests wait for it).
     """
     while True:
-        chain = resolution_chain(state.settings.routes)
+        chain = resolution_chain(target.settings.routes)
         directories = watched_directories(chain)
         stop = asyncio.Event()
         changes = awatch(
@@ -173,13 +224,13 @@ async def watch_routes(
         pending = asyncio.ensure_future(anext(changes))
         try:
             await asyncio.sleep(0)
-            await reload_now(state)
+            await reload_now(target)
             if ready is not None:
                 ready.set()
             while True:
                 await pending
-                await reload_now(state)
-                chain = resolution_chain(state.settings.routes)
+                await reload_now(target)
+                chain = resolution_chain(target.settings.routes)
                 if watched_directories(chain) != directories:
                     break
                 pending = asyncio.ensure_future(anext(changes))

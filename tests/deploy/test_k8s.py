@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from proxy.routing.routes import parse_table
+from proxy.routing.parser import parse_table
 from proxy.settings import Settings
 from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, Service, container_config, services
 from tests.support import ROOT

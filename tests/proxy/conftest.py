@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry
 
 from proxy.dataplane.forward import Forwarder
 from proxy.dataplane.listener import Listener
-from proxy.http.upstream import Upstreams
+from proxy.http.pool import Upstreams
 from proxy.observe.metrics import Metrics
-from proxy.routing.routes import parse_table
+from proxy.routing.parser import parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
 from stack.ports import wait_port

@@ -8,7 +8,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from proxy.observe.metrics import Metrics
-from proxy.routing.routes import load_table
+from proxy.routing.parser import load_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
 

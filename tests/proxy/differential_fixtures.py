@@ -58,7 +58,7 @@ def serve_httpbin(workdir: Path) -> Iterator[Servers]:
     One gthread worker: connections stay open between requests (as they do from the proxy's
     pool), and every answer comes from one process, so per-process orderings (the set behind
     `Allow`) are the same both ways. `--keep-alive 30`: a pooled connection gunicorn closes
-    after its default 2 s idle could race a non-idempotent request (see proxy/upstream.py).
+    after its default 2 s idle could race a non-idempotent request (see proxy/http/pool.py).
     """
     backend, port, admin_port = free_port(), free_port(), free_port()
     routes = write_routes(

@@ -1,0 +1,135 @@
+"""The guard's timer: judge the armed guards twice a second and roll a failing resource back.
+
+Every `EVALUATE_EVERY` seconds, aligned to the wall clock so that the workers of one proxy
+evaluate at the same instants, `check` re-arms the guards when the table or the audit log changed
+(`Guards.sync`), then asks each armed guard's window for a `verdict` (`proxy.migration.guard`).
+A reason to roll back rolls the resource back through `proxy.routing.edit` (as
+`strangler rollback` does; user "guard", the reason with the figures) and reloads the table at
+once. A guard with `dry_run: true` only reports: a warning in the log,
+strangler_guard_dry_run_trips_total, and "would roll back" on the dashboard. While the proxy
+drains nothing is rolled back.
+
+Workers each see only their own traffic (so `min_requests` counts per worker) and decide alone;
+`edit.rollback_if` checks and rolls back under the routes file's lock, so of several workers
+tripping at once exactly one rolls back and writes the audit line.
+
+The timer works with what it needs, not the process state: a `GuardTimer` holds the guards, the
+routes file, the metrics, and three callables (the table in force, the reload, whether the
+process drains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy.migration.guard import GUARD_USER, Fired, Guards, Watch, verdict
+from proxy.observe.metrics import Metrics
+from proxy.routing import edit
+from proxy.routing.model import RoutesError, RouteTable
+
+log = logging.getLogger("strangler.guard")
+
+EVALUATE_EVERY = 0.5
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class GuardTimer:
+    """What the guard's timer reads and acts on."""
+
+    guards: Guards  # the armed guards' windows; the timer records what it did there
+    routes: Path  # routes.yaml (its audit log is next to it)
+    metrics: Metrics
+    table: Callable[[], RouteTable]  # the table in force now
+    reload: Callable[[], Awaitable[object]]  # load the rewritten routes.yaml at once
+    draining: Callable[[], bool] = _never  # True once the process stops: no more rollbacks
+
+
+def audit_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+async def run_guards(timer: GuardTimer, *, every: float = EVALUATE_EVERY) -> None:
+    """Evaluate the guards every `every` seconds (on wall-clock multiples); until cancelled."""
+    while True:
+        try:
+            await check(timer)
+        except Exception:
+            log.exception("guard evaluation failed")
+        await asyncio.sleep(every - time.time() % every)
+
+
+async def check(timer: GuardTimer) -> None:
+    """One evaluation: re-arm from the table and audit log if either changed, then judge."""
+    guards = timer.guards
+    audit = edit.audit_path(timer.routes)
+    stamp = audit_stamp(audit)
+    table = timer.table()
+    if table is not guards.table or stamp != guards.audit_stamp:
+        entries = await asyncio.to_thread(lambda: list(edit.read_audit(audit)))
+        guards.sync(table, entries)
+        guards.audit_stamp = stamp
+    if timer.draining():
+        return
+    for watch in list(guards.watches.values()):
+        reason = verdict(watch.guard, watch.window.figures())
+        if watch.guard.dry_run:
+            report_dry_run(timer.metrics, watch, reason)
+        elif reason is not None:
+            await fire(timer, watch, reason)
+
+
+def report_dry_run(metrics: Metrics, watch: Watch, reason: str | None) -> None:
+    """Log and count once each time a dry-run guard's limits start being exceeded."""
+    if reason is not None and watch.would is None:
+        log.warning("%s (dry run: %s stays on %s)", reason, watch.resource, watch.backend)
+        metrics.guard_dry_run(watch.resource)
+        watch.would_at = time.time()
+    watch.would = reason
+    if reason is None:
+        watch.would_at = None
+
+
+async def fire(timer: GuardTimer, watch: Watch, reason: str) -> None:
+    """Roll `watch.resource` back unless another process already did; then reload."""
+    guards = timer.guards
+    guards.watches.pop(watch.resource, None)
+    log.warning("%s: rolling %s back from %s", reason, watch.resource, watch.backend)
+    try:
+        change = await asyncio.to_thread(
+            edit.rollback_if,
+            timer.routes,
+            watch.resource,
+            watch.backend,
+            user=GUARD_USER,
+            reason=reason,
+        )
+    except (edit.EditError, RoutesError) as exc:
+        guards.errors[watch.resource] = str(exc)
+        log.error("guard: cannot roll %s back: %s", watch.resource, exc)
+        return
+    if change is None:
+        log.warning("guard: %s was already moved off %s", watch.resource, watch.backend)
+    else:
+        guards.fired[watch.resource] = Fired(change.time, reason)
+        timer.metrics.guard_rollback(watch.resource)
+        log.warning(
+            "guard: rolled %s back from %s to %s",
+            watch.resource,
+            change.from_backend,
+            change.to_backend,
+        )
+    await timer.reload()

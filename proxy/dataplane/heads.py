@@ -1,0 +1,165 @@
+"""The heads the forwarder writes: the upstream request head, the client's response head, a
+relayed interim (1xx) head and a 101's head. Pure functions over parsed messages.
+
+The request target goes upstream byte for byte; headers keep their order and repetitions; only
+hop-by-hop headers (`proxy.http.messages.HOP_BY_HOP`, plus every header named in `Connection`)
+are removed in both directions. The proxy adds X-Forwarded-For/-Proto/-Host (a client's own
+values, and its RFC 7239 `Forwarded`, are kept only when it connects from
+`Settings.trusted_proxies`), `Host` only for an HTTP/1.0 client that sent none, and `Connection`
+on its own responses when it closes or keeps alive an HTTP/1.0 connection. Every request carries
+an `X-Request-ID` upstream (the client's own, else a new one) and back to the client (added when
+the backend did not echo it); the tester override header (`X-Strangler-Force`), `SCRIPT_NAME`,
+`PATH_INFO` and `HTTP2-Settings` never leave the proxy.
+"""
+
+from __future__ import annotations
+
+import random
+
+from proxy.http.exchange import Headers, Response
+from proxy.http.messages import (
+    HOP_BY_HOP,
+    NOTHING,
+    Request,
+    connection_tokens,
+    end_to_end,
+)
+from proxy.migration.canary import FORCE_HEADER
+from proxy.routing.model import Backend
+
+# gunicorn takes SCRIPT_NAME from a header sent from 127.0.0.1 (its default forwarded_allow_ips)
+# and cuts it off PATH_INFO: `/x/bookings` with `SCRIPT_NAME: /x` is served as bookings, whatever
+# `x` routed to. PATH_INFO is in gunicorn's forwarder_headers too. Neither ever goes upstream.
+WSGI_PATH_HEADERS = frozenset({b"script_name", b"path_info"})
+# An h2c upgrade's settings: the upgrade is refused, its header goes nowhere (proxy.tunnel).
+H2C_SETTINGS = b"http2-settings"
+DROPPED = HOP_BY_HOP | {FORCE_HEADER} | WSGI_PATH_HEADERS | {H2C_SETTINGS}
+# A client's own forwarding headers; kept only from `Settings.trusted_proxies`.
+FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"})
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+STATUS_LINE_STARTS = {status: b"HTTP/1.1 %d " % status for status in range(100, 600)}
+
+
+def new_request_id() -> bytes:
+    """32 hex digits. Not a secret, so no system call per request: `random` is seeded from
+    os.urandom when each (worker) interpreter starts."""
+    return b"%032x" % random.getrandbits(128)
+
+
+def request_head(request: Request, backend: Backend) -> bytes:
+    """The upstream request head: target untouched, headers filtered, always HTTP/1.1.
+
+    Kept in one pass over the headers: this runs for every request. Sets `request.request_id`
+    to the client's X-Request-ID, or to a new id (once) that the head then carries.
+    """
+    named = connection_tokens(request.headers) if request.connection else NOTHING
+    trusted = request.trusted
+    parts = [request.method.encode(), b" ", request.target, b" HTTP/1.1\r\n"]
+    host = forwarded_host = proto = None
+    given_id = False
+    chain: list[bytes] = []
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered in DROPPED or lowered in named:
+            continue
+        if lowered in FORWARDED:
+            if trusted:
+                if lowered == b"x-forwarded-for":
+                    chain.append(value)
+                elif lowered == b"x-forwarded-proto":
+                    proto = value
+                elif lowered == b"forwarded":
+                    parts += (name, b": ", value, b"\r\n")  # RFC 7239: kept as it came
+                else:
+                    forwarded_host = value
+            continue
+        if lowered == b"host" and host is None:
+            host = value
+        elif lowered == b"x-request-id" and not given_id:
+            given_id = True
+            request.request_id = value
+        parts += (name, b": ", value, b"\r\n")
+    if not given_id:
+        request.request_id = request.request_id or new_request_id()
+        parts += (b"X-Request-ID: ", request.request_id, b"\r\n")
+    if host is None:
+        host = f"{backend.host}:{backend.port}".encode()
+        parts[4:4] = (b"Host: ", host, b"\r\n")  # first, after the request line
+    if request.chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if request.upgrade is not None:
+        parts += (b"Upgrade: ", request.upgrade, b"\r\nConnection: upgrade\r\n")
+    chain.append(request.peer.encode())
+    parts += (
+        b"X-Forwarded-For: ",
+        b", ".join(chain),
+        b"\r\nX-Forwarded-Proto: ",
+        proto or b"http",
+        b"\r\nX-Forwarded-Host: ",
+        forwarded_host or host,
+        b"\r\n\r\n",
+    )
+    return b"".join(parts)
+
+
+def response_head(response: Response, request: Request, draining: bool) -> tuple[bytes, bool, bool]:
+    """The client response head, whether its body is re-chunked, and whether the connection
+    stays open (one pass over the headers)."""
+    named = connection_tokens(response.headers) if response.connection else NOTHING
+    parts = [STATUS_LINE_STARTS.get(response.status) or b"HTTP/1.1 %d " % response.status]
+    parts += (response.reason, b"\r\n")
+    echoed = False
+    for name, value in response.headers:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP or lowered in named:
+            continue
+        if lowered == b"x-request-id":
+            echoed = True
+        parts += (name, b": ", value, b"\r\n")
+    if not echoed and request.request_id:
+        parts += (b"X-Request-ID: ", request.request_id, b"\r\n")
+    sized = response.sized and b"content-length" not in named
+    http11 = request.version == "1.1"
+    chunked = http11 and not sized and (response.chunked or response.has_body)
+    keep_alive = request.keep_alive and not draining and (sized or chunked or not response.has_body)
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if not keep_alive and http11:
+        parts.append(b"Connection: close\r\n")
+    elif keep_alive and not http11:
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts), chunked and response.has_body, keep_alive
+
+
+def interim_head(status: int, reason: bytes, headers: Headers) -> bytes | None:
+    """A backend's interim response as an HTTP/1.1 client gets it; None for `100 Continue`,
+    which the proxy sends itself (see the module docstring).
+
+    >>> interim_head(103, b"Early Hints", [(b"Link", b"</a.css>"), (b"Keep-Alive", b"timeout=5")])
+    b'HTTP/1.1 103 Early Hints\\r\\nLink: </a.css>\\r\\n\\r\\n'
+    """
+    if status == 100:
+        return None
+    lines = end_to_end(headers, connection_tokens(headers))
+    return b"".join((STATUS_LINE_STARTS[status], reason, b"\r\n", *lines, b"\r\n"))
+
+
+def switching_head(response: Response, request: Request) -> bytes:
+    """The client's 101 head: the backend's end-to-end headers, then its `Upgrade` and
+    `Connection: upgrade` (both hop-by-hop, so set again here) and the request id."""
+    headers = response.headers
+    lines = end_to_end(headers, connection_tokens(headers))
+    protocols = [value for name, value in headers if name.lower() == b"upgrade"]
+    if request.request_id and not any(name.lower() == b"x-request-id" for name, _ in headers):
+        lines += (b"X-Request-ID: ", request.request_id, b"\r\n")
+    lines += (b"Upgrade: ", b", ".join(protocols), b"\r\nConnection: upgrade\r\n\r\n")
+    return b"".join((b"HTTP/1.1 101 ", response.reason, b"\r\n", *lines))
+
+
+def expects_continue(request: Request) -> bool:
+    """Whether the proxy sends `100 Continue`: never to an HTTP/1.0 client (RFC 9110 10.1.1)."""
+    return request.version == "1.1" and any(
+        name.lower() == b"expect" and value.lower() == b"100-continue"
+        for name, value in request.headers
+    )

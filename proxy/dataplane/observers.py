@@ -1,0 +1,110 @@
+"""The end of a request: its `Outcome`, and the observers told of it.
+
+When a request has been answered (or failed with an answer of the proxy's own), the forwarder
+calls `request_done` on each of its observers, in order: the request metrics, the guard's windows,
+the access log. A new thing to learn from every request is a new observer here, not an edit of
+the forwarder. Observers run on the hot path: each is one call, no I/O (the access log batches
+its lines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from proxy.http.messages import Request
+from proxy.migration.canary import CANARY, FORCED, ROUTED
+from proxy.migration.guard import Guards
+from proxy.observe.accesslog import AccessLog
+from proxy.observe.metrics import Metrics
+from proxy.routing.model import Backend
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a request was answered: for metrics, the access log and observers."""
+
+    backend: Backend  # the backend whose answer the client got (or was to get)
+    via: str = ROUTED  # canary.ROUTED, CANARY (the canary share) or FORCED (a tester)
+    status: int = 0  # 0: no answer was sent
+    keep_alive: bool = False
+    bytes_out: int = 0  # response body bytes sent to the client
+    fallback_from: str | None = None  # the backend whose answer a fallback replaced
+    shadow: bool = False  # a copy may go to a shadow backend
+    switched: float = 0.0  # perf_counter() when a 101 went out: the request's duration ends there
+
+
+class Observer(Protocol):
+    """Told of every answered request, once, after its last byte went out."""
+
+    def request_done(
+        self, request: Request, resource: str, outcome: Outcome, seconds: float
+    ) -> None: ...
+
+
+class RequestMetrics:
+    """`strangler_requests_total` and `strangler_request_duration_seconds`."""
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def request_done(
+        self, request: Request, resource: str, outcome: Outcome, seconds: float
+    ) -> None:
+        self._metrics.request_done(
+            resource, outcome.backend.name, request.method, outcome.status, seconds
+        )
+
+
+class GuardWindows:
+    """The guard's rolling windows of statuses and durations, per resource and backend."""
+
+    __slots__ = ("_guards",)
+
+    def __init__(self, guards: Guards) -> None:
+        self._guards = guards
+
+    def request_done(
+        self, request: Request, resource: str, outcome: Outcome, seconds: float
+    ) -> None:
+        self._guards.observe(resource, outcome.backend.name, outcome.status, seconds)
+
+
+class AccessLogLines:
+    """One access-log line per request."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: AccessLog) -> None:
+        self._log = log
+
+    def request_done(
+        self, request: Request, resource: str, outcome: Outcome, seconds: float
+    ) -> None:
+        self._log.request(
+            request.request_id.decode("latin-1"),
+            request.method,
+            request.path,
+            resource,
+            outcome.backend.name,
+            outcome.status,
+            seconds,
+            0 if request.body is None else request.body.total,
+            outcome.bytes_out,
+            outcome.via == CANARY,
+            outcome.via == FORCED,
+            outcome.fallback_from,
+            outcome.shadow,
+        )
+
+
+def standard_observers(
+    metrics: Metrics, guards: Guards, log: AccessLog | None
+) -> tuple[Observer, ...]:
+    """The observers every proxy process has; `log` None: no access log."""
+    observers: list[Observer] = [RequestMetrics(metrics), GuardWindows(guards)]
+    if log is not None:
+        observers.append(AccessLogLines(log))
+    return tuple(observers)

@@ -1,0 +1,106 @@
+"""Messages on the wire as the data plane holds them: a parsed client `Request`, the `Client`
+connection the forwarder answers on, and the header rules both directions share (hop-by-hop
+fields, `Connection` tokens, one field lookup).
+
+Headers are kept as the raw `(name, value)` byte pairs they arrived as, in order and with their
+repetitions; names compare case-insensitively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from proxy.http.exchange import Headers as Headers
+from proxy.http.streams import BodyStream
+from proxy.http.tunnel import End
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+
+NOTHING: frozenset[bytes] = frozenset()
+CONNECTION_SIZE = len(b"connection")
+# The Connection values nearly every peer sends, parsed once.
+COMMON_CONNECTION = {value: frozenset({value}) for value in (b"keep-alive", b"close")}
+
+
+@dataclass(slots=True)
+class Request:
+    """A client request whose head has been parsed; the body (if any) is still arriving."""
+
+    method: str
+    target: bytes
+    version: str
+    headers: Headers
+    peer: str
+    trusted: bool
+    keep_alive: bool
+    body: BodyStream | None = None
+    chunked: bool = False
+    connection: bool = False  # a Connection header is present
+    request_id: bytes = b""  # set by request_head: the client's X-Request-ID or a new one
+    length: int | None = None  # the declared Content-Length of the body, if not chunked
+    upgrade: bytes | None = None  # the `Upgrade` to forward: a tunnel on a 101 (proxy.tunnel)
+
+    @property
+    def path(self) -> str:
+        """The raw target's path, undecoded: `/bookings/%7e?q=1` -> `/bookings/%7e`."""
+        return self.target.partition(b"?")[0].decode("latin-1")
+
+
+class Client(Protocol):
+    """The client connection as the forwarder sees it."""
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def abort(self) -> None: ...
+    # A backend's 1xx: written as `interim_head` words it.
+    def interim(self, status: int, reason: bytes, headers: Headers) -> None: ...
+    # After a 101: the connection, for a tunnel (ConnectionResetError if it is gone).
+    def detach(self) -> End: ...
+
+
+def connection_tokens(headers: Headers) -> frozenset[bytes]:
+    """Header names listed in `Connection` fields: `Connection: close, X-Foo` -> {close, x-foo}."""
+    tokens = NOTHING
+    for name, value in headers:
+        if len(name) == CONNECTION_SIZE and name.lower() == b"connection":
+            lowered = value.lower()
+            found = COMMON_CONNECTION.get(lowered)
+            if found is None:
+                found = frozenset(token.strip() for token in lowered.split(b","))
+            tokens = found if not tokens else tokens | found
+    return tokens
+
+
+def end_to_end(headers: Headers, named: frozenset[bytes] = NOTHING) -> list[bytes]:
+    """Header lines without the hop-by-hop ones (and those `named` in `Connection`)."""
+    lines: list[bytes] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in HOP_BY_HOP and lowered not in named:
+            lines += (name, b": ", value, b"\r\n")
+    return lines
+
+
+def header_value(headers: Headers, name: bytes) -> bytes | None:
+    """The first value of the field `name` (given in lower case), or None.
+
+    >>> header_value([(b"Content-Type", b"text/plain")], b"content-type")
+    b'text/plain'
+    """
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

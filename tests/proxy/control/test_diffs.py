@@ -1,0 +1,189 @@
+"""proxy.control.diffs: the shadow report, its figures from the registry, the merge of the
+workers' kept mismatches; GET /-/diffs, `strangler diffs` and `strangler status` over real
+shadow traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from proxy.control.admin import make_admin_app
+from proxy.control.diffs import figures, merge_mismatches
+from proxy.observe.metrics import Metrics
+from tests.proxy.migration.shadow_rig import (
+    IGNORE,
+    LIVE_BODY,
+    Rig,
+    Start,
+    altered,
+    fixed,
+    json_backend,
+    rigs,
+    routes,
+)
+from tests.support import ROOT, free_port
+
+
+@pytest.fixture
+async def rig_factory() -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
+    async with rigs() as start:
+        yield start
+
+
+# -- /-/diffs, strangler diffs, strangler status -----------------------------------------------
+
+
+async def mismatching_rig(
+    upstream_factory: Start, rig_factory: Callable[..., Awaitable[Rig]]
+) -> Rig:
+    live = await upstream_factory(json_backend(fixed(LIVE_BODY)))
+    shadow = await upstream_factory(json_backend(altered))
+    rig = await rig_factory(routes(live.url, shadow.url, ignore=IGNORE))
+    for path in ("/things/1", "/things/2", "/things/1"):
+        await rig.get(path)
+    await rig.settled()
+    return rig
+
+
+async def test_diffs_endpoint(
+    upstream_factory: Start, rig_factory: Callable[..., Awaitable[Rig]]
+) -> None:
+    rig = await mismatching_rig(upstream_factory, rig_factory)
+    client = TestClient(TestServer(make_admin_app(rig.state)))
+    await client.start_server()
+    try:
+        body = await (await client.get("/-/diffs?resource=things")).json()
+        summary = await (await client.get("/-/diffs")).json()
+        unknown = await client.get("/-/diffs?resource=nope")
+        unknown_body = await unknown.json()
+        bad_limit = await client.get("/-/diffs?resource=things&limit=0")
+        plain = await (await client.get("/-/diffs?resource=plain")).json()
+    finally:
+        await client.close()
+    (mismatch,) = body.pop("mismatches")
+    assert body == {
+        "resource": "things",
+        "shadow": {
+            "backend": "shadow",
+            "percent": 100.0,
+            "ignore": ["$.meta.generated_at", "$.results[*].href"],
+        },
+        "match": 2.0,
+        "mismatch": 1.0,
+        "error": 0.0,
+        "dropped": 0.0,
+        "match_rate": 2 / 3,
+    }
+    assert mismatch.pop("time").endswith("Z")
+    assert mismatch == {
+        "resource": "things",
+        "method": "GET",
+        "path": "/things/2",
+        "request_id": "rid-/things/2",
+        "backend": "live",
+        "shadow_backend": "shadow",
+        "live_status": 200,
+        "shadow_status": 200,
+        "differences": [
+            {
+                "field": "$.results[1].contact_email",
+                "kind": "changed",
+                "live": "b@example.com",
+                "shadow": "B@example.com",
+            },
+            {"field": "$.results[2]", "kind": "added", "live": None, "shadow": {"id": 3}},
+        ],
+    }
+    assert summary == {
+        "resources": {
+            "things": {**{k: v for k, v in body.items() if k != "resource"}, "kept": 1},
+        }
+    }
+    assert unknown.status == 404
+    assert unknown_body["message"] == "Not found: no resource 'nope'."
+    assert bad_limit.status == 400
+    assert plain["shadow"] is None and plain["mismatches"] == []
+
+
+async def run_cli(*args: str) -> tuple[int | None, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_strangler_diffs_and_status(
+    upstream_factory: Start, rig_factory: Callable[..., Awaitable[Rig]]
+) -> None:
+    rig = await mismatching_rig(upstream_factory, rig_factory)
+    server = TestServer(make_admin_app(rig.state), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    admin = str(server.make_url("")).rstrip("/")
+    try:
+        diffs = await run_cli("diffs", "things", "--admin", admin)
+        status = await run_cli("status", "--admin", admin)
+        unknown = await run_cli("diffs", "nope", "--admin", admin, "--limit", "5")
+    finally:
+        await server.close()
+    code, out, err = diffs
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[:2] == [
+        "things: shadowed to shadow at 100%",
+        "compared: 2 match, 1 mismatch, 0 error, 0 dropped; match rate 66.7%",
+    ]
+    assert lines[2] == ""
+    assert lines[3].endswith("Z  GET /things/2  request rid-/things/2")
+    assert lines[4:] == [
+        "  live live 200, shadow shadow 200",
+        '  $.results[1].contact_email: live="b@example.com" shadow="B@example.com"',
+        '  $.results[2]: added, shadow={"id": 3}',
+    ]
+    code, out, err = status
+    assert (code, err) == (0, "")
+    assert out.splitlines()[4:] == [
+        "RESOURCE  BACKEND  METHODS  REQ/S  ERRORS  SHADOW",
+        "things    live     -        0.0    -       66.7% of 3",
+        "plain     live     -        0.0    -       -",
+        "(other)   live     -        0.0    -       -",
+    ]
+    assert unknown == (1, "", "strangler diffs: Not found: no resource 'nope'.\n")
+
+
+def test_merge_mismatches_keeps_the_newest_per_resource() -> None:
+    def mismatch(second: int) -> dict:
+        return {"time": f"2026-11-28T10:00:{second:02d}.000Z", "path": f"/things/{second}"}
+
+    one = {"things": [mismatch(9), mismatch(5), mismatch(1)], "other": [mismatch(3)]}
+    two = {"things": [mismatch(7), mismatch(2)]}
+    merged = merge_mismatches([one, two], keep=4)
+    assert merged == {
+        "things": [mismatch(9), mismatch(7), mismatch(5), mismatch(2)],
+        "other": [mismatch(3)],
+    }
+    assert len(one["things"]) == 3
+
+
+def test_figures_sum_the_counters() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    for result in ("match", "match", "match", "error"):
+        metrics.shadow_result("a", result)
+    metrics.shadow_drop("a")
+    metrics.shadow_drop("b")
+    found = figures(registry)
+    assert found["a"].to_json() == {
+        "match": 3.0,
+        "mismatch": 0.0,
+        "error": 1.0,
+        "dropped": 1.0,
+        "match_rate": 0.75,
+    }
+    assert found["b"].match_rate is None

@@ -1,0 +1,162 @@
+"""proxy.observe.accesslog: the line, batching, and lines really reaching a real process's
+stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from proxy.observe.accesslog import BATCH_BYTES, AccessLog
+from tests.proxy.conftest import canned, exchange, respond, wait_port, write_routes
+from tests.support import ROOT, free_port
+
+
+class Writes(io.StringIO):
+    """A stream that remembers each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_line_keys_values_and_escaping() -> None:
+    stream = Writes()
+    log = AccessLog(stream)
+    log.request(
+        request_id='id"\\\n',
+        method="GET",
+        path='/bookings/"x"\u00e9\t',
+        resource="bookings",
+        backend="drf",
+        status=404,
+        seconds=0.0012345,
+        bytes_in=3,
+        bytes_out=45,
+        canary=True,
+        fallback="legacy",
+        shadow=True,
+    )
+    text = stream.getvalue()
+    assert text.endswith("}\n") and text.count("\n") == 1 and text.isascii()
+    line = json.loads(text)
+    assert list(line) == [
+        "time", "request_id", "method", "path", "resource", "backend", "status", "duration_ms",
+        "bytes_in", "bytes_out", "canary", "forced", "fallback", "shadow",
+    ]  # fmt: skip
+    assert line["request_id"] == 'id"\\\n'
+    assert line["path"] == '/bookings/"x"\u00e9\t'
+    assert (line["status"], line["duration_ms"], line["bytes_in"], line["bytes_out"]) == (
+        404,
+        1.234,
+        3,
+        45,
+    )
+    assert (line["canary"], line["forced"], line["fallback"], line["shadow"]) == (
+        True,
+        False,
+        "legacy",
+        True,
+    )
+    assert time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S")
+    assert line["time"][19] == "." and line["time"].endswith("Z") and len(line["time"]) == 24
+
+
+async def test_lines_are_batched_in_whole_lines_of_at_most_pipe_buf() -> None:
+    stream = Writes()
+    log = AccessLog(stream)
+    lines = [f'{{"n": {n}, "pad": "{"x" * (n % 300)}"}}\n' for n in range(200)]
+    for line in lines:
+        log.write(line)
+    assert stream.writes  # a full batch goes out at once
+    await asyncio.sleep(0.15)  # the rest within FLUSH_SECONDS
+    assert "".join(stream.writes) == "".join(lines)
+    assert all(len(w) <= BATCH_BYTES and w.endswith("\n") for w in stream.writes)
+    assert len(stream.writes) < 20
+
+
+def test_without_a_loop_a_line_is_written_at_once() -> None:
+    stream = Writes()
+    AccessLog(stream).write("one\n")
+    assert stream.writes == ["one\n"]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def start(
+    procs: list[subprocess.Popen[bytes]], routes: Path, env: dict[str, str], *args: str
+) -> int:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "proxy", "serve", "--routes", str(routes),
+        "--port", str(port), "--admin-port", str(free_port()), *args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    procs.append(proc)
+    wait_port(port)
+    return port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> list[str]:
+    proc.terminate()
+    out, _ = proc.communicate(timeout=15)
+    return out.decode().splitlines()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_real_process_writes_one_json_line_per_request_to_stdout(
+    upstream_factory, tmp_path: Path, serve, workers: str
+) -> None:
+    upstream = await upstream_factory(canned(respond(b"200 OK", b"hello")))
+    routes = write_routes(tmp_path / "routes.yaml", {"app": upstream.url}, "app")
+    port = start(serve, routes, {"STRANGLER_ACCESS_LOG": "1"}, "--workers", workers)
+    for n in range(30):
+        request = b"GET /bookings/%d?q=1 HTTP/1.1\r\nHost: h\r\nX-Request-ID: req-%d\r\n\r\n" % (
+            n,
+            n,
+        )
+        response = await exchange(port, request)
+        assert response.header(b"X-Request-ID") == b"req-%d" % n
+    await asyncio.sleep(0.3)  # lines are flushed within FLUSH_SECONDS, before SIGTERM
+    lines = [json.loads(line) for line in stop(serve[0]) if line.startswith("{")]
+    assert sorted(line["request_id"] for line in lines) == sorted(f"req-{n}" for n in range(30))
+    assert {(line["path"], line["status"], line["bytes_out"]) for line in lines} == {
+        (f"/bookings/{n}", 200, 5) for n in range(30)
+    }
+
+
+async def test_switched_off_nothing_on_stdout(upstream_factory, tmp_path: Path, serve) -> None:
+    upstream = await upstream_factory(canned(respond()))
+    routes = write_routes(tmp_path / "routes.yaml", {"app": upstream.url}, "app")
+    port = start(serve, routes, {"STRANGLER_ACCESS_LOG": "0"})
+    assert (await exchange(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")).status == 200
+    await asyncio.sleep(0.2)
+    assert stop(serve[0]) == []
