@@ -1,7 +1,9 @@
 """`serve(settings)`: the proxy process (or its workers) from start to a clean exit.
 
-One worker serves the public port (`proxy.listener`), the admin port (`proxy.admin`), watches the
-routes file (`proxy.reload`) and reloads on SIGHUP. On SIGTERM it stops accepting, reports not
+One worker serves the public port (`proxy.dataplane.listener`), the admin port
+(`proxy.control.admin`), watches the routes file (`proxy.routing.reload`) and reloads on SIGHUP.
+This module wires them: `build_state` makes what the process holds, whole, before it serves, and
+`run_worker` starts and stops the rest. On SIGTERM it stops accepting, reports not
 ready, lets in-flight requests finish within `Settings.drain_seconds` and exits 0.
 
 With `workers > 1` this process only supervises: it sets PROMETHEUS_MULTIPROC_DIR to a fresh
@@ -26,13 +28,16 @@ import time
 from collections.abc import Coroutine
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from proxy.routing.model import RoutesError, RouteTable
 from proxy.routing.parser import load_table
 from proxy.settings import MULTIPROC_ENV, Settings
+
+if TYPE_CHECKING:
+    from proxy.state import ProxyState
 
 WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
 # Collections rarer than the defaults: less CPU per request, and a routes reload parsing in a
@@ -66,30 +71,38 @@ def run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool) -> int:
-    """One serving process: listeners, reload watcher, signal handlers, drain."""
+def build_state(settings: Settings, table: RouteTable) -> ProxyState:
+    """Everything one serving process holds for its lifetime, built whole before it serves."""
     from prometheus_client import CollectorRegistry
 
+    from proxy.migration.shadow import Shadows
+    from proxy.observe.metrics import Metrics
+    from proxy.state import ProxyState
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, multiprocess=settings.shared_directory is not None)
+    metrics.routes_loaded(table)
+    return ProxyState(settings, table, metrics, registry, time.time(), shadows=Shadows(metrics))
+
+
+async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool) -> int:
+    """One serving process: listeners, reload watcher, signal handlers, drain."""
     from proxy.control.admin import make_admin_app
     from proxy.control.rollback import GuardTimer, run_guards
     from proxy.dataplane.forward import Forwarder
     from proxy.dataplane.listener import Listener
     from proxy.http.batch import WriteBatch
     from proxy.http.pool import Upstreams
-    from proxy.migration.shadow import Shadows
     from proxy.observe.accesslog import AccessLog
-    from proxy.observe.metrics import Metrics, flush_periodically
+    from proxy.observe.metrics import flush_periodically
     from proxy.observe.sharing import DEBT, MISMATCHES, share_periodically
     from proxy.routing.reload import reload_now, reload_on, watch_routes
-    from proxy.state import ProxyState
     from proxy.tasks import Tasks
 
-    registry = CollectorRegistry()
     directory = settings.shared_directory  # several workers: their metric values and snapshots
-    metrics = Metrics(registry, multiprocess=directory is not None)
-    state = ProxyState(settings, table, metrics, registry, time.time())
-    state.metrics.routes_loaded(table)
-    shadows = state.shadows = Shadows(state.metrics)
+    state = build_state(settings, table)
+    shadows = state.shadows
+    assert shadows is not None
     shadows.start()
     batch = WriteBatch()  # the client and upstream writes of a loop pass leave together
     upstreams = Upstreams(batch, settings.max_response_head)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.contract import (
+from tests.support.contract import (
     ContractError,
     assert_conforms,
     check_response,

@@ -43,7 +43,7 @@ from proxy.http.pool import Exchange, Upstreams
 from proxy.http.streams import BodyStream
 from proxy.http.tunnel import splice
 from proxy.migration.canary import FORCED, BackendChooser
-from proxy.migration.fallback import Replay, complete_body, discard, plan_replay
+from proxy.migration.fallback import Fallbacks, Replay
 from proxy.migration.shadow import Tee
 from proxy.observe.accesslog import AccessLog
 from proxy.routing.model import Backend, Decision, RouteTable
@@ -65,6 +65,7 @@ class Forwarder:
         self.state = state
         self.upstreams = upstreams
         self.chooser = BackendChooser(state.settings)
+        self.fallbacks = Fallbacks(state.settings.fallback_body_cap, state.debt, state.metrics)
         self.access_log = access_log or AccessLog()
         if observers is None:
             log = self.access_log if state.settings.access_log else None
@@ -119,14 +120,13 @@ class Forwarder:
             if request.body is not None and expects_continue(request):
                 client.write(CONTINUE)
             route = None if outcome.via == FORCED else decision.route  # a tester sees the answer
-            cap = self.state.settings.fallback_body_cap
-            replay = plan_replay(route, table, outcome.backend, request.body, cap, request.length)
+            replay = self.fallbacks.plan(
+                route, table, outcome.backend, request.body, request.length
+            )
             body = request.body if replay is None else replay.body
             exchange = await self._send(request, outcome.backend, body, client)
             if replay is not None and replay.wanted(exchange.response.status):
-                exchange = await self._fall_back(
-                    request, client, decision, exchange, replay, outcome
-                )
+                exchange = await self._replay(request, client, decision, exchange, replay, outcome)
         except ProxyError as exc:
             outcome.status = self._fail(request, client, outcome.backend, exc)
             return
@@ -172,7 +172,7 @@ class Forwarder:
         self, request: Request, client: Client, exchange: Exchange, outcome: Outcome
     ) -> None:
         """The backend switched protocols: relay its 101, then splice the two connections until
-        the tunnel ends (`proxy.tunnel`). Counted as a 101 then, timed to the 101 only."""
+        the tunnel ends (`proxy.http.tunnel`). Counted as a 101 then, timed to the 101 only."""
         try:
             client.write(switching_head(exchange.response, request))
             downstream = client.detach()
@@ -189,7 +189,7 @@ class Forwarder:
         finally:
             tunnels.dec()
 
-    async def _fall_back(
+    async def _replay(
         self,
         request: Request,
         client: Client,
@@ -198,28 +198,12 @@ class Forwarder:
         replay: Replay,
         outcome: Outcome,
     ) -> Exchange:
-        """The fallback backend's exchange instead of `exchange`, if the request is replayable."""
-        first, code = outcome.backend.name, exchange.response.status
-        to = replay.backend.name
-        completing = not replay.replayable and replay.completable
-        if completing:
-            await complete_body(replay, exchange)  # drops the first answer
-        replayable = replay.replayable
-        self.state.debt.record(
-            decision.resource,
-            request.method,
-            request.path,
-            code,
-            f"{first} -> {to}",
-            replayed=replayable,
-        )
-        if not replayable:
+        """The fallback step (`Fallbacks.take_over`): the exchange whose answer the client gets."""
+        shape = (decision.resource, request.method, request.path)
+        if not await self.fallbacks.take_over(replay, exchange, outcome.backend, shape):
             return exchange
-        if not completing:
-            await discard(exchange)
-        self.state.metrics.fallback(decision.resource, first, to, code)
+        outcome.fallback_from = outcome.backend.name
         outcome.backend = replay.backend
-        outcome.fallback_from = first
         return await self._send(request, replay.backend, replay.body_again(), client)
 
     def _fail(self, request: Request, client: Client, backend: Backend, exc: ProxyError) -> int:

@@ -31,7 +31,7 @@ from proxy.routing.model import Backend
 # and cuts it off PATH_INFO: `/x/bookings` with `SCRIPT_NAME: /x` is served as bookings, whatever
 # `x` routed to. PATH_INFO is in gunicorn's forwarder_headers too. Neither ever goes upstream.
 WSGI_PATH_HEADERS = frozenset({b"script_name", b"path_info"})
-# An h2c upgrade's settings: the upgrade is refused, its header goes nowhere (proxy.tunnel).
+# An h2c upgrade's settings: the upgrade is refused, its header goes nowhere (proxy.http.tunnel).
 H2C_SETTINGS = b"http2-settings"
 DROPPED = HOP_BY_HOP | {FORCE_HEADER} | WSGI_PATH_HEADERS | {H2C_SETTINGS}
 # A client's own forwarding headers; kept only from `Settings.trusted_proxies`.

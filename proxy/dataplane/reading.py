@@ -236,7 +236,7 @@ class RequestReading:
             self._body_timer.cancel()
             self._body_timer = None
 
-    # connection upgrades (proxy.tunnel)
+    # connection upgrades (proxy.http.tunnel)
 
     def _upgrade(self, rest: bytes) -> None:
         """llhttp stopped after a request that asks to switch protocols, or a CONNECT: `rest`

@@ -51,7 +51,7 @@ class Request:
     connection: bool = False  # a Connection header is present
     request_id: bytes = b""  # set by request_head: the client's X-Request-ID or a new one
     length: int | None = None  # the declared Content-Length of the body, if not chunked
-    upgrade: bytes | None = None  # the `Upgrade` to forward: a tunnel on a 101 (proxy.tunnel)
+    upgrade: bytes | None = None  # the `Upgrade` to forward: a tunnel on a 101 (proxy.http.tunnel)
 
     @property
     def path(self) -> str:

@@ -16,8 +16,8 @@ shape that hit a fallback code, with how many could not be replayed.
 A request a tester forced to a backend (`proxy.migration.canary`) is never replayed: the tester
 sees the answer of the backend they chose.
 
-This module owns the replay step of the request path: `plan_replay` before the request is sent,
-`complete_body` and `discard` once the first answer's code asks for the fallback.
+This module owns the replay step of the request path, `Fallbacks`: `plan` before the request is
+sent, `take_over` once the first answer's code asks for the fallback.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from proxy.errors import ProxyError, RequestBodyTimeout
 from proxy.http.pool import Exchange
 from proxy.http.streams import BodyStream
+from proxy.observe.debt import DebtRegistry
+from proxy.observe.metrics import Metrics
 from proxy.routing.model import Backend, Route, RouteTable
 
 DISCARD_LIMIT = 64 * 1024  # a first answer's body is read to reuse the connection up to this
@@ -180,3 +182,48 @@ async def discard(exchange: Exchange) -> None:
         exchange.abort()
         raise
     exchange.release()
+
+
+class Fallbacks:
+    """The replay step: what a request keeps for a replay, and the replay itself, recorded in the
+    debt registry and counted in `strangler_fallbacks_total`."""
+
+    def __init__(self, cap: int, debt: DebtRegistry, metrics: Metrics) -> None:
+        self._cap = cap
+        self._debt = debt
+        self._metrics = metrics
+
+    def plan(
+        self,
+        route: Route | None,
+        table: RouteTable,
+        serving: Backend,
+        body: BodyStream | None,
+        expected: int | None,
+    ) -> Replay | None:
+        """`plan_replay` with the process's body cap."""
+        return plan_replay(route, table, serving, body, self._cap, expected)
+
+    async def take_over(
+        self, replay: Replay, first: Exchange, serving: Backend, shape: tuple[str, str, str]
+    ) -> bool:
+        """Whether the fallback backend takes the request over from `serving`, whose answer
+        `first` asked for it: True when the request can be replayed (`first` is dropped; send
+        `replay.body_again()` to `replay.backend`), False when `first` stands. Recorded in the
+        debt registry either way. `shape` is (resource, method, path).
+        """
+        code, to = first.response.status, replay.backend.name
+        completing = not replay.replayable and replay.completable
+        if completing:
+            await complete_body(replay, first)  # drops the first answer
+        replayable = replay.replayable
+        resource, method, path = shape
+        self._debt.record(
+            resource, method, path, code, f"{serving.name} -> {to}", replayed=replayable
+        )
+        if not replayable:
+            return False
+        if not completing:
+            await discard(first)
+        self._metrics.fallback(resource, serving.name, to, code)
+        return True

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.contract import assert_conforms, load_spec
 from tests.support import HEADERS, RESOURCE_SOURCES, World, make_world
+from tests.support.contract import assert_conforms, load_spec
 
 ENVELOPE_401 = {
     "http_status_code": 401,

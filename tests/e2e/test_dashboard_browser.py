@@ -16,9 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.browser import Chromium
 from tests.e2e.fakes import ADMIN_TOKEN, Proxy, fake_backends, proxy_process, routes_text, send
 from tests.support import ROOT
+from tests.support.browser import Chromium
 
 ARTIFACTS = ROOT / "artifacts"
 RESOURCES = {"bookings": "legacy", "customers": "legacy", "tours": "drf"}

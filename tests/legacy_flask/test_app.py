@@ -5,7 +5,7 @@ import requests
 
 from legacy_flask import create_app
 from legacy_flask.sources import Sources
-from tests.contract import assert_conforms, load_spec
+from tests.support.contract import assert_conforms, load_spec
 
 KEY = {"X-Application-Key": "demo"}
 UNAUTHORIZED = {

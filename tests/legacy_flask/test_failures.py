@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from legacy_flask import create_app
-from tests.contract import assert_conforms, load_spec
 from tests.support import HEADERS, World, make_world
+from tests.support.contract import assert_conforms, load_spec
 
 BAD_GATEWAY = {
     "http_status_code": 502,

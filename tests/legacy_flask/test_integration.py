@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.contract import assert_conforms, load_spec
 from tests.support import HEADERS, RESOURCE_SOURCES, World
+from tests.support.contract import assert_conforms, load_spec
 
 Json = Any
 

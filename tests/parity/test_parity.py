@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.contract import assert_conforms, load_spec
 from tests.support import API_RESOURCES, HEADERS, World
+from tests.support.contract import assert_conforms, load_spec
 
 HOST = {"Host": "api.example.test"}
 RESOURCES = API_RESOURCES

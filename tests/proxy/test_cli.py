@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from proxy.cli import main
 from proxy.control.admin import make_admin_app
-from tests.proxy.control_fixtures import ROUTES, make_state, write
 from tests.support import free_port
+from tests.support.control import ROUTES, make_state, write
 
 
 def strangler(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from proxy.observe.metrics import FLUSH_SECONDS
-from tests.proxy.conftest import (
+from tests.support import ROOT, free_port
+from tests.support.raw_http import (
     RawRequest,
     Upstream,
     canned,
@@ -23,7 +24,6 @@ from tests.proxy.conftest import (
     worker_pids,
     write_routes,
 )
-from tests.support import ROOT, free_port
 
 GET = b"GET /bookings/1 HTTP/1.1\r\nHost: api\r\n\r\n"
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from proxy.control.admin import make_admin_app
 from proxy.state import ProxyState
-from tests.proxy.control_fixtures import ROUTES, make_state, write
+from tests.support.control import ROUTES, make_state, write
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

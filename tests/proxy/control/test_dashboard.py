@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from proxy.control.admin import make_admin_app
 from proxy.control.dashboard import ASSET_TYPES, load_assets, recent_audit
 from proxy.state import ProxyState
-from tests.proxy.control_fixtures import make_state, write
+from tests.support.control import make_state, write
 
 TOKEN = "dashboard-token-9f3c"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

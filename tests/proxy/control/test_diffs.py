@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from proxy.control.admin import make_admin_app
 from proxy.control.diffs import figures, merge_mismatches
 from proxy.observe.metrics import Metrics
-from tests.proxy.migration.shadow_rig import (
+from tests.support import ROOT, free_port
+from tests.support.shadow_rig import (
     IGNORE,
     LIVE_BODY,
     Rig,
@@ -26,7 +27,6 @@ from tests.proxy.migration.shadow_rig import (
     rigs,
     routes,
 )
-from tests.support import ROOT, free_port
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from proxy.routing.parser import load_table
 from proxy.routing.reload import reload_now
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from tests.proxy.conftest import ProxyProcess, RawRequest, Upstream, canned, respond
+from tests.support.raw_http import ProxyProcess, RawRequest, Upstream, canned, respond
 
 UpstreamFactory = Callable[[Callable[[Upstream], object]], Awaitable[Upstream]]
 

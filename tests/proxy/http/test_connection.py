@@ -15,7 +15,7 @@ import pytest
 
 from proxy.http.exchange import keep_alive_timeout
 from proxy.settings import Settings
-from tests.proxy.conftest import (
+from tests.support.raw_http import (
     RawRequest,
     Upstream,
     canned,

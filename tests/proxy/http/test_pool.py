@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.proxy.conftest import (
+from tests.proxy.http.test_connection import GET, assert_envelope, errors, silent, trickle
+from tests.support import free_port
+from tests.support.raw_http import (
     RawRequest,
     Upstream,
     canned,
@@ -22,8 +24,6 @@ from tests.proxy.conftest import (
     read_response,
     respond,
 )
-from tests.proxy.http.test_connection import GET, assert_envelope, errors, silent, trickle
-from tests.support import free_port
 
 
 async def test_refused_is_502(proxy_factory):

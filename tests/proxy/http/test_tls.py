@@ -21,7 +21,8 @@ from proxy.http.pool import Upstreams
 from proxy.http.tls import TlsContexts
 from proxy.routing.model import Backend, TlsOptions
 from proxy.routing.parser import parse_table
-from tests.proxy.conftest import (
+from tests.proxy.http.test_connection import assert_envelope, errors
+from tests.support.raw_http import (
     Upstream,
     canned,
     exchange,
@@ -29,7 +30,6 @@ from tests.proxy.conftest import (
     respond,
     table_text,
 )
-from tests.proxy.http.test_connection import assert_envelope, errors
 
 REQUEST = b"GET /bookings/1?q=%20 HTTP/1.1\r\nHost: api.example\r\nX-Request-ID: tls-1\r\n\r\n"
 FORWARDED = (

@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 
 from proxy.http.streams import HIGH_WATER
 from proxy.settings import Settings
-from tests.proxy.conftest import RawRequest, canned, read_body, read_head, read_response, respond
+from tests.support.raw_http import RawRequest, canned, read_body, read_head, read_response, respond
 
 MIB = 1024 * 1024
 UPGRADE = (

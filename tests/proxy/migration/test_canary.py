@@ -27,8 +27,8 @@ from proxy.migration.canary import (
 from proxy.routing.model import RouteTable
 from proxy.routing.parser import parse_table
 from proxy.settings import Settings
-from tests.proxy.conftest import canned, exchange, read_response, respond
-from tests.proxy.routing_fixtures import log_lines, routed_proxy, routes_yaml
+from tests.support.raw_http import canned, exchange, read_response, respond
+from tests.support.routed import log_lines, routed_proxy, routes_yaml
 
 KEYS = [f"client-{n}".encode() for n in range(10_000)]
 TOKEN = "tester-s3cret"

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from proxy.control.admin import make_admin_app
 from proxy.settings import Settings
-from tests.proxy.conftest import RawRequest, Upstream, canned, read_body, read_head, respond
-from tests.proxy.routing_fixtures import log_lines, routed_proxy, routes_yaml, sample
+from tests.support.raw_http import RawRequest, Upstream, canned, read_body, read_head, respond
+from tests.support.routed import log_lines, routed_proxy, routes_yaml, sample
 
 FALLBACK_ANSWER = respond(b"201 Created", b'{"id": 9}', (b"Content-Type: application/json",))
 FALLBACKS = "strangler_fallbacks_total"

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from proxy.migration.shadow import head_field
-from tests.proxy.conftest import RawRequest
-from tests.proxy.migration.shadow_rig import (
+from tests.support import free_port
+from tests.support.raw_http import RawRequest
+from tests.support.shadow_rig import (
     IGNORE,
     LIVE_BODY,
     Rig,
@@ -22,7 +23,6 @@ from tests.proxy.migration.shadow_rig import (
     rigs,
     routes,
 )
-from tests.support import free_port
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from proxy.observe.accesslog import BATCH_BYTES, AccessLog
-from tests.proxy.conftest import canned, exchange, respond, wait_port, write_routes
+from stack.ports import wait_port
 from tests.support import ROOT, free_port
+from tests.support.raw_http import canned, exchange, respond, write_routes
 
 
 class Writes(io.StringIO):

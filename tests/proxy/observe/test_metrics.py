@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.observe.metrics import DURATION_BUCKETS, Metrics, exposition, samples
 from proxy.routing.parser import parse_table
 from proxy.settings import shared_directory
-from tests.proxy.control_fixtures import ROUTES
 from tests.support import METRICS, ROOT
+from tests.support.control import ROUTES
 
 DESIGN_TABLE = {  # family names: prometheus_client drops a counter's _total
     name.removesuffix("_total"): (kind, set(labels)) for name, (kind, labels) in METRICS.items()

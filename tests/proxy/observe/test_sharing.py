@@ -15,7 +15,7 @@ from pathlib import Path
 
 from proxy.observe.sharing import SHARE_SECONDS, others, publish, share
 from proxy.settings import shared_directory
-from tests.proxy.conftest import RawRequest, canned, exchange, respond, worker_pids
+from tests.support.raw_http import RawRequest, canned, exchange, respond, worker_pids
 
 
 def test_shared_directory_only_with_several_workers(tmp_path: Path) -> None:

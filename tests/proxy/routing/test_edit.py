@@ -14,7 +14,7 @@ import pytest
 from proxy.routing import edit
 from proxy.routing.model import RoutesError
 from proxy.routing.parser import load_table
-from tests.proxy.control_fixtures import ROUTES, write
+from tests.support.control import ROUTES, write
 
 
 @pytest.fixture

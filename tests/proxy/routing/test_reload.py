@@ -18,7 +18,7 @@ from proxy.routing import reload
 from proxy.routing.reload import reload_now, reload_on, resolution_chain, watch_routes
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from tests.proxy.control_fixtures import ROUTES, make_state, sample, write
+from tests.support.control import ROUTES, make_state, sample, write
 
 FLIPPED = ROUTES.replace("bookings: legacy", "bookings: drf")
 BROKEN = ROUTES.replace("tours: drf", "tours: drff")

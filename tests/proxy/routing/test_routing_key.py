@@ -16,8 +16,8 @@ import pytest
 
 from proxy.http.messages import Request
 from proxy.routing.model import routing_key
-from tests.proxy.conftest import InProcessProxy, RawResponse, Upstream, canned, exchange, respond
-from tests.proxy.routing_fixtures import log_lines, routed_proxy, routes_yaml, sample
+from tests.support.raw_http import InProcessProxy, RawResponse, Upstream, canned, exchange, respond
+from tests.support.routed import log_lines, routed_proxy, routes_yaml, sample
 
 # Served as /bookings/7 by both gateways; routed by a key other than `bookings` before.
 BOOKINGS_SPELLINGS = (

@@ -19,7 +19,7 @@ from stack.services import (
     source_system,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "demo"
 # The API's resources with the source system that owns each one's records.
 RESOURCE_SOURCES = (

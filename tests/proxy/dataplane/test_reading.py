@@ -1,4 +1,5 @@
-"""Request line, headers and body over the limits: 414, 431, 413 (and 400 for non-HTTP)."""
+"""proxy.dataplane.reading: request line, headers and body over the limits: 414, 431, 413
+(and 400 for non-HTTP)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from proxy.settings import Settings
-from tests.proxy.conftest import canned, exchange, read_response, respond
+from tests.support.raw_http import canned, exchange, read_response, respond
 
 LIMITS = Settings(
     max_request_line=100, max_header_size=200, max_headers_total=1000, max_body_size=64

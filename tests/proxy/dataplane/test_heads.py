@@ -1,5 +1,5 @@
-"""Interim (1xx) responses, byte for byte: relayed to HTTP/1.1 clients only, one 100 Continue at
-most, and a backend status outside 100-599 is a 502."""
+"""proxy.dataplane.heads and the 1xx path: interim responses, byte for byte: relayed to HTTP/1.1
+clients only, one 100 Continue at most, and a backend status outside 100-599 is a 502."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.proxy.conftest import RawRequest, read_body, read_head, read_response, respond
+from tests.support.raw_http import RawRequest, read_body, read_head, read_response, respond
 
 EARLY_HINTS = (
     b"HTTP/1.1 103 Early Hints\r\n"

@@ -1,4 +1,5 @@
-"""Forwarding, byte for byte: targets, headers, bodies, framing, status codes."""
+"""proxy.dataplane.forward and heads, byte for byte: targets, headers, bodies, framing, status
+codes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import pytest
 
 from proxy.settings import Settings
-from tests.proxy.conftest import (
+from tests.support.raw_http import (
     RawRequest,
     canned,
     exchange,

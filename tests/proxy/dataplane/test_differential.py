@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.proxy.differential_fixtures import (
+from tests.proxy.dataplane.differential_fixtures import (
     HOST,
     Case,
     Servers,

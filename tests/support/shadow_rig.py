@@ -24,7 +24,7 @@ from proxy.observe.metrics import Metrics
 from proxy.routing.parser import parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from tests.proxy.conftest import Handler, RawRequest, Upstream, exchange, read_body, read_head
+from tests.support.raw_http import Handler, RawRequest, Upstream, exchange, read_body, read_head
 
 Answer = Callable[[RawRequest], tuple[bytes, bytes]]  # request -> (status line rest, JSON body)
 Start = Callable[[Callable[[Upstream], Handler]], Awaitable[Upstream]]

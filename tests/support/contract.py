@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),

@@ -22,8 +22,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from stack.ports import wait_port
-from tests.proxy.conftest import write_routes
 from tests.support import ROOT, free_port
+from tests.support.raw_http import write_routes
 
 HOST = b"httpbin.test"  # only ever a Host header value: every byte goes to 127.0.0.1
 # The hop-by-hop fields forward.py names (RFC 9110 section 7.6.1's, and RFC 2616's Trailer and

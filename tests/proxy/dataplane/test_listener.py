@@ -1,5 +1,6 @@
-"""The public listener against hostile and unusual clients, byte by byte: trailers, half-closes,
-stalled bodies, Host rules, transfer codings, extension methods, a head sent in pieces."""
+"""proxy.dataplane.listener and reading against hostile and unusual clients, byte by byte:
+trailers, half-closes, stalled bodies, Host rules, transfer codings, extension methods, a head
+sent in pieces."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import socket
 import pytest
 
 from proxy.settings import Settings
-from tests.proxy.conftest import RawResponse, canned, exchange, read_response, respond
+from tests.support.raw_http import RawResponse, canned, exchange, read_response, respond
 
 
 async def error_of(result: RawResponse, status: int) -> None:

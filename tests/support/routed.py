@@ -21,7 +21,7 @@ from proxy.observe.metrics import Metrics
 from proxy.routing.parser import parse_table
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from tests.proxy.conftest import InProcessProxy
+from tests.support.raw_http import InProcessProxy
 
 
 def routes_yaml(backends: Mapping[str, str], default: str, resources: str = "") -> str:
