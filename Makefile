@@ -1,11 +1,12 @@
 # The two commands: `make run` starts the whole local stack, `make test` passes the tests.
+# `make fleet`: the same stack with etcd and three proxy replicas on it (ports 8080/8180/8280).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test system-deps lint typecheck pytest bench clean
+.PHONY: run fleet test system-deps lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 
 run: $(STAMP_RUN)
 	$(BIN)/python -m stack
+
+fleet: $(STAMP_RUN)
+	@command -v etcd >/dev/null || { echo "make fleet needs etcd: apt-get install etcd-server (or run make system-deps as root)" >&2; exit 1; }
+	$(BIN)/python -m stack fleet
 
 test: $(STAMP_DEV) system-deps lint typecheck pytest
 

@@ -1,4 +1,4 @@
-"""`python -m bench [proxy|instructions|gateways]`: the benchmarks, all by default, in turn.
+"""`python -m bench [proxy|instructions|gateways|fleet]`: the benchmarks, all by default, in turn.
 
 proxy:        a static backend direct, through our proxy and through nginx, against the proxy's
               targets (bench.proxy); bench/results/latest.json.
@@ -7,6 +7,9 @@ instructions: instructions per request of our proxy and of nginx, counted by cal
               bench/results/instructions.json.
 gateways:     the legacy and the DRF gateway under gunicorn, DRF/legacy throughput against the
               70% target (bench.gateways); bench/results/gateways.json.
+fleet:        etcd and three proxy replicas: from `strangler flip --store` returning until every
+              replica routes the new way, median and p99 over 50 flips against the 250 ms p99
+              target (bench.fleet); bench/results/fleet.json.
 
 A benchmark reports: the exit status is 0 whatever the numbers (PASS/FAIL is printed).
 """
@@ -18,9 +21,9 @@ import sys
 from collections.abc import Callable
 from functools import partial
 
-from bench import gateways, instructions, proxy
+from bench import fleet, gateways, instructions, proxy
 
-WHICH = ("all", "proxy", "instructions", "gateways")
+WHICH = ("all", "proxy", "instructions", "gateways", "fleet")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--requests", type=int, default=4000, help="instructions: requests counted (default 4000)"
     )
+    parser.add_argument("--flips", type=int, default=50, help="fleet: flips timed (default 50)")
     args = parser.parse_args(argv)
-    for name in ("seconds", "rounds", "workers", "connections", "requests"):
+    for name in ("seconds", "rounds", "workers", "connections", "requests", "flips"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
     return args
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "gateways": partial(
             gateways.run, args.seconds, args.rounds, args.workers, args.connections
         ),
+        "fleet": partial(fleet.run, args.flips),
     }
     chosen = list(runs) if args.which == "all" else [args.which]
     for index, name in enumerate(chosen):

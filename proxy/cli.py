@@ -1,4 +1,4 @@
-"""`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status, diffs.
+"""`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status, diffs, store.
 
 Exit codes: 0 done, 1 failed (one clear line per problem on stderr), 2 bad usage.
 """
@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from proxy import store_commands
 from proxy.migration.diff import Difference
 from proxy.routing import edit
 from proxy.routing.model import OTHER_RESOURCE, RoutesError
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-host", help="admin listener address (default 127.0.0.1)")
     serve.add_argument("--admin-port", type=int, help="admin listener port (default 8081)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    add_store(serve)
+    serve.add_argument(
+        "--store-cache",
+        type=Path,
+        help="with --store: the last applied table, served at start when the store is unreachable",
+    )
 
     validate = commands.add_parser("validate", help="check a routing table; print OK or errors")
     add_routes(validate)
@@ -63,16 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     flip.add_argument("backend")
     add_routes(flip)
     flip.add_argument("--reason", default="", help="why, for the audit log")
+    add_store(flip)
 
     rollback = commands.add_parser("rollback", help="undo a resource's last flip")
     rollback.add_argument("resource")
     add_routes(rollback)
     rollback.add_argument("--reason", default="", help="why, for the audit log")
+    add_store(rollback)
 
     status = commands.add_parser("status", help="show the table a running proxy serves")
     status.add_argument(
         "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
     )
+    status.add_argument(
+        "--fleet", action="store_true", help="list the replicas sharing the store, lagging ones"
+    )
+    add_store(status)
 
     diffs = commands.add_parser("diffs", help="show a resource's latest shadow mismatches")
     diffs.add_argument("resource")
@@ -80,7 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
     )
     diffs.add_argument("--limit", type=int, default=10, help="mismatches to show (default 10)")
+    add_store(diffs)  # accepted for symmetry: any replica's admin API merges the fleet's diffs
+    store_commands.add_store_parser(commands)
     return parser
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", help="the table in etcd, etcd://HOST:PORT[,...]/PREFIX (or STRANGLER_STORE)"
+    )
 
 
 def add_routes(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +120,8 @@ def serve(args: argparse.Namespace) -> int:
         admin_host=args.admin_host,
         admin_port=args.admin_port,
         workers=args.workers,
+        store=args.store,
+        store_cache=args.store_cache,
     )
     return server.serve(settings)
 
@@ -116,6 +139,10 @@ def current_user(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def flip(args: argparse.Namespace) -> int:
+    url = store_commands.store_url(args)
+    if url is not None:
+        user, reason = current_user(), args.reason
+        return store_commands.flip(url, args.resource, args.backend, user=user, reason=reason)
     change = edit.flip(
         args.routes, args.resource, args.backend, user=current_user(), reason=args.reason
     )
@@ -127,9 +154,17 @@ def flip(args: argparse.Namespace) -> int:
 
 
 def rollback(args: argparse.Namespace) -> int:
+    url = store_commands.store_url(args)
+    if url is not None:
+        return store_commands.rollback(url, args.resource, user=current_user(), reason=args.reason)
     change = edit.rollback(args.routes, args.resource, user=current_user(), reason=args.reason)
     print(f"{change.resource}: {change.from_backend} -> {change.to_backend} (rollback)")
     return 0
+
+
+def store(args: argparse.Namespace) -> int:
+    """`store pull` and `store push` (proxy.store_commands)."""
+    return store_commands.store_command(args, current_user())
 
 
 class AdminError(Exception):
@@ -153,6 +188,8 @@ def fetch_json(command: str, url: str) -> Any:
 
 def status(args: argparse.Namespace) -> int:
     admin = args.admin.rstrip("/")
+    if args.fleet:
+        return fleet_status(admin)
     try:
         body = fetch_json("status", admin + "/-/routes")
         shadowed = any(route.get("shadow") for route in body["resources"].values())
@@ -162,6 +199,41 @@ def status(args: argparse.Namespace) -> int:
         return 1
     print_status(body, sys.stdout, shadow)
     return 0
+
+
+def fleet_status(admin: str) -> int:
+    """`status --fleet`: the live replicas (GET /-/fleet), lagging ones flagged; 1 if any lags."""
+    try:
+        body = fetch_json("status", admin + "/-/fleet")
+    except AdminError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print_fleet(body, sys.stdout)
+    return 1 if body["lagging"] else 0
+
+
+def print_fleet(body: Mapping[str, Any], out: TextIO) -> None:
+    print(f"table revision: {body['revision']} (store at {body['store_revision']})", file=out)
+    rows = [("REPLICA", "REVISION", "SOURCE", "SHA256", "APPLIED AT", "STATE")]
+    for replica in body["replicas"]:
+        state = "LAGGING" if replica["lagging"] else "ok"
+        rows.append(
+            (
+                replica["id"],
+                str(replica["revision"]),
+                replica["source"],
+                replica["sha256"][:12],
+                replica["applied_at"],
+                state,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+    if not body["replicas"]:
+        print("no live replica", file=out)
 
 
 def diffs(args: argparse.Namespace) -> int:
@@ -260,4 +332,5 @@ COMMANDS = {
     "rollback": rollback,
     "status": status,
     "diffs": diffs,
+    "store": store,
 }

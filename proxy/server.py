@@ -47,9 +47,15 @@ log = logging.getLogger("strangler.server")
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the routes file is bad at start."""
+    """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when the routes file is bad at start.
+
+    With a store (`settings.store`) the table comes from it, read by each worker as it starts
+    (`proxy.control.fleet`), and routes.yaml is not read.
+    """
+    table = None
     try:
-        table = load_table(settings.routes, max_bytes=settings.max_routes_bytes)
+        if settings.store is None:
+            table = load_table(settings.routes, max_bytes=settings.max_routes_bytes)
     except RoutesError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -80,14 +86,23 @@ def build_state(settings: Settings, table: RouteTable) -> ProxyState:
     from proxy.state import ProxyState
 
     registry = CollectorRegistry()
-    metrics = Metrics(registry, multiprocess=settings.shared_directory is not None)
+    metrics = Metrics(
+        registry,
+        multiprocess=settings.shared_directory is not None,
+        store=settings.store is not None,
+    )
     metrics.routes_loaded(table)
     return ProxyState(settings, table, metrics, registry, time.time(), shadows=Shadows(metrics))
 
 
-async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool) -> int:
-    """One serving process: listeners, reload watcher, signal handlers, drain."""
+async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port: bool) -> int:
+    """One serving process: listeners, reload watcher (or store watch), signal handlers, drain.
+
+    `table` None: take it from the store (1 when neither the store nor the cache can give one).
+    """
     from proxy.control.admin import make_admin_app
+    from proxy.control.fleet import Fleet, store_tasks
+    from proxy.control.fleet_start import FleetError, open_store
     from proxy.control.rollback import GuardTimer, run_guards
     from proxy.dataplane.forward import Forwarder
     from proxy.dataplane.listener import Listener
@@ -100,7 +115,16 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     from proxy.tasks import Tasks
 
     directory = settings.shared_directory  # several workers: their metric values and snapshots
+    start = None
+    if table is None:
+        try:
+            start = await open_store(settings)
+        except FleetError as exc:
+            print(f"strangler serve: {exc}", file=sys.stderr)
+            return 1
+        table = start.table
     state = build_state(settings, table)
+    fleet = None if start is None else Fleet.of(state, start)
     shadows = state.shadows
     assert shadows is not None
     shadows.start()
@@ -112,24 +136,29 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
     public = await loop.create_server(
         listener.protocol, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
     )
-    runner = web.AppRunner(make_admin_app(state), access_log=None, handle_signals=False)
+    admin = make_admin_app(state, fleet=fleet)
+    runner = web.AppRunner(admin, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(
         runner, settings.admin_host, settings.admin_port, reuse_port=reuse_port
     ).start()
     background = Tasks(log)  # every task of the process: started here, cancelled at the end
-    background.start(watch_routes(state), "routes watcher")
+    hangup = asyncio.Event()  # set by SIGHUP: the reload itself runs in a task, off the handler
+    if fleet is None:
+        background.start(watch_routes(state), "routes watcher")
+        background.start(reload_on(hangup, state), "SIGHUP reload")
+    else:  # the store's watch, the replica's lease, a re-read on SIGHUP
+        store_tasks(background, fleet, hangup)
     timer = GuardTimer(
         state.guards,
         settings.routes,
         state.metrics,
         table=lambda: state.table,
-        reload=lambda: reload_now(state),
+        reload=(lambda: reload_now(state)) if fleet is None else fleet.refresh,
         draining=lambda: state.draining,
+        store=fleet,
     )
     background.start(run_guards(timer), "guard timer")
-    hangup = asyncio.Event()  # set by SIGHUP: the reload itself runs in a task, off the handler
-    background.start(reload_on(hangup, state), "SIGHUP reload")
     if directory is not None:  # several workers: what the others' admin endpoints read of this one
         snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
         background.start(flush_periodically(state.metrics), "metrics flush")
@@ -157,6 +186,8 @@ async def run_worker(settings: Settings, table: RouteTable, *, reuse_port: bool)
                 conn.abort()
     finally:
         await background.close()
+        if fleet is not None:
+            await fleet.close()
         await runner.cleanup()
         access_log.flush()
         await shadows.close()
@@ -209,7 +240,9 @@ def worker_main() -> int:
     """Entry point of a worker process started by `supervise`."""
     settings = Settings.from_json(os.environ[WORKER_SETTINGS])
     try:
-        table = load_table(Path(settings.routes), max_bytes=settings.max_routes_bytes)
+        table = None  # with a store, read from it by run_worker
+        if settings.store is None:
+            table = load_table(Path(settings.routes), max_bytes=settings.max_routes_bytes)
     except (RoutesError, OSError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,6 +41,12 @@ class Settings:
     # Several workers: where they keep their metric values (PROMETHEUS_MULTIPROC_DIR) and share
     # snapshots (proxy.observe.sharing). None: the proxy runs as one process.
     shared_directory: Path | None = None
+    # The fleet (proxy.routing.store): the table in etcd instead of `routes` ("etcd://h:2379/p",
+    # --store or STRANGLER_STORE), the last applied text cached on disk (--store-cache), and this
+    # replica's id in the store (STRANGLER_REPLICA, else hostname-pid).
+    store: str | None = None
+    store_cache: Path | None = None
+    replica_id: str = field(default_factory=lambda: default_replica_id(os.environ))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
@@ -54,6 +61,8 @@ class Settings:
             "trusted_proxies": parse_networks(environ.get("STRANGLER_TRUSTED_PROXIES", "")),
             "access_log": environ.get("STRANGLER_ACCESS_LOG", "1") not in ("0", "false", "off"),
             "shared_directory": shared_directory(environ),
+            "store": environ.get("STRANGLER_STORE") or None,
+            "replica_id": default_replica_id(environ),
         }
         if "STRANGLER_DRAIN_SECONDS" in environ:
             values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
@@ -81,6 +90,8 @@ class Settings:
         values["trusted_proxies"] = [str(network) for network in self.trusted_proxies]
         if self.shared_directory is not None:
             values["shared_directory"] = str(self.shared_directory)
+        if self.store_cache is not None:
+            values["store_cache"] = str(self.store_cache)
         return json.dumps(values)
 
     @classmethod
@@ -90,7 +101,14 @@ class Settings:
         values["trusted_proxies"] = parse_networks(",".join(values["trusted_proxies"]))
         if values.get("shared_directory") is not None:
             values["shared_directory"] = Path(values["shared_directory"])
+        if values.get("store_cache") is not None:
+            values["store_cache"] = Path(values["store_cache"])
         return cls(**values)
+
+
+def default_replica_id(environ: Mapping[str, str]) -> str:
+    """This replica's id in the store: STRANGLER_REPLICA, else `hostname-pid`."""
+    return environ.get("STRANGLER_REPLICA") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def shared_directory(environ: Mapping[str, str]) -> Path | None:

@@ -1,19 +1,43 @@
-"""`make run`: start the whole stack in the foreground; Ctrl-C or SIGTERM stops it all."""
+"""`make run`: start the whole stack in the foreground; Ctrl-C or SIGTERM stops it all.
+
+`make fleet` (`python -m stack fleet`): the same stack with a real etcd and FLEET_REPLICAS proxy
+replicas reading their table from it; an empty store is first seeded from routes.yaml.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 
 from stack.runner import Stack, StartupError
-from stack.services import StackConfig, services
+from stack.services import (
+    FLEET_REPLICAS,
+    StackConfig,
+    fleet_services,
+    replica_name,
+    replica_ports,
+    seed,
+    services,
+)
 
 
-def main() -> int:
+def main(argv: Sequence[str] = ()) -> int:
+    fleet = list(argv) == ["fleet"]
+    if list(argv) not in ([], ["fleet"]):
+        print("usage: python -m stack [fleet]", file=sys.stderr)
+        return 2
+    if fleet and shutil.which("etcd") is None:
+        print("stack: etcd is not installed (Debian: apt-get install etcd-server)", file=sys.stderr)
+        return 1
     config = StackConfig.from_env()
+    if fleet:
+        config = config.fleet()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     token = os.environ.setdefault("STRANGLER_ADMIN_TOKEN", secrets.token_urlsafe(12))
     stop = threading.Event()
@@ -21,13 +45,14 @@ def main() -> int:
         signal.signal(sig, lambda *_: stop.set())
     with Stack() as stack:
         try:
-            for service in services(config):
-                stack.start(service)
-                if stop.is_set():
-                    return 0
+            start(stack, config, stop)
         except StartupError as exc:
+            if stop.is_set():
+                return 0
             print(f"stack: {exc}", file=sys.stderr)
             return 1
+        if stop.is_set():
+            return 0
         # One write, so the services' own output cannot land inside the table.
         print(summary(config, token), flush=True)
         while not stop.wait(0.5):
@@ -38,15 +63,47 @@ def main() -> int:
     return 0
 
 
+def start(stack: Stack, config: StackConfig, stop: threading.Event) -> None:
+    """Every service in order (a fleet's store seeded before its first proxy); stops early
+    once `stop` is set."""
+    fleet = config.store is not None
+    for service in fleet_services(config) if fleet else services(config):
+        if fleet and service.name == replica_name(1):
+            seed_store(config)
+        if stop.is_set():
+            return
+        stack.start(service)
+        if stop.is_set():
+            return
+
+
+def seed_store(config: StackConfig) -> None:
+    """Push routes.yaml into the store unless it already holds a table (kept across runs)."""
+    result = subprocess.run(seed(config), timeout=120)
+    if result.returncode != 0:
+        raise StartupError(f"seeding the store from {config.routes} failed")
+
+
 def summary(config: StackConfig, token: str) -> str:
-    """Where everything answers, one line per service."""
-    admin = config.url("proxy_admin")
-    lines = [f"{service.name:<13} {service.url}" for service in services(config)]
-    lines.append(f"{'dashboard':<13} {admin}/-/  (admin token: {token})")
-    lines.append(f"{'metrics':<13} {admin}/metrics")
+    """Where everything answers, one line per service (and per proxy replica's admin port)."""
+    fleet = config.store is not None
+    listed = fleet_services(config) if fleet else services(config)
+    lines = [f"{service.name:<13} {service.url}" for service in listed]
+    numbers = range(1, FLEET_REPLICAS + 1) if fleet else range(1, 2)
+    admins = [(n, config.url(replica_ports(n)[1])) for n in numbers]
+    for n, admin in admins:
+        label = "dashboard" if n == 1 else f"dashboard-{n}"
+        note = f"  (admin token: {token})" if n == 1 else ""
+        lines.append(f"{label:<13} {admin}/-/{note}")
+    for n, admin in admins:
+        lines.append(f"{'metrics' if n == 1 else f'metrics-{n}':<13} {admin}/metrics")
+    if config.store is not None:
+        lines.append(f"{'store':<13} {config.store}")
+        lines.append(f"flip with:    strangler flip RESOURCE BACKEND --store {config.store}")
+        lines.append(f"check with:   strangler status --fleet --store {config.store}")
     lines.append("stack is up; Ctrl-C stops every process")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

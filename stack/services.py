@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SOURCE_SYSTEMS = ("reservations", "crm", "operations")
@@ -20,6 +20,18 @@ DEFAULT_PORTS = {
     "proxy_admin": 8081,
 }
 
+# `make fleet` adds etcd and two more proxy replicas (the first one keeps proxy/proxy_admin).
+FLEET_REPLICAS = 3
+FLEET_PORTS = {
+    "etcd": 2379,
+    "etcd_peer": 2380,
+    "proxy_2": 8180,
+    "proxy_admin_2": 8181,
+    "proxy_3": 8280,
+    "proxy_admin_3": 8281,
+}
+STORE_PREFIX = "/strangler"
+
 PORT_ENV = {
     "reservations": "RESERVATIONS_PORT",
     "crm": "CRM_PORT",
@@ -28,6 +40,12 @@ PORT_ENV = {
     "drf": "DRF_PORT",
     "proxy": "PROXY_PORT",
     "proxy_admin": "PROXY_ADMIN_PORT",
+    "etcd": "ETCD_PORT",
+    "etcd_peer": "ETCD_PEER_PORT",
+    "proxy_2": "PROXY_2_PORT",
+    "proxy_admin_2": "PROXY_ADMIN_2_PORT",
+    "proxy_3": "PROXY_3_PORT",
+    "proxy_admin_3": "PROXY_ADMIN_3_PORT",
 }
 
 
@@ -58,6 +76,7 @@ class StackConfig:
 
     `host` is the address every service binds; `hosts` optionally names the host other
     services use to reach one (docker-compose's service names), defaulting to `host`.
+    `store` (an etcd URL, see `fleet`) puts the proxies on the store instead of `routes`.
     """
 
     ports: Mapping[str, int]
@@ -67,11 +86,13 @@ class StackConfig:
     routes: Path = Path("routes.yaml")
     gateway_workers: int = 2
     python: str = sys.executable
+    store: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
         ports = {
-            key: int(environ.get(PORT_ENV[key], default)) for key, default in DEFAULT_PORTS.items()
+            key: int(environ.get(PORT_ENV[key], default))
+            for key, default in {**DEFAULT_PORTS, **FLEET_PORTS}.items()
         }
         return cls(
             ports=ports,
@@ -85,6 +106,15 @@ class StackConfig:
         """Where other services reach `key` (its own name in docker-compose, else `host`)."""
         return f"http://{self.hosts.get(key, self.host)}:{self.ports[key]}"
 
+    def fleet(self) -> StackConfig:
+        """This configuration with the proxies on the stack's own etcd (`make fleet`).
+
+        >>> StackConfig.from_env({}).fleet().store
+        'etcd://127.0.0.1:2379/strangler'
+        """
+        address = self.url("etcd").removeprefix("http://")
+        return replace(self, store=f"etcd://{address}{STORE_PREFIX}")
+
 
 def container_config(**hosts: str) -> StackConfig:
     """The stack as containers run it (docker-compose, Kubernetes): default ports, every service
@@ -94,9 +124,11 @@ def container_config(**hosts: str) -> StackConfig:
     >>> container_config(proxy_admin="proxy-admin").url("proxy_admin")
     'http://proxy-admin:8081'
     """
-    names = {key: key.partition("_")[0] for key in DEFAULT_PORTS}
+    names = {key: key.partition("_")[0] for key in {**DEFAULT_PORTS, **FLEET_PORTS}}
+    for number in range(2, FLEET_REPLICAS + 1):
+        names[f"proxy_{number}"] = names[f"proxy_admin_{number}"] = replica_name(number)
     return StackConfig(
-        ports=DEFAULT_PORTS,
+        ports={**DEFAULT_PORTS, **FLEET_PORTS},
         host="0.0.0.0",
         hosts={**names, **hosts},
         data_dir=Path("/data"),
@@ -153,29 +185,79 @@ def gunicorn(config: StackConfig, name: str, app: str) -> Service:
     )
 
 
-def proxy(config: StackConfig) -> Service:
+def replica_name(number: int) -> str:
+    """The name of the fleet's proxy replica `number` (from 1): proxy, proxy-2, proxy-3."""
+    return "proxy" if number == 1 else f"proxy-{number}"
+
+
+def replica_ports(number: int) -> tuple[str, str]:
+    """The port keys of proxy replica `number`: ("proxy", "proxy_admin"), ("proxy_2", ...)."""
+    suffix = "" if number == 1 else f"_{number}"
+    return f"proxy{suffix}", f"proxy_admin{suffix}"
+
+
+def proxy(config: StackConfig, number: int = 1) -> Service:
+    """The proxy; with `config.store`, replica `number` of the fleet, on the store."""
+    name = replica_name(number)
+    public, admin_key = replica_ports(number)
+    port, admin = config.ports[public], config.ports[admin_key]
+    if config.store is None:
+        table: tuple[str, ...] = ("--routes", str(config.routes))
+    else:
+        cache = config.data_dir / f"{name}.routes-cache.yaml"
+        table = ("--store", config.store, "--store-cache", str(cache))
     argv = (
         config.python,
         "-m",
         "proxy",
         "serve",
-        "--routes",
-        str(config.routes),
+        *table,
         "--host",
         config.host,
         "--port",
-        str(config.ports["proxy"]),
+        str(port),
         "--admin-host",
         config.host,
         "--admin-port",
-        str(config.ports["proxy_admin"]),
+        str(admin),
     )
     env = {
         "STRANGLER_BACKEND_LEGACY_URL": config.url("legacy"),
         "STRANGLER_BACKEND_DRF_URL": config.url("drf"),
     }
-    health = f"{config.url('proxy_admin')}/-/readyz"
-    return Service("proxy", argv, config.ports["proxy"], health, env=env, host=config.host)
+    health = f"{config.url(admin_key)}/-/readyz"
+    return Service(name, argv, port, health, env=env, host=config.host)
+
+
+def etcd(config: StackConfig) -> Service:
+    """A one-member etcd (Debian's etcd-server) holding the fleet's table, data in data_dir."""
+    client, peer = config.url("etcd"), config.url("etcd_peer")
+    listen_client = f"http://{config.host}:{config.ports['etcd']}"
+    listen_peer = f"http://{config.host}:{config.ports['etcd_peer']}"
+    argv = (
+        "etcd",
+        "--name",
+        "strangler",
+        "--data-dir",
+        str(config.data_dir / "etcd"),
+        "--listen-client-urls",
+        listen_client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        listen_peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        f"strangler={peer}",
+    )
+    return Service("etcd", argv, config.ports["etcd"], f"{client}/health", host=config.host)
+
+
+def seed(config: StackConfig) -> tuple[str, ...]:
+    """The one-off command that writes routes.yaml into an empty store (never over a table)."""
+    assert config.store is not None, "seed: the configuration has no store"
+    return (config.python, "-m", "stack.seed", str(config.routes), "--store", config.store)
 
 
 def services(config: StackConfig, *, with_proxy: bool = True) -> list[Service]:
@@ -185,4 +267,13 @@ def services(config: StackConfig, *, with_proxy: bool = True) -> list[Service]:
     result.append(gunicorn(config, "drf", "drf_app.wsgi:application"))
     if with_proxy:
         result.append(proxy(config))
+    return result
+
+
+def fleet_services(config: StackConfig) -> list[Service]:
+    """`make fleet`: the stack without its proxy, etcd, then FLEET_REPLICAS proxies on it.
+    `seed(config)` must run between etcd and the proxies."""
+    result = services(config, with_proxy=False)
+    result.append(etcd(config))
+    result += [proxy(config, number) for number in range(1, FLEET_REPLICAS + 1)]
     return result

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import World, make_world
+from tests.support.etcd import etcd, etcd_session, etcd_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ fallback debt (`proxy.observe.debt`), both merged over workers (`proxy.observe.s
 Changes (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback) need
 `Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`; with no token configured they are all refused.
 They write routes.yaml through `proxy.routing.edit` (so the file stays the truth) and reload at
-once.
+once; with a store (`--store`) they write through it instead (`proxy.control.fleet_admin`), and
+GET /-/fleet lists the fleet's live replicas.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from aiohttp import web
 from proxy.clock import iso_time
 from proxy.control.dashboard import DASHBOARD, add_dashboard, page, resource_rates
 from proxy.control.diffs import diffs_report
+from proxy.control.fleet import Fleet
+from proxy.control.fleet_admin import FLEET, add_fleet, shared_snapshots
 from proxy.migration.shadow import KEEP
 from proxy.observe.debt import merge_debt
 from proxy.observe.metrics import exposition
 from proxy.observe.sharing import DEBT, MISMATCHES, others
-from proxy.routing import edit
+from proxy.routing import edit, store_edit
 from proxy.routing.model import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.routing.reload import reload_now
+from proxy.routing.store import StoreError
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -44,10 +48,15 @@ STATE = web.AppKey("state", ProxyState)
 
 
 def make_admin_app(
-    state: ProxyState, *, rate_window: float = RATE_WINDOW, sample_interval: float = SAMPLE_INTERVAL
+    state: ProxyState,
+    *,
+    rate_window: float = RATE_WINDOW,
+    sample_interval: float = SAMPLE_INTERVAL,
+    fleet: Fleet | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[json_errors])
     app[STATE] = state
+    add_fleet(app, fleet)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthz", healthz)
     app.router.add_get("/-/readyz", readyz)
@@ -106,6 +115,8 @@ async def readyz(request: web.Request) -> web.Response:
 async def routes(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = table_json(state.table, state.loaded_at, state.last_reload_error)
+    fleet = request.app.get(FLEET)
+    body["store"] = None if fleet is None else fleet.describe()
     tracker = request.app[DASHBOARD].tracker
     recent = tracker.recent()
     names = [*state.table.routes, OTHER_RESOURCE]
@@ -121,7 +132,11 @@ async def diffs(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(reason=f"Bad request: limit must be an integer from 1 to {KEEP}.")
     resource = request.query.get("resource")
     directory = state.settings.shared_directory
-    shared = others(directory, MISMATCHES)
+    fleet = request.app.get(FLEET)
+    if fleet is None:
+        shared = others(directory, MISMATCHES)
+    else:
+        shared = await shared_snapshots(fleet, MISMATCHES)
     body = diffs_report(
         state.shadows, state.table, state.registry, resource, int(raw), shared, directory
     )
@@ -136,11 +151,13 @@ async def debt(request: web.Request) -> web.Response:
     resource = request.query.get("resource")
     state = request.app[STATE]
     directory = state.settings.shared_directory
-    if directory is None:
+    fleet = request.app.get(FLEET)
+    if fleet is None and directory is None:
         body = [entry.to_json() for entry in state.debt.entries(resource)]
     else:
+        shared = others(directory, DEBT) if fleet is None else await shared_snapshots(fleet, DEBT)
         entries = state.debt.snapshot()
-        entries += [entry for snapshot in others(directory, DEBT) for entry in snapshot]
+        entries += [entry for snapshot in shared for entry in snapshot]
         body = merge_debt(entries, resource)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -167,6 +184,7 @@ async def index(request: web.Request) -> web.Response:
                 "GET /-/audit?limit=N": "the last N flips and rollbacks, newest first",
                 "GET /-/debt?resource=R": "request shapes that needed a fallback, with counts",
                 "GET /-/diffs?resource=R&limit=N": "shadow figures; R's last N mismatches",
+                "GET /-/fleet": "the live replicas sharing the store (--store), lagging ones",
             }
         }
     )
@@ -247,7 +265,11 @@ async def flip(request: web.Request) -> web.Response:
             reason=reason,
         )
 
-    return await apply_change(request, change)
+    async def through(fleet: Fleet) -> edit.Change:
+        by = store_edit.author(fleet.store, ADMIN_USER, reason)
+        return await store_edit.flip(fleet.store, resource, body["backend"], by)
+
+    return await apply_change(request, change, through)
 
 
 async def rollback(request: web.Request) -> web.Response:
@@ -263,24 +285,44 @@ async def rollback(request: web.Request) -> web.Response:
         path = request.app[STATE].settings.routes
         return edit.rollback(path, resource, user=ADMIN_USER, reason=reason)
 
-    return await apply_change(request, change)
+    async def through(fleet: Fleet) -> edit.Change:
+        by = store_edit.author(fleet.store, ADMIN_USER, reason)
+        return await store_edit.rollback(fleet.store, resource, by)
+
+    return await apply_change(request, change, through)
 
 
-async def apply_change(request: web.Request, change: Callable[[], edit.Change]) -> web.Response:
-    """Run the edit off the event loop (it may wait on the file lock), then reload at once."""
+async def apply_change(
+    request: web.Request,
+    change: Callable[[], edit.Change],
+    through: Callable[[Fleet], Awaitable[edit.Change]],
+) -> web.Response:
+    """Run the edit off the event loop (it may wait on the file lock), then reload at once; with
+    a store, `through` it instead (one compare-and-swap), applied here at once."""
     state = request.app[STATE]
+    fleet = request.app.get(FLEET)
+    where = "routes.yaml" if fleet is None else "the stored table"
+    revision: dict[str, int] = {}
     try:
-        done = await asyncio.to_thread(change)
+        if fleet is None:
+            done: edit.Change | None = await asyncio.to_thread(change)
+        else:
+            done = await fleet.written(await through(fleet))
+            assert done is not None
+            revision["revision"] = done.revision or fleet.revision  # 0: nothing written
     except RoutesError as exc:
-        return error_json(409, "Conflict: routes.yaml is invalid; fix it first.", list(exc.errors))
+        return error_json(409, f"Conflict: {where} is invalid; fix it first.", list(exc.errors))
     except edit.EditConflict as exc:
         return error_json(409, f"Conflict: {exc}")
     except edit.EditError as exc:
         return error_json(400, f"Bad request: {exc}")
-    await reload_now(state)
-    return web.json_response(
-        {**done.to_json(), "changed": done.recorded, "sha256": state.table.sha256}
-    )
+    except StoreError as exc:
+        return error_json(503, f"Service unavailable: the store: {exc}")
+    if fleet is None:
+        await reload_now(state)
+    assert done is not None  # a flip or a rollback always plans a change
+    body = {**done.to_json(), "changed": done.recorded, "sha256": state.table.sha256}
+    return web.json_response({**body, **revision})
 
 
 def unauthorized() -> web.Response:

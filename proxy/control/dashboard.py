@@ -52,7 +52,8 @@ rollback could not be written). Live figures are those of the worker answering
 
 GET /-/audit?limit=N    the last N flips and rollbacks of `routes.audit.jsonl` (default 20, at
 most 500), newest first: `{"entries": [{"time": …, "user": …, "resource": …, "from": …,
-"to": …, "reason": …, "action": "flip"}]}`.
+"to": …, "reason": …, "action": "flip"}]}`; with a store (`--store`), of the store's audit log,
+each entry with its "revision".
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ from typing import Any
 from aiohttp import web
 
 from proxy.clock import iso_time
+from proxy.control.fleet_admin import FLEET
+from proxy.control.fleet_admin import recent_audit as fleet_audit
 from proxy.observe.stats import (
     ResourceCounts,
     StatsTracker,
@@ -199,8 +202,12 @@ async def audit(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(
             reason=f"Bad request: limit must be an integer from 1 to {AUDIT_MAX}."
         )
-    path = edit.audit_path(request.app[DASHBOARD].state.settings.routes)
-    entries = await asyncio.to_thread(recent_audit, path, int(raw))
+    fleet = request.app.get(FLEET)
+    if fleet is not None:  # the fleet's audit log is the store's
+        entries = await fleet_audit(fleet, int(raw))
+    else:
+        path = edit.audit_path(request.app[DASHBOARD].state.settings.routes)
+        entries = await asyncio.to_thread(recent_audit, path, int(raw))
     return web.json_response({"entries": entries}, headers={"Cache-Control": "no-store"})
 
 

@@ -11,7 +11,10 @@ drains nothing is rolled back.
 
 Workers each see only their own traffic (so `min_requests` counts per worker) and decide alone;
 `edit.rollback_if` checks and rolls back under the routes file's lock, so of several workers
-tripping at once exactly one rolls back and writes the audit line.
+tripping at once exactly one rolls back and writes the audit line. With a store (`store`, the
+replica's `proxy.control.fleet.Fleet`) the audit log is the store's and the rollback is one
+compare-and-swap conditioned on the resource still being on the backend the guard saw: of several
+replicas tripping at once, one rolls back and writes the one audit entry.
 
 The timer works with what it needs, not the process state: a `GuardTimer` holds the guards, the
 routes file, the metrics, and three callables (the table in force, the reload, whether the
@@ -27,11 +30,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from proxy.migration.guard import GUARD_USER, Fired, Guards, Watch, verdict
 from proxy.observe.metrics import Metrics
 from proxy.routing import edit
 from proxy.routing.model import RoutesError, RouteTable
+from proxy.routing.store import StoreError
 
 log = logging.getLogger("strangler.guard")
 
@@ -40,6 +45,16 @@ EVALUATE_EVERY = 0.5
 
 def _never() -> bool:
     return False
+
+
+class History(Protocol):
+    """Where the audit log is read and a rollback written, when not beside routes.yaml."""
+
+    async def audit(self) -> list[dict[str, Any]]: ...
+
+    async def rollback_if(
+        self, resource: str, expected: str, *, user: str, reason: str
+    ) -> edit.Change | None: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class GuardTimer:
     table: Callable[[], RouteTable]  # the table in force now
     reload: Callable[[], Awaitable[object]]  # load the rewritten routes.yaml at once
     draining: Callable[[], bool] = _never  # True once the process stops: no more rollbacks
+    store: History | None = None  # the fleet's store instead of the routes file
 
 
 def audit_stamp(path: Path) -> tuple[int, int] | None:
@@ -76,10 +92,16 @@ async def check(timer: GuardTimer) -> None:
     """One evaluation: re-arm from the table and audit log if either changed, then judge."""
     guards = timer.guards
     audit = edit.audit_path(timer.routes)
-    stamp = audit_stamp(audit)
+    stamp = audit_stamp(audit) if timer.store is None else None  # a store: on table changes
     table = timer.table()
     if table is not guards.table or stamp != guards.audit_stamp:
-        entries = await asyncio.to_thread(lambda: list(edit.read_audit(audit)))
+        if timer.store is None:
+            entries = await asyncio.to_thread(lambda: list(edit.read_audit(audit)))
+        else:
+            try:
+                entries = await timer.store.audit()
+            except StoreError:  # the fleet logs it; armed again once the store answers
+                return
         guards.sync(table, entries)
         guards.audit_stamp = stamp
     if timer.draining():
@@ -109,15 +131,20 @@ async def fire(timer: GuardTimer, watch: Watch, reason: str) -> None:
     guards.watches.pop(watch.resource, None)
     log.warning("%s: rolling %s back from %s", reason, watch.resource, watch.backend)
     try:
-        change = await asyncio.to_thread(
-            edit.rollback_if,
-            timer.routes,
-            watch.resource,
-            watch.backend,
-            user=GUARD_USER,
-            reason=reason,
-        )
-    except (edit.EditError, RoutesError) as exc:
+        if timer.store is None:
+            change = await asyncio.to_thread(
+                edit.rollback_if,
+                timer.routes,
+                watch.resource,
+                watch.backend,
+                user=GUARD_USER,
+                reason=reason,
+            )
+        else:
+            change = await timer.store.rollback_if(
+                watch.resource, watch.backend, user=GUARD_USER, reason=reason
+            )
+    except (edit.EditError, RoutesError, StoreError) as exc:
         guards.errors[watch.resource] = str(exc)
         log.error("guard: cannot roll %s back: %s", watch.resource, exc)
         return

@@ -118,7 +118,9 @@ class Metrics:
     """The proxy's metrics on `registry`; one instance per process. `multiprocess`: values are
     kept in PROMETHEUS_MULTIPROC_DIR files (several workers)."""
 
-    def __init__(self, registry: CollectorRegistry, *, multiprocess: bool = False) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, multiprocess: bool = False, store: bool = True
+    ) -> None:
         # prometheus_client cannot remove a labelled child in multiprocess mode (it warns).
         self._can_remove = not multiprocess
         self._request_series: dict[tuple[str, str, str, int], _RequestSeries] = {}
@@ -206,6 +208,23 @@ class Metrics:
             ("resource",),
             registry=registry,
         )
+        # Only a replica of a store has these (`store`): a proxy on routes.yaml has no store to
+        # be up or down, and a 0 would fire StranglerStoreUnreachable on it.
+        self.table_revision_gauge: Gauge | None = None
+        self.store_up_gauge: Gauge | None = None
+        if store:
+            self.table_revision_gauge = Gauge(
+                "strangler_table_revision",
+                "Store revision of the table in force (--store; 0: from the cache).",
+                multiprocess_mode="livemin",
+                registry=registry,
+            )
+            self.store_up_gauge = Gauge(
+                "strangler_store_up",
+                "1 while the store (--store) answers this replica's watch and lease, else 0.",
+                multiprocess_mode="livemin",
+                registry=registry,
+            )
         self._route_pairs: frozenset[tuple[str, str]] = frozenset()
 
     def request_done(
@@ -281,6 +300,14 @@ class Metrics:
     def reload_result(self, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "failure").inc()
         self.config_last_reload_success.set(1 if ok else 0)
+
+    def table_revision(self, revision: int) -> None:
+        if self.table_revision_gauge is not None:
+            self.table_revision_gauge.set(revision)
+
+    def store_up(self, up: bool) -> None:
+        if self.store_up_gauge is not None:
+            self.store_up_gauge.set(1 if up else 0)
 
 
 async def flush_periodically(metrics: Metrics, seconds: float = FLUSH_SECONDS) -> None:

@@ -130,6 +130,8 @@ def test_the_dashboard_shows_every_part_of_the_migration() -> None:
         "strangler_shadow_comparisons_total",
         "strangler_fallbacks_total",
         "strangler_config_reloads_total",
+        "strangler_table_revision",
+        "strangler_store_up",
     }
     exprs = " ".join(queries().values())
     assert "histogram_quantile(0.5," in exprs

@@ -1,14 +1,16 @@
-"""deploy/k8s describes the whole stack as `make run` runs it, and Kubernetes accepts it.
+"""deploy/k8s describes the whole stack as `make fleet` runs it, and Kubernetes accepts it.
 
 No cluster here: every manifest is validated against Kubernetes' own schemas
 (kubernetes-validate, strict: unknown fields fail), and each workload's command and environment
-is compared with stack/services.py, with hosts set to the manifests' Service names.
+is compared with stack/services.py, with hosts set to the manifests' Service names and the
+store on the 3-member etcd StatefulSet.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,16 +19,29 @@ import pytest
 import yaml
 
 from proxy.routing.parser import parse_table
+from proxy.routing.store import parse_store_url
 from proxy.settings import Settings
-from stack.services import DEFAULT_PORTS, SOURCE_SYSTEMS, Service, container_config, services
+from stack.services import (
+    DEFAULT_PORTS,
+    FLEET_PORTS,
+    SOURCE_SYSTEMS,
+    Service,
+    container_config,
+    seed,
+    services,
+)
 from tests.support import ROOT
 
 K8S_DIR = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.35"
 ROUTES_CONFIGMAP = "strangler-routes"
 
-K8S_CONFIG = container_config(proxy_admin="proxy-admin")  # a Service of its own
-K8S_HOSTS = dict(K8S_CONFIG.hosts)
+ETCD_MEMBERS = 3
+ETCD_HOSTS = [f"etcd-{n}.etcd" for n in range(ETCD_MEMBERS)]  # the headless Service's names
+STORE = f"etcd://{','.join(f'{host}:2379' for host in ETCD_HOSTS)}/strangler"
+# The admin port is a Service of its own; one Deployment runs every proxy replica.
+K8S_CONFIG = replace(container_config(proxy_admin="proxy-admin"), store=STORE)
+K8S_HOSTS = {key: host for key, host in K8S_CONFIG.hosts.items() if key in DEFAULT_PORTS}
 STACK = services(K8S_CONFIG)
 
 Manifest = dict[str, Any]
@@ -68,11 +83,17 @@ def container(manifest: Manifest) -> dict[str, Any]:
     return result
 
 
+POD_KINDS = {"Deployment", "StatefulSet", "Job"}
+
+
+def pods() -> Iterator[Manifest]:
+    return (manifest for manifest in MANIFESTS if manifest["kind"] in POD_KINDS)
+
+
 def containers() -> Iterator[tuple[str, dict[str, Any]]]:
-    for manifest in MANIFESTS:
-        if manifest["kind"] in {"Deployment", "StatefulSet"}:
-            for item in pod_spec(manifest)["containers"]:
-                yield manifest["metadata"]["name"], item
+    for manifest in pods():
+        for item in pod_spec(manifest)["containers"]:
+            yield manifest["metadata"]["name"], item
 
 
 def port_number(item: dict[str, Any], port: int | str) -> int:
@@ -121,9 +142,14 @@ def test_kustomization_lists_every_manifest() -> None:
 # --- the same processes as `make run` ---------------------------------------------------------
 
 
-def test_manifests_run_exactly_the_stacks_services() -> None:
-    names = {m["metadata"]["name"] for m in MANIFESTS if m["kind"] in {"Deployment", "StatefulSet"}}
-    assert names == {service.name for service in STACK}
+def test_manifests_run_exactly_the_stacks_services_etcd_and_the_seed() -> None:
+    names = {(m["kind"], m["metadata"]["name"]) for m in pods()}
+    kinds = {name: "StatefulSet" for name in SOURCE_SYSTEMS}
+    assert names == {
+        *((kinds.get(service.name, "Deployment"), service.name) for service in STACK),
+        ("StatefulSet", "etcd"),
+        ("Job", "routes-seed"),
+    }
 
 
 @pytest.mark.parametrize("service", STACK, ids=lambda s: s.name)
@@ -166,8 +192,9 @@ def test_source_systems_keep_their_sqlite_file_on_a_claimed_volume(name: str) ->
 def test_every_container_has_resources_and_runs_unprivileged(name: str, item: Any) -> None:
     assert set(item["resources"]) == {"requests", "limits"}
     assert item["securityContext"]["allowPrivilegeEscalation"] is False
-    assert pod_spec(workload(name))["securityContext"]["runAsNonRoot"] is True
-    assert pod_spec(workload(name))["enableServiceLinks"] is False
+    (manifest,) = [m for m in pods() if m["metadata"]["name"] == name]
+    assert pod_spec(manifest)["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec(manifest)["enableServiceLinks"] is False
 
 
 # --- the proxy fleet ---------------------------------------------------------------------------
@@ -214,14 +241,86 @@ def test_the_public_service_exposes_only_the_public_port() -> None:
     assert port_number(container(PROXY), port["targetPort"]) == DEFAULT_PORTS["proxy"] == 8080
 
 
-def test_routes_configmap_is_mounted_as_a_directory_where_routes_points() -> None:
-    routes = PurePosixPath(arg_after(argv_of(PROXY), "--routes"))
-    (volume,) = [v for v in pod_spec(PROXY)["volumes"] if "configMap" in v]
+def test_proxies_read_the_table_from_the_etcd_members_and_cache_it_on_their_own_volume() -> None:
+    argv = argv_of(PROXY)
+    assert "--routes" not in argv
+    assert arg_after(argv, "--store") == STORE
+    cache = PurePosixPath(arg_after(argv, "--store-cache"))
+    volumes = {v["name"]: v for v in pod_spec(PROXY)["volumes"]}
+    assert not [v for v in volumes.values() if "configMap" in v]
+    (mount,) = [m for m in container(PROXY)["volumeMounts"] if m["mountPath"] == str(cache.parent)]
+    assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}
+
+
+# --- the store: etcd, and the seed of its first table ------------------------------------------
+
+
+ETCD = workload("etcd")
+SEED = find("Job", "routes-seed")
+
+
+def etcd_flags() -> dict[str, str]:
+    argv = argv_of(ETCD)
+    assert argv[0] == "etcd"
+    return {argv[i]: argv[i + 1] for i in range(1, len(argv), 2)}
+
+
+def test_etcd_runs_three_members_named_by_the_headless_service() -> None:
+    assert ETCD["spec"]["replicas"] == ETCD_MEMBERS
+    assert ETCD["spec"]["podManagementPolicy"] == "Parallel"
+    service = find("Service", ETCD["spec"]["serviceName"])
+    assert service["metadata"]["name"] == "etcd"
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    labels = ETCD["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    ports = {
+        port["name"]: (port["port"], port_number(container(ETCD), port["targetPort"]))
+        for port in service["spec"]["ports"]
+    }
+    assert ports == {
+        "client": (FLEET_PORTS["etcd"], FLEET_PORTS["etcd"]),
+        "peer": (FLEET_PORTS["etcd_peer"], FLEET_PORTS["etcd_peer"]),
+    }
+
+
+def test_each_etcd_member_announces_its_own_name_and_knows_the_others() -> None:
+    flags = etcd_flags()
+    env = {item["name"]: item["valueFrom"]["fieldRef"] for item in container(ETCD)["env"]}
+    assert env == {"POD_NAME": {"fieldPath": "metadata.name"}}
+    assert flags["--name"] == "$(POD_NAME)"
+    assert flags["--advertise-client-urls"] == "http://$(POD_NAME).etcd:2379"
+    assert flags["--initial-advertise-peer-urls"] == "http://$(POD_NAME).etcd:2380"
+    assert flags["--initial-cluster"] == ",".join(
+        f"etcd-{n}=http://{host}:2380" for n, host in enumerate(ETCD_HOSTS)
+    )
+    assert flags["--listen-client-urls"] == "http://0.0.0.0:2379"
+    assert flags["--initial-cluster-state"] == "new"
+
+
+def test_the_store_url_names_every_etcd_member() -> None:
+    assert parse_store_url(STORE).endpoints == tuple(f"http://{host}:2379" for host in ETCD_HOSTS)
+    assert parse_store_url(STORE).prefix == "/strangler"
+
+
+def test_etcd_keeps_its_data_on_a_claimed_volume() -> None:
+    (claim,) = ETCD["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in container(ETCD)["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == str(
+        PurePosixPath(etcd_flags()["--data-dir"]).parent
+    )
+    assert find("PodDisruptionBudget", "etcd")["spec"]["maxUnavailable"] == 1
+
+
+def test_the_seed_job_pushes_the_routes_configmap_into_an_empty_store() -> None:
+    assert argv_of(SEED) == seed(K8S_CONFIG)
+    routes = PurePosixPath(arg_after(argv_of(SEED), "stack.seed"))
+    (volume,) = [v for v in pod_spec(SEED)["volumes"] if "configMap" in v]
     assert volume["configMap"] == {"name": ROUTES_CONFIGMAP}
-    (mount,) = [m for m in container(PROXY)["volumeMounts"] if m["name"] == volume["name"]]
-    assert "subPath" not in mount and "subPathExpr" not in mount
+    (mount,) = [m for m in container(SEED)["volumeMounts"] if m["name"] == volume["name"]]
     assert mount["mountPath"] == str(routes.parent)
     assert routes.name in find("ConfigMap", ROUTES_CONFIGMAP)["data"]
+    assert pod_spec(SEED)["restartPolicy"] == "OnFailure"
 
 
 def test_routes_configmap_is_the_repositorys_routes_yaml() -> None:

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.fakes import ADMIN_TOKEN, Proxy, fake_backends, proxy_process, routes_text, send
-from tests.support import ROOT
+from tests.support import ROOT, fleet
 from tests.support.browser import Chromium
 
 ARTIFACTS = ROOT / "artifacts"
@@ -161,3 +161,47 @@ async def test_the_dashboard_shows_traffic_and_flips_a_resource(proxy: Proxy) ->
         assert proxy.routes.read_text() == text
         assert browser.dialogs == []
         assert browser.page_errors() == []
+
+
+async def test_the_dashboard_flips_through_the_store_and_every_replica_follows(
+    tmp_path: Path, etcd_url: str
+) -> None:
+    """Two replicas of one etcd table: a flip made on one replica's dashboard is one store
+    write, audited in the store, and both replicas route the new way."""
+    async with fleet.fake_backends("legacy", "drf") as urls:
+        await fleet.push(etcd_url, fleet.table_text(urls, RESOURCES))
+        with fleet.replicas(tmp_path) as started:
+            one = started.start(etcd_url, "one")
+            two = started.start(etcd_url, "two")
+            async with aiohttp.ClientSession() as session:
+                for replica in (one, two):
+                    await fleet.ready(session, replica)
+            async with Chromium.start(width=1280, height=1000) as browser:
+                await browser.navigate(f"{one.admin_url}/-/")
+                await browser.wait_for("document.body.dataset.loaded === 'true'")
+                assert await browser.evaluate(cell("bookings", "backend")) == "legacy"
+                await browser.evaluate(
+                    f"document.getElementById('token').value = {json.dumps(fleet.TOKEN)};"
+                    "document.getElementById('reason').value = 'browser fleet';"
+                    "document.getElementById('token-form').requestSubmit()"
+                )
+                await click(browser, 'tr[data-resource="bookings"] button[data-action="flip"]')
+                await browser.wait_for("!document.getElementById('confirm').hidden")
+                await click(browser, "#confirm-yes")
+                await browser.wait_for(f"{cell('bookings', 'backend')} === 'drf'")
+                assert await browser.evaluate("document.getElementById('notice').textContent") == (
+                    "flip: bookings legacy → drf"
+                )
+                assert browser.page_errors() == []
+            [entry] = [e for e in await fleet.audit(etcd_url) if e.get("action") == "flip"]
+            assert (entry["resource"], entry["from"], entry["to"], entry["reason"]) == (
+                "bookings", "legacy", "drf", "browser fleet"
+            )  # fmt: skip
+            async with aiohttp.ClientSession() as session:
+                for replica in (one, two):
+
+                    async def routed_to_drf(replica: fleet.Replica = replica) -> bool:
+                        async with session.get(f"{replica.url}/bookings/1") as response:
+                            return (await response.json())["backend"] == "drf"
+
+                    await fleet.wait_for(routed_to_drf, 5, f"{replica.name} routes to drf")

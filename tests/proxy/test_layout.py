@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "proxy.dataplane": 6,
     "proxy.control": 6,
     "proxy.server": 7,
+    "proxy.store_commands": 7,  # `strangler store …`, flip/rollback --store (for proxy.cli)
     "proxy.cli": 8,
     "proxy.__main__": 9,
     "proxy": 0,  # the package itself (its __init__)

@@ -1,4 +1,4 @@
-"""docker-compose.yml runs what `make run` runs: same commands, same environment.
+"""docker-compose.yml runs what `make fleet` runs: same commands, same environment.
 
 Docker cannot run here, so Debian's `docker-compose config` (installed by `make test`) parses
 and normalises the file, and the result is compared with stack/services.py.
@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.services import container_config, services
+from stack.services import container_config, fleet_services, seed
 from tests.support import ROOT
 
-COMPOSE_CONFIG = container_config()  # the admin port is on the proxy's host
+COMPOSE_CONFIG = container_config().fleet()  # each admin port is on its replica's host
+FLEET = fleet_services(COMPOSE_CONFIG)
+APPS = [service for service in FLEET if service.name != "etcd"]  # etcd has its own image
+REPLICAS = [service for service in FLEET if service.name.startswith("proxy")]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +37,10 @@ def compose() -> dict[str, Any]:
 MONITORING = {"prometheus", "grafana"}
 
 
-def test_compose_has_exactly_the_stacks_services_and_monitoring(compose: dict[str, Any]) -> None:
-    expected = {service.name for service in services(COMPOSE_CONFIG)} | MONITORING
+def test_compose_has_exactly_the_fleets_services_the_seed_and_monitoring(
+    compose: dict[str, Any],
+) -> None:
+    expected = {service.name for service in FLEET} | {"seed"} | MONITORING
     assert set(compose["services"]) == expected
 
 
@@ -50,14 +55,19 @@ def test_prometheus_and_grafana_read_the_deploy_folder(compose: dict[str, Any]) 
     )
 
 
-@pytest.mark.parametrize("service", services(COMPOSE_CONFIG), ids=lambda s: s.name)
-def test_command_matches_make_run(compose: dict[str, Any], service: Any) -> None:
+@pytest.mark.parametrize("service", FLEET, ids=lambda s: s.name)
+def test_command_matches_make_fleet(compose: dict[str, Any], service: Any) -> None:
     assert tuple(compose["services"][service.name]["command"]) == service.argv
 
 
-@pytest.mark.parametrize("service", services(COMPOSE_CONFIG), ids=lambda s: s.name)
-def test_environment_matches_make_run(compose: dict[str, Any], service: Any) -> None:
+@pytest.mark.parametrize("service", FLEET, ids=lambda s: s.name)
+def test_environment_matches_make_fleet(compose: dict[str, Any], service: Any) -> None:
     assert compose["services"][service.name].get("environment", {}) == dict(service.env)
+
+
+@pytest.mark.parametrize("service", APPS, ids=lambda s: s.name)
+def test_every_process_of_ours_runs_the_stacks_image(compose: dict[str, Any], service: Any) -> None:
+    assert compose["services"][service.name]["image"] == "strangler:local"
 
 
 @pytest.mark.parametrize("name", ["reservations", "crm", "operations"])
@@ -69,5 +79,42 @@ def test_source_systems_keep_their_sqlite_file_on_a_volume(
     assert f"{name}-data" in compose["volumes"]
 
 
-def test_proxy_reads_the_hosts_routes_directory(compose: dict[str, Any]) -> None:
-    assert f"{ROOT}:/config:rw" in compose["services"]["proxy"]["volumes"]
+def test_etcd_keeps_its_data_on_a_volume_and_answers_only_the_hosts_loopback(
+    compose: dict[str, Any],
+) -> None:
+    etcd = compose["services"]["etcd"]
+    assert etcd["image"].startswith("bitnami/etcd:3.5.")
+    assert "etcd-data:/data:rw" in etcd["volumes"]
+    assert "--data-dir" in etcd["command"]
+    assert etcd["command"][etcd["command"].index("--data-dir") + 1] == "/data/etcd"
+    assert etcd["ports"] == ["127.0.0.1:2379:2379/tcp"]
+
+
+def test_the_seed_pushes_the_hosts_routes_yaml_once_before_any_proxy_starts(
+    compose: dict[str, Any],
+) -> None:
+    service = compose["services"]["seed"]
+    assert tuple(service["command"]) == seed(COMPOSE_CONFIG)
+    assert f"{ROOT}/routes.yaml:/config/routes.yaml:ro" in service["volumes"]
+    assert service["restart"] == "no"
+    assert service["depends_on"] == {"etcd": {"condition": "service_started"}}
+    for replica in REPLICAS:
+        assert compose["services"][replica.name]["depends_on"]["seed"] == {
+            "condition": "service_completed_successfully"
+        }
+
+
+@pytest.mark.parametrize("replica", REPLICAS, ids=lambda s: s.name)
+def test_each_replica_uses_the_store_and_caches_its_table_on_a_volume(
+    compose: dict[str, Any], replica: Any
+) -> None:
+    service = compose["services"][replica.name]
+    command = service["command"]
+    assert command[command.index("--store") + 1] == "etcd://etcd:2379/strangler"
+    assert "--routes" not in command
+    cache = command[command.index("--store-cache") + 1]
+    assert cache.startswith("/data/")
+    assert f"{replica.name}-cache:/data:rw" in service["volumes"]
+    admin = command[command.index("--admin-port") + 1]
+    published = {(p["published"], p["target"]) for p in service["ports"]}
+    assert published == {(replica.port, replica.port), (int(admin), int(admin))}

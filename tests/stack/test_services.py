@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stack.services import DEFAULT_PORTS, StackConfig, services, source_urls
+from stack.services import (
+    DEFAULT_PORTS,
+    StackConfig,
+    container_config,
+    fleet_services,
+    seed,
+    services,
+    source_urls,
+)
 
 
 def test_defaults_are_the_documented_ports() -> None:
@@ -17,6 +25,12 @@ def test_defaults_are_the_documented_ports() -> None:
         "drf": 8000,
         "proxy": 8080,
         "proxy_admin": 8081,
+        "etcd": 2379,
+        "etcd_peer": 2380,
+        "proxy_2": 8180,
+        "proxy_admin_2": 8181,
+        "proxy_3": 8280,
+        "proxy_admin_3": 8281,
     }
     assert [s.name for s in services(config)] == [
         "reservations",
@@ -54,3 +68,76 @@ def test_proxy_is_pointed_at_both_gateways_and_the_routes_file() -> None:
     assert proxy.argv[proxy.argv.index("--routes") + 1] == "/etc/strangler/routes.yaml"
     assert proxy.health_url == "http://127.0.0.1:8081/-/readyz"
     assert config.data_dir == Path("var")
+
+
+def test_the_fleet_is_the_stack_with_etcd_and_three_replicas_on_the_store() -> None:
+    config = StackConfig.from_env({"STRANGLER_DATA_DIR": "/srv/var", "ETCD_PORT": "3379"}).fleet()
+    store = "etcd://127.0.0.1:3379/strangler"
+    assert config.store == store
+    fleet = fleet_services(config)
+    assert [s.name for s in fleet] == [
+        "reservations",
+        "crm",
+        "operations",
+        "legacy",
+        "drf",
+        "etcd",
+        "proxy",
+        "proxy-2",
+        "proxy-3",
+    ]
+    replicas = fleet[-3:]
+    assert [(s.port, s.health_url) for s in replicas] == [
+        (8080, "http://127.0.0.1:8081/-/readyz"),
+        (8180, "http://127.0.0.1:8181/-/readyz"),
+        (8280, "http://127.0.0.1:8281/-/readyz"),
+    ]
+    assert replicas[1].argv[3:] == (
+        "serve",
+        "--store",
+        store,
+        "--store-cache",
+        "/srv/var/proxy-2.routes-cache.yaml",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8180",
+        "--admin-host",
+        "127.0.0.1",
+        "--admin-port",
+        "8181",
+    )
+    assert all("--routes" not in s.argv for s in replicas)
+    assert seed(config)[1:] == ("-m", "stack.seed", "routes.yaml", "--store", store)
+
+
+def test_etcd_keeps_its_data_in_the_data_directory_and_answers_health() -> None:
+    etcd = fleet_services(StackConfig.from_env({"STRANGLER_DATA_DIR": "/srv/var"}).fleet())[5]
+    assert etcd.argv == (
+        "etcd",
+        "--name",
+        "strangler",
+        "--data-dir",
+        "/srv/var/etcd",
+        "--listen-client-urls",
+        "http://127.0.0.1:2379",
+        "--advertise-client-urls",
+        "http://127.0.0.1:2379",
+        "--listen-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-cluster",
+        "strangler=http://127.0.0.1:2380",
+    )
+    assert etcd.health_url == "http://127.0.0.1:2379/health"
+
+
+def test_in_containers_etcd_listens_everywhere_and_is_reached_by_name() -> None:
+    config = container_config().fleet()
+    assert config.store == "etcd://etcd:2379/strangler"
+    etcd = fleet_services(config)[5]
+    after = {etcd.argv[i]: etcd.argv[i + 1] for i in range(1, len(etcd.argv) - 1, 2)}
+    assert after["--listen-client-urls"] == "http://0.0.0.0:2379"
+    assert after["--advertise-client-urls"] == "http://etcd:2379"
+    assert after["--initial-cluster"] == "strangler=http://etcd:2380"

@@ -53,6 +53,8 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "strangler_guard_rollbacks_total": ("counter", frozenset({"resource"})),
     "strangler_guard_dry_run_trips_total": ("counter", frozenset({"resource"})),
     "strangler_open_tunnels": ("gauge", frozenset({"backend"})),
+    "strangler_table_revision": ("gauge", frozenset()),
+    "strangler_store_up": ("gauge", frozenset()),
 }
 HEADERS = {"X-Application-Key": API_KEY}
 

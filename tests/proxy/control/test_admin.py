@@ -83,6 +83,7 @@ async def test_routes(client: TestClient, state: ProxyState) -> None:
         "traffic": {name: idle for name in ("bookings", "customers", "itineraries", "tours",
                                             "other")},
         "traffic_window_seconds": 10.0,
+        "store": None,  # no --store: the table is the file
     }  # fmt: skip
 
 

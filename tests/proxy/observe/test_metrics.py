@@ -252,3 +252,23 @@ def expose(env: dict[str, str]) -> list[str]:
         text=True,
     )
     return done.stdout.splitlines()
+
+
+def test_a_proxy_without_a_store_exports_no_store_gauges() -> None:
+    """A proxy on routes.yaml has no store: no `strangler_store_up 0` to fire an alert on it."""
+    registry = CollectorRegistry()
+    Metrics(registry, store=False)
+    body, _ = exposition(registry)
+    names = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert "strangler_store_up" not in names
+    assert "strangler_table_revision" not in names
+    assert "strangler_requests" in names  # the rest is there
+
+
+def test_a_replica_of_a_store_exports_both_store_gauges() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, store=True)
+    metrics.store_up(True)
+    metrics.table_revision(42)
+    assert registry.get_sample_value("strangler_store_up") == 1.0
+    assert registry.get_sample_value("strangler_table_revision") == 42.0
