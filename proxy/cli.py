@@ -1,4 +1,5 @@
-"""`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status, diffs, store.
+"""`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status, diffs, ready,
+store.
 
 Exit codes: 0 done, 1 failed (one clear line per problem on stderr), 2 bad usage.
 """
@@ -16,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import store_commands
+from proxy import rollout_commands, store_commands
 from proxy.migration.diff import Difference
+from proxy.ready_text import print_ready, progress_line
 from proxy.routing import edit
 from proxy.routing.model import OTHER_RESOURCE, RoutesError
 from proxy.routing.parser import load_table
@@ -94,7 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diffs.add_argument("--limit", type=int, default=10, help="mismatches to show (default 10)")
     add_store(diffs)  # accepted for symmetry: any replica's admin API merges the fleet's diffs
+    ready = commands.add_parser("ready", help="is the new stack ready for a resource? (exit 0/1)")
+    ready.add_argument("resource")
+    ready.add_argument(
+        "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
+    )
+    ready.add_argument("--min-requests", type=int, help="comparisons/requests needed (default 200)")
     store_commands.add_store_parser(commands)
+    rollout_commands.add_rollout_parser(commands)
     return parser
 
 
@@ -150,7 +159,17 @@ def flip(args: argparse.Namespace) -> int:
         print(f"{change.resource}: already on {change.to_backend}, nothing changed")
     else:
         print(f"{change.resource}: {change.from_backend} -> {change.to_backend}")
+    if change.paused:
+        print(f"{change.resource}: its running rollout plan is paused (rollout resume to go on)")
     return 0
+
+
+def rollout(args: argparse.Namespace) -> int:
+    url = store_commands.store_url(args)
+    if url is not None:
+        user, reason = current_user(), args.reason
+        return store_commands.rollout(url, args.resource, args.action, user=user, reason=reason)
+    return rollout_commands.rollout(args, current_user())
 
 
 def rollback(args: argparse.Namespace) -> int:
@@ -247,6 +266,19 @@ def diffs(args: argparse.Namespace) -> int:
     return 0
 
 
+def ready(args: argparse.Namespace) -> int:
+    """The readiness verdict of GET /-/ready/{resource}: exit 0 when ready, 1 when not."""
+    query = "" if args.min_requests is None else f"?min_requests={args.min_requests}"
+    resource = urllib.parse.quote(args.resource, safe="")
+    try:
+        body = fetch_json("ready", f"{args.admin.rstrip('/')}/-/ready/{resource}{query}")
+    except AdminError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print_ready(body, sys.stdout)
+    return 0 if body["ready"] else 1
+
+
 def print_diffs(body: Mapping[str, Any], out: TextIO) -> None:
     """A resource's shadow figures, then each kept mismatch with one line per difference."""
     shadow = body["shadow"]
@@ -289,11 +321,15 @@ def print_status(
     print(f"loaded at:   {body['loaded_at']}", file=out)
     error = body.get("last_reload_error")
     print(f"last reload: {'failed: ' + error if error else 'ok'}", file=out)
+    print(progress_line(body), file=out)
     traffic: Mapping[str, Mapping[str, Any]] = body.get("traffic", {})
-    rows: list[tuple[str, ...]] = [("RESOURCE", "BACKEND", "METHODS", "REQ/S", "ERRORS")]
+    stages: Mapping[str, str] = body.get("stages", {})
+    rows: list[tuple[str, ...]] = [("RESOURCE", "STAGE", "BACKEND", "METHODS", "REQ/S", "ERRORS")]
     for name, route in body["resources"].items():
-        rows.append((name, route["backend"], methods_text(route["methods"]), *rates(traffic, name)))
-    rows.append((f"({OTHER_RESOURCE})", body["default"], "-", *rates(traffic, OTHER_RESOURCE)))
+        cells = (route["backend"], methods_text(route["methods"]), *rates(traffic, name))
+        rows.append((name, stages.get(name, "-"), *cells))
+    other = (body["default"], "-", *rates(traffic, OTHER_RESOURCE))
+    rows.append((f"({OTHER_RESOURCE})", stages.get(OTHER_RESOURCE, "-"), *other))
     if shadow is not None:
         names = [*body["resources"], OTHER_RESOURCE]
         column = ["SHADOW", *(shadow_text(shadow.get(name)) for name in names)]
@@ -332,5 +368,7 @@ COMMANDS = {
     "rollback": rollback,
     "status": status,
     "diffs": diffs,
+    "ready": ready,
     "store": store,
+    "rollout": rollout,
 }

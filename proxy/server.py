@@ -101,6 +101,7 @@ async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port
     `table` None: take it from the store (1 when neither the store nor the cache can give one).
     """
     from proxy.control.admin import make_admin_app
+    from proxy.control.autopilot import Autopilot, run_autopilot
     from proxy.control.fleet import Fleet, store_tasks
     from proxy.control.fleet_start import FleetError, open_store
     from proxy.control.rollback import GuardTimer, run_guards
@@ -159,6 +160,18 @@ async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port
         store=fleet,
     )
     background.start(run_guards(timer), "guard timer")
+    pilot = Autopilot(
+        settings.routes,
+        state.metrics,
+        state.registry,
+        table=lambda: state.table,
+        reload=timer.reload,
+        draining=lambda: state.draining,
+        directory=directory,
+        store=None if fleet is None else fleet.store,
+    )
+    every = settings.rollout_evaluate_every
+    background.start(run_autopilot(pilot, every=every), "rollout autopilot")
     if directory is not None:  # several workers: what the others' admin endpoints read of this one
         snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
         background.start(flush_periodically(state.metrics), "metrics flush")

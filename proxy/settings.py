@@ -47,6 +47,13 @@ class Settings:
     store: str | None = None
     store_cache: Path | None = None
     replica_id: str = field(default_factory=lambda: default_replica_id(os.environ))
+    # A resource on the new stack without a fallback is `retired` once no fallback debt was
+    # recorded for this long (proxy.migration.stage); STRANGLER_RETIRE_AFTER.
+    retire_after: float = 86400.0
+
+    # How often the rollout autopilot judges the running plans (proxy.control.autopilot);
+    # STRANGLER_ROLLOUT_EVALUATE_EVERY.
+    rollout_evaluate_every: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
@@ -78,6 +85,10 @@ class Settings:
             values["max_body_size"] = int(environ["STRANGLER_MAX_BODY_SIZE"])
         if "STRANGLER_FALLBACK_BODY_CAP" in environ:
             values["fallback_body_cap"] = int(environ["STRANGLER_FALLBACK_BODY_CAP"])
+        if "STRANGLER_RETIRE_AFTER" in environ:
+            values["retire_after"] = float(environ["STRANGLER_RETIRE_AFTER"])
+        if "STRANGLER_ROLLOUT_EVALUATE_EVERY" in environ:
+            values["rollout_evaluate_every"] = float(environ["STRANGLER_ROLLOUT_EVALUATE_EVERY"])
         if "STRANGLER_MAX_ROUTES_BYTES" in environ:
             values["max_routes_bytes"] = int(environ["STRANGLER_MAX_ROUTES_BYTES"])
         values.update({key: value for key, value in flags.items() if value is not None})

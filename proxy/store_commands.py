@@ -127,6 +127,8 @@ def flip(url: str, resource: str, backend: str, *, user: str, reason: str) -> in
         print(f"{change.resource}: already on {change.to_backend}, nothing changed")
     else:
         print(f"{change.resource}: {change.from_backend} -> {change.to_backend}{at(change)}")
+    if change.paused:
+        print(f"{change.resource}: its running rollout plan is paused")
     return 0
 
 
@@ -139,6 +141,26 @@ def rollback(url: str, resource: str, *, user: str, reason: str) -> int:
 
     change = run("rollback", url, work)
     print(f"{change.resource}: {change.from_backend} -> {change.to_backend} (rollback){at(change)}")
+    return 0
+
+
+@exits
+def rollout(url: str, resource: str, action: str, *, user: str, reason: str) -> int:
+    """`strangler rollout ACTION RESOURCE --store URL` (`proxy.routing.rollout_edit`)."""
+    from functools import partial
+
+    from proxy.routing import rollout_edit, store_edit
+
+    async def work(store: RouteStore) -> Change | None:
+        by = store_edit.author(store, user, reason)
+        plan = partial(rollout_edit.plan_command, resource=resource, action=action, author=by)
+        return await store_edit.apply(store, plan, by)
+
+    change = run("rollout", url, work)
+    assert change is not None  # a command always plans a change
+    print(
+        f"{resource}: rollout {action} ({change.from_backend} -> {change.to_backend}){at(change)}"
+    )
     return 0
 
 

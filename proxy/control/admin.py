@@ -19,6 +19,7 @@ import dataclasses
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -28,11 +29,12 @@ from proxy.control.dashboard import DASHBOARD, add_dashboard, page, resource_rat
 from proxy.control.diffs import diffs_report
 from proxy.control.fleet import Fleet
 from proxy.control.fleet_admin import FLEET, add_fleet, shared_snapshots
+from proxy.control.lifecycle import add_lifecycle, routes_lifecycle
 from proxy.migration.shadow import KEEP
 from proxy.observe.debt import merge_debt
 from proxy.observe.metrics import exposition
 from proxy.observe.sharing import DEBT, MISMATCHES, others
-from proxy.routing import edit, store_edit
+from proxy.routing import edit, rollout_edit, store_edit
 from proxy.routing.model import OTHER_RESOURCE, Route, RoutesError, RouteTable
 from proxy.routing.reload import reload_now
 from proxy.routing.store import StoreError
@@ -63,10 +65,12 @@ def make_admin_app(
     app.router.add_get("/-/routes", routes)
     app.router.add_put("/-/routes/{resource}", flip)
     app.router.add_post("/-/routes/{resource}/rollback", rollback)
+    app.router.add_post("/-/routes/{resource}/rollout/{action}", rollout)
     app.router.add_get("/-/diffs", diffs)
     app.router.add_get("/-/debt", debt)
     app.router.add_get("/-/", index)
     add_dashboard(app, state, window=rate_window, sample_every=sample_interval)
+    add_lifecycle(app, state, sample_every=sample_interval)
     return app
 
 
@@ -122,6 +126,7 @@ async def routes(request: web.Request) -> web.Response:
     names = [*state.table.routes, OTHER_RESOURCE]
     body["traffic"] = {name: resource_rates(recent, name) for name in names}
     body["traffic_window_seconds"] = tracker.window
+    body.update(routes_lifecycle(request.app))  # "stages" and "progress"
     return web.json_response(body)
 
 
@@ -184,6 +189,7 @@ async def index(request: web.Request) -> web.Response:
                 "GET /-/audit?limit=N": "the last N flips and rollbacks, newest first",
                 "GET /-/debt?resource=R": "request shapes that needed a fallback, with counts",
                 "GET /-/diffs?resource=R&limit=N": "shadow figures; R's last N mismatches",
+                "GET /-/ready/{resource}": "readiness verdict and its evidence (last 5 min)",
                 "GET /-/fleet": "the live replicas sharing the store (--store), lagging ones",
             }
         }
@@ -292,6 +298,28 @@ async def rollback(request: web.Request) -> web.Response:
     return await apply_change(request, change, through)
 
 
+async def rollout(request: web.Request) -> web.Response:
+    """POST /-/routes/{resource}/rollout/{start|pause|resume|abort} (proxy.routing.rollout_edit)"""
+    if not authorized(request):
+        return unauthorized()
+    body = await json_body(request)
+    reason = None if body is None else body.get("reason", "")
+    resource, action = request.match_info["resource"], request.match_info["action"]
+    if not isinstance(reason, str) or action not in rollout_edit.ACTIONS:
+        return error_json(400, "Bad request: POST .../rollout/start|pause|resume|abort.")
+    path = request.app[STATE].settings.routes
+    change = partial(rollout_edit.command, path, resource, action, user=ADMIN_USER, reason=reason)
+
+    async def through(fleet: Fleet) -> edit.Change:
+        by = store_edit.author(fleet.store, ADMIN_USER, reason)
+        plan = partial(rollout_edit.plan_command, resource=resource, action=action, author=by)
+        done = await store_edit.apply(fleet.store, plan, by)
+        assert done is not None  # a command always plans a change
+        return done
+
+    return await apply_change(request, change, through)
+
+
 async def apply_change(
     request: web.Request,
     change: Callable[[], edit.Change],
@@ -322,6 +350,8 @@ async def apply_change(
         await reload_now(state)
     assert done is not None  # a flip or a rollback always plans a change
     body = {**done.to_json(), "changed": done.recorded, "sha256": state.table.sha256}
+    if done.paused:  # a flip that took the resource over from its running rollout plan
+        body["rollout_paused"] = True
     return web.json_response({**body, **revision})
 
 

@@ -16,6 +16,7 @@ GET /-/stats            the table in force and live figures::
                "loaded_at": "2026-11-28T09:58:00Z", "last_reload_error": null},
      "resources": [
        {"resource": "bookings", "listed": true, "backend": "drf", "methods": {"GET": "legacy"},
+        "stage": "new", "ready": {...},         # GET /-/ready/{resource} (null for "other")
         "requests_per_second": 2.5, "error_rate": 0.0,          # over the last window_seconds
         "canary": {"backend": "drf", "percent": 10.0, "sticky": "header:X-Application-Key"},
         "shadow": {"configured": true, "backend": "drf", "percent": 100.0,
@@ -36,7 +37,9 @@ GET /-/stats            the table in force and live figures::
         "requests_per_second": 2.5, "error_rate": 0.0, "p50_seconds": 0.004,
         "p99_seconds": 0.02,                                    # over the last window_seconds
         "series": {"requests_per_second": [...], "error_rate": [...],
-                   "p50_seconds": [...], "p99_seconds": [...]}}]}
+                   "p50_seconds": [...], "p99_seconds": [...]}}],
+     "progress": {"stages": {"legacy": 3, ...}, "shares": {"legacy": 0.8, "drf": 0.2},
+                  "window_seconds": 300.0, "text": "3 legacy, ...; last 5m: ..."}}
     # series: history_seconds / step_seconds steps of step_seconds, oldest first; null where
     # there is no data yet (or, for ratios and quantiles, no request in that step)
 
@@ -73,6 +76,7 @@ from aiohttp import web
 from proxy.clock import iso_time
 from proxy.control.fleet_admin import FLEET
 from proxy.control.fleet_admin import recent_audit as fleet_audit
+from proxy.control.lifecycle import lifecycle_json, with_lifecycle
 from proxy.observe.stats import (
     ResourceCounts,
     StatsTracker,
@@ -193,6 +197,7 @@ def asset_response(asset: Asset) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     dashboard = request.app[DASHBOARD]
     body = stats_json(dashboard.state, dashboard.tracker, time.time())
+    with_lifecycle(body, await lifecycle_json(request.app))  # stage, verdict, progress
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 

@@ -218,6 +218,14 @@ class Fleet:
         by = store_edit.author(self.store, user, reason)
         return await self.written(await store_edit.rollback_if(self.store, resource, expected, by))
 
+    async def stop_canary_if(
+        self, resource: str, expected: str, main: str, *, user: str, reason: str
+    ) -> edit.Change | None:
+        """The guard's canary stop: only if the canary and backend are as it saw them (one CAS)."""
+        by = store_edit.author(self.store, user, reason)
+        change = await store_edit.stop_canary_if(self.store, resource, expected, main, by)
+        return await self.written(change)
+
     async def follow(self) -> None:
         """Watch the routes key until cancelled; reconnect with backoff, catching up first."""
         delay = RECONNECT_FIRST

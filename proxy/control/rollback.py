@@ -16,6 +16,12 @@ replica's `proxy.control.fleet.Fleet`) the audit log is the store's and the roll
 compare-and-swap conditioned on the resource still being on the backend the guard saw: of several
 replicas tripping at once, one rolls back and writes the one audit entry.
 
+A canary's watch that trips stops the canary instead (`stop_canary`): its percent set to 0 in
+one audited edit (`edit.stop_canary_if`, action "stop_canary"; on a store, one compare-and-swap),
+conditioned on the canary and the resource's backend being those the guard saw, so again one
+worker or replica writes it; counted in strangler_guard_rollbacks_total. The canary's guard is
+armed again when the table gives the canary a share anew, with fresh windows.
+
 The timer works with what it needs, not the process state: a `GuardTimer` holds the guards, the
 routes file, the metrics, and three callables (the table in force, the reload, whether the
 process drains).
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from proxy.migration.guard import GUARD_USER, Fired, Guards, Watch, verdict
+from proxy.migration.guard import GUARD_USER, Fired, Guards, Watch
 from proxy.observe.metrics import Metrics
 from proxy.routing import edit
 from proxy.routing.model import RoutesError, RouteTable
@@ -54,6 +60,10 @@ class History(Protocol):
 
     async def rollback_if(
         self, resource: str, expected: str, *, user: str, reason: str
+    ) -> edit.Change | None: ...
+
+    async def stop_canary_if(
+        self, resource: str, expected: str, main: str, *, user: str, reason: str
     ) -> edit.Change | None: ...
 
 
@@ -106,10 +116,12 @@ async def check(timer: GuardTimer) -> None:
         guards.audit_stamp = stamp
     if timer.draining():
         return
-    for watch in list(guards.watches.values()):
-        reason = verdict(watch.guard, watch.window.figures())
+    for watch in [*guards.watches.values(), *guards.canaries.values()]:
+        reason = watch.verdict()
         if watch.guard.dry_run:
             report_dry_run(timer.metrics, watch, reason)
+        elif reason is not None and watch.main is not None:
+            await stop_canary(timer, watch, watch.main, reason)
         elif reason is not None:
             await fire(timer, watch, reason)
 
@@ -117,7 +129,10 @@ async def check(timer: GuardTimer) -> None:
 def report_dry_run(metrics: Metrics, watch: Watch, reason: str | None) -> None:
     """Log and count once each time a dry-run guard's limits start being exceeded."""
     if reason is not None and watch.would is None:
-        log.warning("%s (dry run: %s stays on %s)", reason, watch.resource, watch.backend)
+        stays = f"{watch.resource} stays on {watch.backend}"
+        if watch.main is not None:
+            stays = f"the canary of {watch.resource} on {watch.backend} goes on"
+        log.warning("%s (dry run: %s)", reason, stays)
         metrics.guard_dry_run(watch.resource)
         watch.would_at = time.time()
     watch.would = reason
@@ -159,4 +174,37 @@ async def fire(timer: GuardTimer, watch: Watch, reason: str) -> None:
             change.from_backend,
             change.to_backend,
         )
+    await timer.reload()
+
+
+async def stop_canary(timer: GuardTimer, watch: Watch, main: str, reason: str) -> None:
+    """Set the canary of `watch.resource` to 0 unless another process already did; reload."""
+    timer.guards.canaries.pop(watch.resource, None)
+    log.warning("%s: stopping the canary of %s on %s", reason, watch.resource, watch.backend)
+    try:
+        if timer.store is None:
+            change = await asyncio.to_thread(
+                edit.stop_canary_if,
+                timer.routes,
+                watch.resource,
+                watch.backend,
+                main,
+                user=GUARD_USER,
+                reason=reason,
+            )
+        else:
+            change = await timer.store.stop_canary_if(
+                watch.resource, watch.backend, main, user=GUARD_USER, reason=reason
+            )
+    except (edit.EditError, RoutesError, StoreError) as exc:
+        timer.guards.errors[watch.resource] = str(exc)
+        log.error("guard: cannot stop the canary of %s: %s", watch.resource, exc)
+        return
+    if change is None:
+        log.warning(
+            "guard: the canary of %s on %s was already changed", watch.resource, watch.backend
+        )
+    else:
+        timer.metrics.guard_rollback(watch.resource)
+        log.warning("guard: stopped the canary of %s on %s", watch.resource, watch.backend)
     await timer.reload()

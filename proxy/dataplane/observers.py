@@ -59,7 +59,8 @@ class RequestMetrics:
 
 
 class GuardWindows:
-    """The guard's rolling windows of statuses and durations, per resource and backend."""
+    """The guard's rolling windows of statuses and durations, per resource and backend (and
+    whether the canary share sent the request: a canary's side against its baseline)."""
 
     __slots__ = ("_guards",)
 
@@ -69,7 +70,8 @@ class GuardWindows:
     def request_done(
         self, request: Request, resource: str, outcome: Outcome, seconds: float
     ) -> None:
-        self._guards.observe(resource, outcome.backend.name, outcome.status, seconds)
+        via_canary = outcome.via == CANARY
+        self._guards.observe(resource, outcome.backend.name, outcome.status, seconds, via_canary)
 
 
 class AccessLogLines:

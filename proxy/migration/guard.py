@@ -14,6 +14,18 @@ When a guard is armed is read from the table and the audit log (`Guards.sync`), 
 not when the resource's latest audit entry is a guard rollback that left it where it is (a guard
 that fired stays quiet until the resource is flipped anew).
 
+A guarded resource with a canary (percent above 0, to another backend) is also watched on its
+canary side, from the moment the table gives the canary a share: the requests the canary share
+sent to the canary backend, against the live baseline of the requests routed to the resource's
+own backend over the same window. With at least `min_requests` on the canary side, the canary
+is stopped (`canary_verdict`) when its error rate exceeds both `max_error_rate` and the
+baseline's rate, or its p99 exceeds both `max_p99_ms` and the baseline's p99::
+
+    guard: canary drf error rate 50.0% > 5% and legacy's 0.0% over 60 s, 40 requests
+
+So a canary is only blamed for what the old stack does not suffer as well (a shared database
+down fails both sides: nothing to stop).
+
 This module owns the pure part and the per-request observation: `Window`, `quantile`, `verdict`
 and `Guards` (the armed guards' windows, fed by `Guards.observe` at the end of every request).
 Acting on a verdict (rewriting routes.yaml, the audit line, dry-run reports) is the timer's job:
@@ -139,6 +151,37 @@ def edges_for(guard: Guard) -> tuple[float, ...]:
     return tuple(sorted({*EDGES_MS, guard.max_p99_ms}))
 
 
+def canary_verdict(
+    guard: Guard, canary: Figures, baseline: Figures, backend: str, main: str
+) -> str | None:
+    """The reason to stop a canary on `backend`, or None: over the guard's limits and worse than
+    the baseline (`main`'s requests over the same window; none counts as no errors).
+
+    >>> g = Guard(max_error_rate=0.05, max_p99_ms=None, min_requests=20, window=60, dry_run=False)
+    >>> canary_verdict(g, Figures(40, 20, 9.0), Figures(50, 0, 8.0), "drf", "legacy")
+    "guard: canary drf error rate 50.0% > 5% and legacy's 0.0% over 60 s, 40 requests"
+    >>> canary_verdict(g, Figures(40, 20, 9.0), Figures(50, 30, 8.0), "drf", "legacy") is None
+    True
+    """
+    if canary.requests < guard.min_requests:
+        return None
+    over = f"over {guard.window:g} s, {canary.requests} requests"
+    rate, base, limit = canary.error_rate or 0.0, baseline.error_rate or 0.0, guard.max_error_rate
+    if limit is not None and rate > limit and rate > base:
+        return (
+            f"guard: canary {backend} error rate {rate * 100:.1f}% > {limit * 100:g}% "
+            f"and {main}'s {base * 100:.1f}% {over}"
+        )
+    p99, base_p99, most = canary.p99_ms, baseline.p99_ms, guard.max_p99_ms
+    if most is not None and p99 is not None and p99 > most and p99 > (base_p99 or 0.0):
+        base_text = "none" if base_p99 is None else f"{base_p99:.0f} ms"
+        return (
+            f"guard: canary {backend} p99 {p99:.0f} ms > {most:g} ms and {main}'s {base_text} "
+            + over
+        )
+    return None
+
+
 def verdict(guard: Guard, figures: Figures) -> str | None:
     """The reason to roll back, or None while the figures are within the guard's limits.
 
@@ -161,7 +204,10 @@ def verdict(guard: Guard, figures: Figures) -> str | None:
 
 @dataclass
 class Watch:
-    """An armed guard: the resource, the backend it watches, its window, its dry-run report."""
+    """An armed guard: the resource, the backend it watches, its window, its dry-run report.
+
+    A canary's watch (`main` set) watches the canary backend against `baseline`, the window of
+    `main`, the resource's own backend."""
 
     resource: str
     backend: str
@@ -169,6 +215,16 @@ class Watch:
     window: Window
     would: str | None = None  # dry run: the reason, while the limits are exceeded
     would_at: float | None = None  # time.time() it started
+    main: str | None = None  # a canary's watch: the route's backend, the live baseline
+    baseline: Window | None = None  # a canary's watch: `main`'s window
+
+    def verdict(self) -> str | None:
+        """The reason to act (roll back, or stop the canary), or None."""
+        if self.main is None or self.baseline is None:
+            return verdict(self.guard, self.window.figures())
+        return canary_verdict(
+            self.guard, self.window.figures(), self.baseline.figures(), self.backend, self.main
+        )
 
 
 @dataclass(frozen=True)
@@ -186,26 +242,41 @@ class Guards:
 
     clock: Clock = time.monotonic
     watches: dict[str, Watch] = field(default_factory=dict)
+    canaries: dict[str, Watch] = field(default_factory=dict)  # resource -> its canary's watch
     fired: dict[str, Fired] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # resource -> why a rollback failed
     table: RouteTable | None = None
     audit_stamp: tuple[int, int] | None = None
 
-    def observe(self, resource: str, backend: str, status: int, seconds: float) -> None:
-        """Count one finished request (called for every request: returns at once if unguarded)."""
+    def observe(
+        self, resource: str, backend: str, status: int, seconds: float, canary: bool = False
+    ) -> None:
+        """Count one finished request (called for every request: returns at once if unguarded).
+
+        `canary`: the canary share sent it (not a tester's override, not the routed side)."""
         watch = self.watches.get(resource)
-        if watch is None or watch.backend != backend:
+        if watch is not None and watch.backend == backend:
+            watch.window.observe(status >= 500, seconds * 1000.0)
+        side = self.canaries.get(resource)
+        if side is None or side.baseline is None:
             return
-        watch.window.observe(status >= 500, seconds * 1000.0)
+        if canary and backend == side.backend:
+            side.window.observe(status >= 500, seconds * 1000.0)
+        elif not canary and backend == side.main:
+            side.baseline.observe(status >= 500, seconds * 1000.0)
 
     def sync(self, table: RouteTable, entries: Iterable[Mapping[str, Any]]) -> None:
         """Arm the guards of `table` that have something to roll back; keep running windows."""
         history = list(entries)
         watches: dict[str, Watch] = {}
         fired: dict[str, Fired] = {}
+        canaries: dict[str, Watch] = {}
         for name, route in table.routes.items():
             if route.guard is None:
                 continue
+            canary = route.canary
+            if canary is not None and canary.percent > 0 and canary.backend != route.backend:
+                canaries[name] = self._canary(name, canary.backend, route.backend, route.guard)
             last = _last_entry(history, name)
             if last is not None and _is_guard_rollback(last) and last.get("to") == route.backend:
                 fired[name] = Fired(str(last.get("time")), str(last.get("reason")))
@@ -215,6 +286,7 @@ class Guards:
                 continue
             watches[name] = self._watch(name, route.backend, route.guard)
         self.watches, self.fired, self.table = watches, fired, table
+        self.canaries = canaries
         self.errors = {}
 
     def _watch(self, resource: str, backend: str, guard: Guard) -> Watch:
@@ -223,14 +295,26 @@ class Guards:
             return old
         return Watch(resource, backend, guard, Window(guard.window, edges_for(guard), self.clock))
 
+    def _canary(self, resource: str, backend: str, main: str, guard: Guard) -> Watch:
+        old = self.canaries.get(resource)
+        if old is not None and (old.backend, old.main, old.guard) == (backend, main, guard):
+            return old
+        edges = edges_for(guard)
+        baseline = Window(guard.window, edges, self.clock)
+        window = Window(guard.window, edges, self.clock)
+        return Watch(resource, backend, guard, window, main=main, baseline=baseline)
+
     def describe(self, resource: str) -> dict[str, Any]:
         """The live state of a resource's guard, for the dashboard.
 
         `state`: "off" (no guard, or nothing to roll back to), "armed", "dry run" (limits
         exceeded: `would_roll_back` says why), "rolled back" (`fired`: when and why), "failed"
         (the rollback could not be written: `error`; re-armed when the table changes).
+        `canary`: None, or the canary's watch (its backend and window, the baseline's).
         """
         watch = self.watches.get(resource)
+        side = self.canaries.get(resource)
+        armed = watch or side
         fired = self.fired.get(resource)
         figures = None if watch is None else watch.window.figures()
         state = "off"
@@ -238,8 +322,8 @@ class Guards:
             state = "failed"
         elif fired is not None:
             state = "rolled back"
-        elif watch is not None:
-            state = "dry run" if watch.guard.dry_run else "armed"
+        elif armed is not None:
+            state = "dry run" if armed.guard.dry_run else "armed"
         return {
             "state": state,
             "watching": None if watch is None else watch.backend,
@@ -247,7 +331,19 @@ class Guards:
             "would_roll_back": None if watch is None else watch.would,
             "fired": None if fired is None else {"time": fired.time, "reason": fired.reason},
             "error": self.errors.get(resource),
+            "canary": None if side is None else _canary_json(side),
         }
+
+
+def _canary_json(side: Watch) -> dict[str, Any]:
+    baseline = None if side.baseline is None else _figures_json(side.baseline.figures())
+    return {
+        "watching": side.backend,
+        "window": _figures_json(side.window.figures()),
+        "baseline": side.main,
+        "baseline_window": baseline,
+        "would_stop": side.would,
+    }
 
 
 def _figures_json(figures: Figures) -> dict[str, Any]:

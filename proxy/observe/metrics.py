@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +208,27 @@ class Metrics:
             ("resource",),
             registry=registry,
         )
+        self.resource_stage = Gauge(
+            "strangler_resource_stage",
+            "1 for each resource's migration stage (proxy.migration.stage), 0 for the others.",
+            ("resource", "stage"),
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
+        self._staged: frozenset[str] = frozenset()
+        self.rollout_aborts = Counter(
+            "strangler_rollout_aborts_total",
+            "Rollout plans aborted by the autopilot on a failing gate.",
+            ("resource",),
+            registry=registry,
+        )
+        self.rollout_state_gauge = Gauge(
+            "strangler_rollout_state",
+            "1 for each rollout plan's state (pending, running, paused, aborted, done), else 0.",
+            ("resource", "state"),
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
         # Only a replica of a store has these (`store`): a proxy on routes.yaml has no store to
         # be up or down, and a 0 would fire StranglerStoreUnreachable on it.
         self.table_revision_gauge: Gauge | None = None
@@ -296,6 +317,28 @@ class Metrics:
 
     def guard_dry_run(self, resource: str) -> None:
         self.guard_dry_run_trips.labels(resource).inc()
+
+    def resource_stages(self, current: Mapping[str, str], names: Iterable[str]) -> None:
+        """strangler_resource_stage: 1 for each resource's `current` stage, 0 for the other
+        `names`; resources no longer listed drop out (0 in multiprocess mode)."""
+        names = tuple(names)
+        for resource in self._staged - set(current):
+            for name in names:
+                self.resource_stage.labels(resource, name).set(0)
+                if self._can_remove:
+                    self.resource_stage.remove(resource, name)
+        for resource, stage in current.items():
+            for name in names:
+                self.resource_stage.labels(resource, name).set(1 if name == stage else 0)
+        self._staged = frozenset(current)
+
+    def rollout_abort(self, resource: str) -> None:
+        self.rollout_aborts.labels(resource).inc()
+
+    def rollout_state(self, resource: str, state: str, states: Iterable[str]) -> None:
+        """strangler_rollout_state: 1 for the plan's `state`, 0 for the other `states`."""
+        for name in states:
+            self.rollout_state_gauge.labels(resource, name).set(1 if name == state else 0)
 
     def reload_result(self, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "failure").inc()

@@ -44,6 +44,7 @@ from proxy.routing.rules import RESOURCE_RE
 from proxy.routing.yamledit import EditConflict as EditConflict
 from proxy.routing.yamledit import EditError as EditError
 from proxy.routing.yamledit import set_backend as set_backend
+from proxy.routing.yamledit import set_canary_percent, set_value
 
 Entries = list[dict[str, Any]]
 
@@ -56,8 +57,9 @@ class Change:
     from_backend: str
     to_backend: str
     reason: str
-    action: str  # "flip" | "rollback"
+    action: str  # "flip" | "rollback" | "stop_canary"
     recorded: bool = True  # False when a flip found the resource already there
+    paused: bool = False  # a flip that paused the resource's running rollout plan
     revision: int = 0  # the store revision that recorded it (0: a change of a file)
 
     def to_json(self) -> dict[str, str]:
@@ -118,7 +120,13 @@ def plan_flip(
     change = author.change(resource, current, backend, "flip")
     if resource in table.routes and current == backend:
         return None, replace(change, recorded=False)
-    return _edited(text, table, change, author), change
+    new_text = _edited(text, table, change, author)
+    plan = table.routes[resource].rollout if resource in table.routes else None
+    if new_text is not None and plan is not None and plan.state == "running":
+        new_text = set_value(new_text, resource, ("rollout", "state"), "paused")  # taken over
+        parse_table(new_text, author.source, author.environ)
+        change = replace(change, paused=True)
+    return new_text, change
 
 
 def plan_rollback(
@@ -150,13 +158,47 @@ def plan_rollback_if(
     return plan_rollback(text, table, audit, resource=resource, author=author)
 
 
+def plan_stop_canary_if(
+    text: str,
+    table: RouteTable,
+    audit: Entries,
+    *,
+    resource: str,
+    expected: str,
+    main: str,
+    author: Author,
+) -> Planned | None:
+    """Set the canary percent of `resource` to 0 (a guard's `stop_canary`), only if its canary
+    still sends a share to `expected` and its backend is still `main`; else None.
+
+    Like `plan_rollback_if`, applied under the file's lock or in the store's compare-and-swap,
+    so of several processes tripping at once one stops the canary and writes the audit entry.
+    """
+    _check_name(resource)
+    route = table.routes.get(resource)
+    canary = None if route is None else route.canary
+    if route is None or canary is None or canary.percent <= 0:
+        return None
+    if (canary.backend, route.backend) != (expected, main):
+        return None
+    reason = f"{author.reason} (canary {canary.percent:g}% -> 0%)"
+    change = replace(author, reason=reason).change(resource, expected, main, "stop_canary")
+    new_text = set_canary_percent(text, resource, 0)
+    new = parse_table(new_text, author.source, author.environ)
+    _check(table, new, resource, main)
+    if new.routes.get(resource) != replace(route, canary=replace(canary, percent=0.0)):
+        raise EditConflict(f"could not edit '{resource}' safely; the file was left unchanged")
+    return new_text, change
+
+
 def rollback_target(entries: Iterable[Mapping[str, Any]], resource: str) -> str | None:
     """The backend a rollback of `resource` returns to, from the audit entries (oldest first)."""
     undo: list[str] = []
     for entry in entries:
         if entry.get("resource") != resource:
             continue
-        if entry.get("action") == "flip" and isinstance(entry.get("from"), str):
+        flipped = entry.get("action") in ("flip", "rollout-done")  # a plan's end flips too
+        if flipped and isinstance(entry.get("from"), str):
             undo.append(entry["from"])
         elif entry.get("action") == "rollback" and undo:
             undo.pop()
@@ -238,6 +280,25 @@ def rollback_if(
     return _on_file(routes, plan, author)
 
 
+def stop_canary_if(
+    routes: Path,
+    resource: str,
+    expected: str,
+    main: str,
+    *,
+    user: str,
+    reason: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Change | None:
+    """`plan_stop_canary_if` on routes.yaml and its audit log."""
+    _check_name(resource)
+    author = Author(user, reason, str(routes), environ)
+    plan = partial(
+        plan_stop_canary_if, resource=resource, expected=expected, main=main, author=author
+    )
+    return _on_file(routes, plan, author)
+
+
 def _on_file(routes: Path, plan: Plan, author: Author, *, read_log: bool = True) -> Change | None:
     """Run `plan` under the lock; write its text and its audit line. The change, or None."""
     with _locked(routes):
@@ -252,6 +313,9 @@ def _on_file(routes: Path, plan: Plan, author: Author, *, read_log: bool = True)
         if change.recorded:
             _append_audit(audit_path(routes), change)
         return change
+
+
+apply_file = _on_file  # the plans of other modules (proxy.routing.rollout_edit) on routes.yaml
 
 
 def _made(change: Change | None) -> Change:

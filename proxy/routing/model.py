@@ -116,6 +116,36 @@ class Guard:
     dry_run: bool
 
 
+SHADOW_STEP = "shadow"  # a rollout step that only compares copies (numbers are canary percents)
+ROLLOUT_STATES = ("pending", "running", "paused", "aborted", "done")
+
+
+@dataclass(frozen=True)
+class Gates:
+    min_match: float | None = None  # shadow match %, on the steps that shadow
+    max_error_delta: float | None = None  # new 5xx % minus old 5xx %, in points
+    max_p99_ratio: float | None = None  # new p99 / old p99
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A resource's rollout plan and its progress (`state`, `step`, `since`), as in the table."""
+
+    to: str
+    steps: tuple[str | float, ...]  # SHADOW_STEP or a canary percent
+    step_seconds: float
+    min_requests: int
+    gates: Gates
+    sticky: str | None = None  # the canary's sticky key when the plan adds the canary
+    state: str = "pending"
+    step: int = 0
+    since: str | None = None
+
+    @property
+    def current(self) -> str | float:
+        return self.steps[self.step]
+
+
 @dataclass(frozen=True)
 class Route:
     resource: str
@@ -125,6 +155,14 @@ class Route:
     shadow: Shadow | None = None
     fallback: Fallback | None = None
     guard: Guard | None = None
+    rollout: Rollout | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        """Shadowed, on a canary, or with a running plan: what `max_in_flight` counts."""
+        running = self.rollout is not None and self.rollout.state == "running"
+        canary = self.canary is not None and self.canary.percent > 0
+        return running or canary or self.shadow is not None
 
 
 @dataclass(frozen=True)
@@ -149,6 +187,7 @@ class RouteTable:
     routes: Mapping[str, Route]
     source: str
     sha256: str
+    max_in_flight: int | None = None  # resources in shadow/canary/rollout at once; None: any
     # By routing key; the key None (a target to refuse) has a plan too: `match` needs no branch.
     _plans: Mapping[str | None, _Plan] = field(init=False, repr=False, compare=False)
     _fallthrough: Decision = field(init=False, repr=False, compare=False)

@@ -19,6 +19,7 @@ import hashlib
 import os
 import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -39,6 +40,7 @@ from proxy.routing.model import (
     no_password,
 )
 from proxy.routing.nodes import Entry, NodeReader, compose_nodes, line_of
+from proxy.routing.plans import check_in_flight, check_route, read_rollout
 from proxy.routing.rules import (
     AT_LEAST_ONE,
     BACKEND_KEYS,
@@ -136,7 +138,7 @@ class _Parser(NodeReader):
         if not isinstance(root, MappingNode):
             line = 1 if root is None else line_of(root)
             got = "an empty file" if root is None else self.kind(root)
-            self.error(line, f"expected a mapping with {', '.join(TOP_KEYS)}, got {got}")
+            self.error(line, f"expected a mapping with {', '.join(TOP_KEYS[:4])}, got {got}")
             return None
         top = self.entries(root, "the top-level mapping", TOP_KEYS)
         for key in TOP_KEYS[:3]:
@@ -149,6 +151,7 @@ class _Parser(NodeReader):
             self.backend_ref(top["default"], "default", backends) if "default" in top else None
         )
         routes = self.resources(top["resources"], backends) if "resources" in top else {}
+        max_in_flight = check_in_flight(self, top.get("max_in_flight"), routes)
         if self.errors or default is None:
             return None
         return RouteTable(
@@ -158,6 +161,7 @@ class _Parser(NodeReader):
             routes=MappingProxyType(routes),
             source=self.source,
             sha256=sha256,
+            max_in_flight=max_in_flight,
         )
 
     def version(self, entry: Entry) -> None:
@@ -310,9 +314,13 @@ class _Parser(NodeReader):
         shadow = self.shadow(name, found["shadow"], backends) if "shadow" in found else None
         fallback = self.fallback(name, found["fallback"], backends) if "fallback" in found else None
         guard = self.guard(name, found["guard"]) if "guard" in found else None
+        plan = read_rollout(self, name, found["rollout"], backends) if "rollout" in found else None
         if backend is None:
             return None
-        return Route(name, backend, MappingProxyType(methods), canary, shadow, fallback, guard)
+        route = Route(name, backend, MappingProxyType(methods), canary, shadow, fallback, guard)
+        route = replace(route, rollout=plan)
+        check_route(self, route, entry.key_line)
+        return route
 
     def methods(self, name: str, entry: Entry, backends: Mapping[str, Backend]) -> dict[str, str]:
         where = f"methods of resource '{name}'"

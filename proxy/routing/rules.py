@@ -20,15 +20,19 @@ RESOURCE_RE = re.compile(r"[A-Za-z0-9_.~-]+\Z")
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 HOST_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 
-TOP_KEYS = ("version", "backends", "default", "resources")
+TOP_KEYS = ("version", "backends", "default", "resources", "max_in_flight")
 BACKEND_KEYS = ("url", "connect_timeout", "read_timeout", "max_connections", "tls")
 TLS_KEYS = ("ca_file", "verify", "server_name", "client_cert", "client_key")
 TLS_FILES = ("ca_file", "client_cert", "client_key")
-ROUTE_KEYS = ("backend", "methods", "canary", "shadow", "fallback", "guard")
+ROUTE_KEYS = ("backend", "methods", "canary", "shadow", "fallback", "guard", "rollout")
 CANARY_KEYS = ("backend", "percent", "sticky")
 SHADOW_KEYS = ("backend", "percent", "ignore")
 FALLBACK_KEYS = ("backend", "on")
 GUARD_KEYS = ("max_error_rate", "max_p99_ms", "min_requests", "window", "dry_run")
+ROLLOUT_KEYS = (
+    *("to", "steps", "step_seconds", "min_requests", "gates", "sticky", "state", "step", "since"),
+)
+GATES_KEYS = ("min_match", "max_error_delta", "max_p99_ratio")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,19 @@ STATUS = Rule((int,), lambda value: 400 <= value <= 599, "a status code from 400
 JSONPATH = Rule((str,), jsonpath.is_valid, "a JSONPath like $.a.b or $.a[*].b")
 FILE_PATH = Rule((str,), lambda value: value != "", "a file path")
 HOST_NAME = Rule((str,), lambda value: HOST_NAME_RE.match(value) is not None, "a host name")
+AT_LEAST_ZERO = Rule((int,), lambda value: value >= 0, "an integer >= 0")
+STEP = Rule(
+    (str, int, float),
+    lambda value: value == "shadow" if isinstance(value, str) else 0 < value <= 100,
+    "shadow or a canary percent in (0, 100]",
+)
+STATE = Rule(
+    (str,),
+    lambda value: value in ("pending", "running", "paused", "aborted", "done"),
+    "pending, running, paused, aborted or done",
+)
+ISO_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\Z")
+TIME = Rule((str,), lambda value: ISO_TIME_RE.match(value) is not None, 'a quoted UTC time "…T…Z"')
 STICKY = Rule(
     (str,),
     lambda value: parse_sticky(value) is not None,

@@ -22,6 +22,7 @@ from proxy.routing.edit import (
     plan_flip,
     plan_rollback,
     plan_rollback_if,
+    plan_stop_canary_if,
 )
 from proxy.routing.parser import parse_table
 from proxy.routing.store import RouteStore
@@ -72,6 +73,14 @@ async def rollback(store: RouteStore, resource: str, by: Author) -> Change:
 async def rollback_if(store: RouteStore, resource: str, expected: str, by: Author) -> Change | None:
     """`plan_rollback_if` on the store: of several replicas asking at once, one rolls back."""
     plan = partial(plan_rollback_if, resource=resource, expected=expected, author=by)
+    return await apply(store, plan, by)
+
+
+async def stop_canary_if(
+    store: RouteStore, resource: str, expected: str, main: str, by: Author
+) -> Change | None:
+    """`plan_stop_canary_if` on the store: of several replicas asking at once, one stops it."""
+    plan = partial(plan_stop_canary_if, resource=resource, expected=expected, main=main, author=by)
     return await apply(store, plan, by)
 
 

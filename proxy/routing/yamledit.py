@@ -52,6 +52,22 @@ def set_backend(text: str, resource: str, backend: str) -> str:
     return _replace(text, value, _scalar_text(value, backend))
 
 
+def set_canary_percent(text: str, resource: str, percent: float) -> str:
+    """`text` with the `percent` of `resource`'s canary replaced, every other byte unchanged.
+
+    >>> text = "resources:\\n  bookings:\\n    canary: {backend: drf, percent: 25}  # new\\n"
+    >>> set_canary_percent(text, "bookings", 0).splitlines()[-1]
+    '    canary: {backend: drf, percent: 0}  # new'
+    """
+    node: Node | None = compose_nodes(text)
+    for key in ("resources", resource, "canary", "percent"):
+        found = _lookup(node, key) if isinstance(node, MappingNode) else None
+        node = None if found is None else found[1]
+    if not isinstance(node, ScalarNode):
+        raise EditConflict(f"resource '{resource}' has no canary percent to replace")
+    return _replace(text, node, _scalar_text(node, f"{percent:g}"))
+
+
 def _lookup(node: MappingNode, key: str) -> tuple[Node, Node] | None:
     for key_node, value in node.value:
         if isinstance(key_node, ScalarNode) and key_node.value == key:
@@ -110,3 +126,84 @@ def _insert_after_line(text: str, line: int, new_line: str) -> str:
 
 def _with_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
+
+
+# -- the values of a long-form entry (a rollout's progress, its canary and shadow) ------------
+
+
+def set_value(text: str, resource: str, path: tuple[str, ...], value: str) -> str:
+    """`text` with `resources.<resource>.<path>` set to the YAML `value`, added when absent;
+    the resource must be a long-form entry (a mapping), every other byte is kept.
+
+    >>> set_value("resources:\\n  a:\\n    rollout:\\n      to: y\\n", "a", ("rollout", "state"),
+    ...           "running")
+    'resources:\\n  a:\\n    rollout:\\n      to: y\\n      state: running\\n'
+    >>> set_value("resources:\\n  a:\\n    backend: x  # b\\n", "a", ("shadow",), "{backend: y}")
+    'resources:\\n  a:\\n    backend: x  # b\\n    shadow: {backend: y}\\n'
+    >>> set_value("resources:\\n  a: {backend: x, canary: {backend: y, percent: 1}}\\n", "a",
+    ...           ("canary", "percent"), "5")
+    'resources:\\n  a: {backend: x, canary: {backend: y, percent: 5}}\\n'
+    """
+    parent = _entry_mapping(text, resource)
+    for key in path[:-1]:
+        found = _lookup(parent, key)
+        if found is None or not isinstance(found[1], MappingNode):
+            raise EditConflict(f"resource '{resource}' has no '{key}' mapping")
+        parent = found[1]
+    key = path[-1]
+    found = _lookup(parent, key)
+    if found is None:
+        return _add_key(text, parent, key, value)
+    key_node, node = found
+    if isinstance(node, ScalarNode) or getattr(node, "flow_style", False):
+        return _replace(text, node, value)
+    indent = " " * key_node.start_mark.column
+    lines = text.splitlines(keepends=True)
+    first, last = key_node.start_mark.line, _last_line(node)
+    return "".join(lines[:first] + [f"{indent}{key}: {value}\n"] + lines[last + 1 :])
+
+
+def remove_key(text: str, resource: str, key: str) -> str:
+    """`text` without the `key` of the long-form entry of `resource` (unchanged when absent).
+
+    >>> remove_key("resources:\\n  a:\\n    shadow:\\n      backend: y\\n    backend: x\\n",
+    ...            "a", "shadow")
+    'resources:\\n  a:\\n    backend: x\\n'
+    >>> remove_key("resources:\\n  a: {backend: x, shadow: {backend: y}}\\n", "a", "shadow")
+    'resources:\\n  a: {backend: x}\\n'
+    """
+    parent = _entry_mapping(text, resource)
+    for index, (key_node, node) in enumerate(parent.value):
+        if not (isinstance(key_node, ScalarNode) and key_node.value == key):
+            continue
+        if parent.flow_style:
+            if index > 0:
+                start = parent.value[index - 1][1].end_mark.index
+                return text[:start] + text[node.end_mark.index :]
+            if len(parent.value) == 1:
+                return _replace(text, parent, "{}")
+            end = parent.value[1][0].start_mark.index
+            return text[: key_node.start_mark.index] + text[end:]
+        lines = text.splitlines(keepends=True)
+        first, last = key_node.start_mark.line, _last_line(node)
+        return "".join(lines[:first] + lines[last + 1 :])
+    return text
+
+
+def _entry_mapping(text: str, resource: str) -> MappingNode:
+    root = compose_nodes(text)
+    found = _lookup(root, "resources") if isinstance(root, MappingNode) else None
+    entry = _lookup(found[1], resource) if found and isinstance(found[1], MappingNode) else None
+    if entry is None or not isinstance(entry[1], MappingNode):
+        raise EditConflict(f"resource '{resource}' is not a long-form entry (a mapping)")
+    return entry[1]
+
+
+def _add_key(text: str, parent: MappingNode, key: str, value: str) -> str:
+    if parent.flow_style or not parent.value:
+        if not parent.value:
+            return _replace(text, parent, f"{{{key}: {value}}}")
+        end = parent.value[-1][1].end_mark.index
+        return text[:end] + f", {key}: {value}" + text[end:]
+    indent = " " * parent.value[0][0].start_mark.column
+    return _insert_after_line(text, _last_line(parent), f"{indent}{key}: {value}\n")

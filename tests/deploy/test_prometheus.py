@@ -11,6 +11,7 @@ import yaml
 from tests.deploy.promql import EXPORTED, PROMETHEUS_DIR, metric_names, promtool
 
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
+RECORDING = PROMETHEUS_DIR / "rules.yml"
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 
 
@@ -30,7 +31,7 @@ def test_config_is_valid() -> None:
 
 def test_config_scrapes_every_proxy_replicas_admin_port_often_and_loads_the_alerts() -> None:
     config = load(PROMETHEUS_DIR / "prometheus.yml")
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "rules.yml"]
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "strangler-proxy"
     assert job.get("metrics_path", "/metrics") == "/metrics"
@@ -41,6 +42,14 @@ def test_config_scrapes_every_proxy_replicas_admin_port_often_and_loads_the_aler
 def test_rules_are_valid() -> None:
     result = promtool("check", "rules", ALERTS)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_recording_rules_are_valid_and_read_only_exported_metrics() -> None:
+    result = promtool("check", "rules", RECORDING)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = [rule for group in load(RECORDING)["groups"] for rule in group["rules"]]
+    assert [rule["record"] for rule in rules] == ["strangler:requests_by_backend:ratio5m"]
+    assert metric_names(rules[0]["expr"]) == {"strangler_requests_total"}
 
 
 def test_rule_unit_tests_pass() -> None:
@@ -110,4 +119,6 @@ def test_rules_use_only_metrics_the_proxy_exports() -> None:
         "strangler_open_tunnels",  # a level to watch: no alert
         # The dashboard shows it; replicas are compared by strangler_table_revision.
         "strangler_route_info",
+        "strangler_resource_stage",  # shown by status and the dashboard; no alert
+        "strangler_rollout_state",  # shown by the dashboard; StranglerRolloutAborted counts aborts
     }

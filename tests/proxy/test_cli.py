@@ -122,12 +122,13 @@ async def test_status(tmp_path: Path) -> None:
     assert lines[2].startswith("loaded at:   20")
     assert lines[3:] == [
         "last reload: failed: routes.yaml:3: oops",
-        "RESOURCE     BACKEND  METHODS   REQ/S  ERRORS",
-        "bookings     legacy   -         0.0    -",
-        "customers    legacy   -         0.0    -",
-        "itineraries  legacy   GET->drf  0.0    -",
-        "tours        drf      -         0.0    -",
-        "(other)      legacy   -         0.0    -",
+        "progress:    3 legacy, 1 retired; last 5m: no requests",
+        "RESOURCE     STAGE    BACKEND  METHODS   REQ/S  ERRORS",
+        "bookings     legacy   legacy   -         0.0    -",
+        "customers    legacy   legacy   -         0.0    -",
+        "itineraries  legacy   legacy   GET->drf  0.0    -",
+        "tours        retired  drf      -         0.0    -",
+        "(other)      legacy   legacy   -         0.0    -",
     ]
 
 

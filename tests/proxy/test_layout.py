@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "proxy.control": 6,
     "proxy.server": 7,
     "proxy.store_commands": 7,  # `strangler store …`, flip/rollback --store (for proxy.cli)
+    "proxy.ready_text": 7,  # `strangler ready` and status's stage parts as text (for proxy.cli)
+    "proxy.rollout_commands": 7,  # `strangler rollout …` (for proxy.cli)
     "proxy.cli": 8,
     "proxy.__main__": 9,
     "proxy": 0,  # the package itself (its __init__)

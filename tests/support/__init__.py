@@ -53,8 +53,11 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "strangler_guard_rollbacks_total": ("counter", frozenset({"resource"})),
     "strangler_guard_dry_run_trips_total": ("counter", frozenset({"resource"})),
     "strangler_open_tunnels": ("gauge", frozenset({"backend"})),
+    "strangler_rollout_aborts_total": ("counter", frozenset({"resource"})),
+    "strangler_rollout_state": ("gauge", frozenset({"resource", "state"})),
     "strangler_table_revision": ("gauge", frozenset()),
     "strangler_store_up": ("gauge", frozenset()),
+    "strangler_resource_stage": ("gauge", frozenset({"resource", "stage"})),
 }
 HEADERS = {"X-Application-Key": API_KEY}
 

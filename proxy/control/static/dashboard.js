@@ -76,8 +76,8 @@
     const row = el("tr");
     row.dataset.resource = resource.resource;
     const cells = {};
-    for (const name of ["name", "backend", "rate", "errors", "canary", "shadow", "fallback",
-      "guard", "actions"]) {
+    for (const name of ["name", "stage", "ready", "backend", "rate", "errors", "canary", "shadow",
+      "fallback", "guard", "actions"]) {
       cells[name] = el(name === "name" ? "th" : "td", "c-" + name);
       row.appendChild(cells[name]);
     }
@@ -136,6 +136,8 @@
       backend.push(el("span", "small", overrides.map(([m, b]) => m + " → " + b).join(", ")));
     }
     cells.backend.replaceChildren(...backend);
+    setText(cells.stage, resource.stage || "—");
+    cells.ready.replaceChildren(...readyText(resource.ready));
     setText(cells.rate, rate(resource.requests_per_second));
     setText(cells.errors, percent(resource.error_rate));
     cells.errors.classList.toggle("bad-value", (resource.error_rate || 0) > 0.01);
@@ -159,6 +161,18 @@
     state.title = why || "";
     cells.guard.replaceChildren(...guardParts);
     if (cells.select) fillSelect(cells.select, resource.backend);
+  }
+
+  // The readiness verdict (GET /-/ready/{resource}): ready or not, the failed checks as text.
+  function readyText(ready) {
+    if (!ready) return [el("span", "muted", "—")];
+    const failed = ready.checks.filter((check) => check.result === "fail");
+    const verdict = el("span", ready.ready ? "ok-value" : "bad-value",
+      ready.ready ? "ready" : "not ready");
+    verdict.title = ready.checks.map((check) => check.name + ": " + check.text).join("\n");
+    const parts = [verdict];
+    for (const check of failed) parts.push(el("span", "small", check.name + ": " + check.text));
+    return parts;
   }
 
   function shadowText(shadow) {
@@ -346,6 +360,7 @@
       backendNames = stats.backends.map((b) => b.backend);
       renderTable(stats.table);
       renderResources(stats.resources);
+      setText($("progress"), stats.progress ? "Progress: " + stats.progress.text : "");
       renderBackends(stats.backends, stats.history_seconds);
       renderAudit(audit.entries);
       setText($("window-hint"), "figures over the last " + stats.window_seconds + " s, charts over " +

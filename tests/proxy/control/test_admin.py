@@ -62,6 +62,7 @@ async def test_routes(client: TestClient, state: ProxyState) -> None:
     body = await response.json()
     assert body["loaded_at"].endswith("Z")
     del body["loaded_at"]
+    progress_window = body["progress"]["window_seconds"]  # since the first sample: about 0
     plain: dict[str, object] = {
         "methods": {}, "canary": None, "shadow": None, "fallback": None, "guard": None
     }  # fmt: skip
@@ -84,6 +85,13 @@ async def test_routes(client: TestClient, state: ProxyState) -> None:
                                             "other")},
         "traffic_window_seconds": 10.0,
         "store": None,  # no --store: the table is the file
+        "stages": {"bookings": "legacy", "customers": "legacy", "itineraries": "legacy",
+                   "tours": "retired", "other": "legacy"},
+        "progress": {
+            "stages": {"legacy": 3, "shadow": 0, "canary": 0, "new": 0, "retired": 1},
+            "shares": {}, "window_seconds": progress_window,
+            "text": "3 legacy, 1 retired; last 5m: no requests",
+        },
     }  # fmt: skip
 
 

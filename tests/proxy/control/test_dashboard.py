@@ -146,6 +146,15 @@ async def test_stats_shows_the_table_and_its_configuration(
     }
     resources = {entry.pop("resource"): entry for entry in body["resources"]}
     assert list(resources) == ["bookings", "itineraries", "tours", "other"]
+    stages = {name: entry.pop("stage") for name, entry in resources.items()}
+    assert stages == {
+        "bookings": "legacy", "itineraries": "canary 10%", "tours": "retired", "other": "legacy"
+    }  # fmt: skip
+    verdicts = {name: entry.pop("ready") for name, entry in resources.items()}
+    assert (verdicts["other"], verdicts["itineraries"]["ready"]) == (None, False)
+    assert body["progress"]["stages"] == {
+        "legacy": 1, "shadow": 0, "canary": 1, "new": 0, "retired": 1
+    }  # fmt: skip
     idle = {"requests_per_second": 0.0, "error_rate": None}
     assert resources["bookings"] == {
         "listed": True, "backend": "legacy", "methods": {}, **idle, "canary": None,

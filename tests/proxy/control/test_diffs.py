@@ -149,10 +149,11 @@ async def test_strangler_diffs_and_status(
     code, out, err = status
     assert (code, err) == (0, "")
     assert out.splitlines()[4:] == [
-        "RESOURCE  BACKEND  METHODS  REQ/S  ERRORS  SHADOW",
-        "things    live     -        0.0    -       66.7% of 3",
-        "plain     live     -        0.0    -       -",
-        "(other)   live     -        0.0    -       -",
+        "progress:    1 legacy, 1 shadow; last 5m: no requests",
+        "RESOURCE  STAGE   BACKEND  METHODS  REQ/S  ERRORS  SHADOW",
+        "things    shadow  live     -        0.0    -       66.7% of 3",
+        "plain     legacy  live     -        0.0    -       -",
+        "(other)   legacy  live     -        0.0    -       -",
     ]
     assert unknown == (1, "", "strangler diffs: Not found: no resource 'nope'.\n")
 

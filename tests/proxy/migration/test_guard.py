@@ -11,6 +11,7 @@ from proxy.migration.guard import (
     Figures,
     Guards,
     Window,
+    canary_verdict,
     edges_for,
     quantile,
     verdict,
@@ -220,3 +221,106 @@ def test_a_window_survives_a_reload_that_does_not_change_its_guard() -> None:
     assert guards.watches["bookings"].window is window
     guards.sync(parse_table(TABLE.replace("window: 10}", "window: 20}")), [])
     assert guards.watches["bookings"].window is not window
+
+
+# -- the canary against its live baseline --------------------------------------------------------
+
+BOTH_GUARD = Guard(max_error_rate=0.05, max_p99_ms=500, min_requests=20, window=60, dry_run=False)
+
+
+def test_a_failing_canary_over_the_limit_and_the_baseline_is_stopped() -> None:
+    reason = canary_verdict(
+        ERROR_GUARD, Figures(50, 10, 9.0), Figures(400, 4, 8.0), "drf", "legacy"
+    )
+    assert (
+        reason == "guard: canary drf error rate 20.0% > 5% and legacy's 1.0% over 60 s, 50 requests"
+    )
+
+
+def test_a_slow_canary_is_stopped_on_its_p99_against_the_baseline() -> None:
+    reason = canary_verdict(P99_GUARD, Figures(20, 0, 850.4), Figures(90, 0, 40.2), "drf", "legacy")
+    assert (
+        reason == "guard: canary drf p99 850 ms > 500 ms and legacy's 40 ms over 60 s, 20 requests"
+    )
+
+
+def test_with_no_baseline_traffic_the_limits_alone_decide() -> None:
+    assert canary_verdict(
+        BOTH_GUARD, Figures(20, 2, 9.0), Figures(0, 0, None), "drf", "legacy"
+    ) == ("guard: canary drf error rate 10.0% > 5% and legacy's 0.0% over 60 s, 20 requests")
+    assert canary_verdict(
+        BOTH_GUARD, Figures(20, 0, 600.0), Figures(0, 0, None), "drf", "legacy"
+    ) == ("guard: canary drf p99 600 ms > 500 ms and legacy's none over 60 s, 20 requests")
+
+
+@pytest.mark.parametrize(
+    ("canary", "baseline"),
+    [
+        (Figures(19, 19, 900.0), Figures(100, 0, 5.0)),  # below min_requests on the canary side
+        (Figures(50, 25, 9.0), Figures(100, 50, 8.0)),  # as bad as the old stack: not its fault
+        (Figures(50, 25, 9.0), Figures(100, 60, 8.0)),  # better than the old stack
+        (Figures(100, 5, 9.0), Figures(100, 0, 8.0)),  # at the error limit
+        (Figures(50, 0, 900.0), Figures(100, 0, 950.0)),  # slow, but the old stack is slower
+        (Figures(50, 0, 500.0), Figures(100, 0, 8.0)),  # at the p99 limit
+    ],
+)
+def test_a_canary_within_the_limits_or_no_worse_than_the_baseline_goes_on(
+    canary: Figures, baseline: Figures
+) -> None:
+    assert canary_verdict(BOTH_GUARD, canary, baseline, "drf", "legacy") is None
+
+
+CANARY_TABLE = """\
+version: 1
+backends:
+  legacy: {url: "http://127.0.0.1:5000"}
+  drf: {url: "http://127.0.0.1:8000"}
+default: legacy
+resources:
+  bookings:
+    backend: legacy
+    canary: {backend: drf, percent: 10}
+    guard: {max_error_rate: 0.05, min_requests: 3, window: 10}
+  customers:
+    backend: legacy
+    canary: {backend: drf, percent: 0}
+    guard: {max_error_rate: 0.05, min_requests: 3, window: 10}
+  tours:
+    backend: legacy
+    canary: {backend: drf, percent: 50}
+"""
+
+
+def test_a_guarded_canary_with_a_share_is_armed_without_a_flip() -> None:
+    guards = Guards()
+    guards.sync(parse_table(CANARY_TABLE), [])
+    assert guards.watches == {}  # nothing to roll back to: the main backend is not watched
+    assert list(guards.canaries) == ["bookings"]  # customers' canary has no share; tours no guard
+    side = guards.canaries["bookings"]
+    assert (side.backend, side.main) == ("drf", "legacy")
+    assert guards.describe("bookings")["state"] == "armed"
+    assert guards.describe("customers")["state"] == "off"
+    guards.sync(parse_table(CANARY_TABLE.replace("percent: 0}", "percent: 1}")), [])
+    assert sorted(guards.canaries) == ["bookings", "customers"]
+    assert guards.canaries["bookings"] is side  # a reload keeps the running windows
+
+
+def test_observe_counts_the_canary_side_and_the_routed_baseline_apart() -> None:
+    guards = Guards()
+    guards.sync(parse_table(CANARY_TABLE), [])
+    for status in (503, 503, 200):
+        guards.observe("bookings", "drf", status, 0.01, canary=True)
+    guards.observe("bookings", "drf", 500, 0.01)  # a tester's override: neither side
+    guards.observe("bookings", "legacy", 200, 0.01)
+    guards.observe("bookings", "legacy", 500, 0.01, canary=True)  # a canary's fallback answer
+    guards.observe("tours", "drf", 503, 0.01, canary=True)
+    side = guards.canaries["bookings"]
+    assert side.window.figures().requests == 3 and side.window.figures().errors == 2
+    assert side.baseline is not None and side.baseline.figures().requests == 1
+    assert side.baseline.figures().errors == 0
+    assert side.verdict() == (
+        "guard: canary drf error rate 66.7% > 5% and legacy's 0.0% over 10 s, 3 requests"
+    )
+    live = guards.describe("bookings")["canary"]
+    assert (live["watching"], live["baseline"], live["would_stop"]) == ("drf", "legacy", None)
+    assert (live["window"]["requests"], live["baseline_window"]["requests"]) == (3, 1)

@@ -70,6 +70,9 @@ def test_every_metric_of_the_design(registry: CollectorRegistry, metrics: Metric
     metrics.guard_rollback("bookings")
     metrics.guard_dry_run("bookings")
     metrics.tunnel("drf").inc()
+    metrics.resource_stages({"bookings": "new"}, ("legacy", "new"))
+    metrics.rollout_abort("bookings")
+    metrics.rollout_state("bookings", "aborted", ("running", "aborted"))
     body, content_type = exposition(registry)
     assert content_type.startswith("text/plain; version=")
     families = {family.name: family for family in text_string_to_metric_families(body.decode())}

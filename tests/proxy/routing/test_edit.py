@@ -263,3 +263,69 @@ def test_racing_rollback_ifs_roll_back_once(routes: Path) -> None:
     assert len([result for result in results if result is not None]) == 1
     assert [entry["action"] for entry in audit(routes)] == ["flip", "rollback"]
     assert load_table(routes, environ={}).routes["bookings"].backend == "legacy"
+
+
+# -- the guard's canary stop ---------------------------------------------------------------------
+
+CANARY_ROUTES = ROUTES.replace(
+    "    methods: {GET: drf}\n",
+    "    methods: {GET: drf}\n    canary: {backend: drf, percent: 12.5}   # a share\n",
+)
+
+
+def stop_canary_if(routes: Path, expected: str = "drf", main: str = "legacy") -> edit.Change | None:
+    return edit.stop_canary_if(
+        routes, "itineraries", expected, main, user="guard", reason="why", environ={}
+    )
+
+
+def test_stop_canary_if_sets_the_percent_to_0_and_nothing_else(tmp_path: Path) -> None:
+    routes = write(tmp_path / "routes.yaml", CANARY_ROUTES)
+    change = stop_canary_if(routes)
+    assert change is not None
+    assert (change.from_backend, change.to_backend, change.action) == (
+        "drf",
+        "legacy",
+        "stop_canary",
+    )
+    assert changed_lines(CANARY_ROUTES, routes.read_text()) == [
+        (
+            16,
+            "    canary: {backend: drf, percent: 12.5}   # a share\n",
+            "    canary: {backend: drf, percent: 0}   # a share\n",
+        )
+    ]
+    assert [(entry["user"], entry["action"], entry["reason"]) for entry in audit(routes)] == [
+        ("guard", "stop_canary", "why (canary 12.5% -> 0%)")
+    ]
+    assert stop_canary_if(routes) is None  # already stopped: nothing written
+    assert len(audit(routes)) == 1
+
+
+@pytest.mark.parametrize(("expected", "main"), [("legacy", "legacy"), ("drf", "drf")])
+def test_stop_canary_if_does_nothing_when_the_table_changed(
+    tmp_path: Path, expected: str, main: str
+) -> None:
+    routes = write(tmp_path / "routes.yaml", CANARY_ROUTES)
+    assert stop_canary_if(routes, expected, main) is None
+    assert routes.read_text() == CANARY_ROUTES and audit(routes) == []
+
+
+def test_racing_stop_canary_ifs_stop_it_once(tmp_path: Path) -> None:
+    routes = write(tmp_path / "routes.yaml", CANARY_ROUTES)
+    barrier = threading.Barrier(6)
+    results: list[edit.Change | None] = []
+
+    def run() -> None:
+        barrier.wait()
+        results.append(stop_canary_if(routes))
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([result for result in results if result is not None]) == 1
+    assert [entry["action"] for entry in audit(routes)] == ["stop_canary"]
+    canary = load_table(routes, environ={}).routes["itineraries"].canary
+    assert canary is not None and canary.percent == 0.0

@@ -113,9 +113,9 @@ def test_env_defaults_to_process_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 # -- validation: every error, exact text -----------------------------------------------------------
 
-KEYS = "expected one of: backends, default, resources, version"
+KEYS = "expected one of: backends, default, max_in_flight, resources, version"
 BACKEND_KEYS = "expected one of: connect_timeout, max_connections, read_timeout, tls, url"
-ROUTE_KEYS = "expected one of: backend, canary, fallback, guard, methods, shadow"
+ROUTE_KEYS = "expected one of: backend, canary, fallback, guard, methods, rollout, shadow"
 METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 STICKY = '"header:NAME", "cookie:NAME" or "client_ip"'
 URL = "must be http(s)://host:port"

@@ -94,3 +94,29 @@ async def test_rollback_if_from_three_replicas_rolls_back_once(
         ("rollback", "bookings"),
     ]
     assert audit[-1]["revision"] == done[0].revision == (await store.read()).revision
+
+
+async def test_stop_canary_if_from_three_replicas_stops_it_once(etcd_url: str) -> None:
+    text = ROUTES.replace("    methods: {GET: drf}\n", "    canary: {backend: drf, percent: 5}\n")
+    async with RouteStore(parse_store_url(etcd_url)) as store:
+        await store.push(text, {"action": "push", "user": "ana"}, expected_revision=0)
+        replicas = [RouteStore(store.url) for _ in range(3)]
+        try:
+            changes = await asyncio.gather(
+                *(
+                    store_edit.stop_canary_if(r, "itineraries", "drf", "legacy", by(r))
+                    for r in replicas
+                )
+            )
+        finally:
+            for replica in replicas:
+                await replica.close()
+        done = [change for change in changes if change is not None]
+        assert [fields(change) for change in done] == [
+            ("itineraries", "drf", "legacy", "stop_canary", True)
+        ]
+        assert (await store.read()).text == text.replace("percent: 5}", "percent: 0}")
+        audit = await store.audit()
+        assert [(e["action"], e["reason"]) for e in audit[1:]] == [
+            ("stop_canary", "why (canary 5% -> 0%)")
+        ]
