@@ -169,6 +169,8 @@ async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port
         draining=lambda: state.draining,
         directory=directory,
         store=None if fleet is None else fleet.store,
+        fleet=fleet,
+        group=settings.replica_id,
     )
     every = settings.rollout_evaluate_every
     background.start(run_autopilot(pilot, every=every), "rollout autopilot")

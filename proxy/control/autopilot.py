@@ -10,6 +10,11 @@ store's compare-and-swap, so with several workers (or replicas) one takes each s
 others find the table moved on. The table is then reloaded at once. The plan's progress lives in
 the table, so a restarted proxy resumes at its step (with figures counted from its start).
 
+In a fleet (`fleet`), every replica shares its own counts of the step under its lease, and each
+judges on the sum over the live replicas (one share per replica: the workers of one replica
+count the same summed traffic, so only one of theirs is added): whichever replica writes the
+step, it is judged on the whole fleet's traffic.
+
 An abort counts strangler_rollout_aborts_total{resource} (StranglerRolloutAborted fires on it);
 strangler_rollout_state{resource,state} shows every plan's state. While the process drains,
 nothing is written.
@@ -18,6 +23,7 @@ nothing is written.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,10 +31,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
-from proxy.migration.rollout import ABORT, ADVANCE, Counts, figures, judge, read_counts
+from proxy.migration.rollout import (
+    ABORT,
+    ADVANCE,
+    Counts,
+    delta,
+    figures,
+    judge,
+    merged,
+    read_counts,
+)
 from proxy.observe.metrics import Metrics
 from proxy.routing import edit, rollout_edit, store_edit
 from proxy.routing.model import ROLLOUT_STATES, RoutesError, RouteTable
@@ -43,6 +59,13 @@ def _never() -> bool:
     return False
 
 
+class FleetFigures(Protocol):
+    """How a replica shares its step counts with the others (`proxy.control.fleet.Fleet`)."""
+
+    async def publish(self, name: str, value: bytes) -> None: ...
+    async def shared_by_replica(self, name: str) -> dict[str, bytes]: ...
+
+
 @dataclass(frozen=True)
 class Autopilot:
     """What the autopilot reads and acts on (as `proxy.control.rollback.GuardTimer`)."""
@@ -55,6 +78,8 @@ class Autopilot:
     draining: Callable[[], bool] = _never
     directory: Path | None = None  # the workers' shared metric files (their summed figures)
     store: RouteStore | None = None  # the fleet's store instead of the routes file
+    fleet: FleetFigures | None = None  # the other replicas' counts (with a store)
+    group: str = ""  # this replica's id without a worker's pid: its workers share one count
     # (resource, step, since) -> the reading when this process first saw that step
     baselines: dict[tuple[str, int, str | None], tuple[float, Counts]] = field(default_factory=dict)
 
@@ -105,7 +130,8 @@ async def _evaluate_one(pilot: Autopilot, table: RouteTable, name: str) -> None:
         pilot.baselines[key] = (now, counts)
     first_seen, before = pilot.baselines[key]
     began = _instant(plan.since) or first_seen
-    verdict = judge(plan, figures(counts, before, route.backend, plan.to), now - began)
+    seen = await _fleet_counts(pilot, name, plan.step, plan.since, delta(counts, before))
+    verdict = judge(plan, figures(seen, Counts(), route.backend, plan.to), now - began)
     if verdict.action not in (ADVANCE, ABORT):
         return
     expect = rollout_edit.Expected(plan.step, plan.since)
@@ -124,6 +150,34 @@ async def _evaluate_one(pilot: Autopilot, table: RouteTable, name: str) -> None:
         if verdict.action == ABORT:
             pilot.metrics.rollout_abort(name)
     await pilot.reload()
+
+
+async def _fleet_counts(
+    pilot: Autopilot, name: str, step: int, since: str | None, own: Counts
+) -> Counts:
+    """`own` step counts plus every other replica's of the same step; `own` alone without a
+    fleet, or when the store does not answer (the write that follows would fail anyway)."""
+    if pilot.fleet is None:
+        return own
+    key = f"rollout.{name}.{step}.{since or ''}"
+    value = json.dumps({"group": pilot.group, "counts": own.to_json()}).encode()
+    try:
+        await pilot.fleet.publish(key, value)
+        others = await pilot.fleet.shared_by_replica(key)
+    except (StoreError, TimeoutError) as exc:
+        log.warning("autopilot: judging %s on this replica's counts alone: %s", name, exc)
+        return own
+    groups: dict[str, Counts] = {}
+    for replica, shared in sorted(others.items()):
+        try:
+            data = json.loads(shared)
+            group, counts = str(data["group"]), Counts.from_json(data["counts"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("autopilot: skipping replica %s's unreadable counts of %s", replica, name)
+            continue
+        if group != pilot.group:
+            groups[group] = counts
+    return merged([own, *groups.values()])
 
 
 async def _write(

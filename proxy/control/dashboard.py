@@ -3,8 +3,8 @@
 No build step: `proxy/control/static/` holds plain HTML, CSS and JavaScript, shipped as package
 data and read through importlib.resources. The page polls two endpoints every few seconds and
 changes routes through the admin API itself (PUT /-/routes/{resource},
-POST /-/routes/{resource}/rollback) with the token the operator types in (kept in the tab's
-sessionStorage, never in the page).
+POST /-/routes/{resource}/rollback, POST /-/routes/{resource}/rollout/{action}) with the token
+the operator types in (kept in the tab's sessionStorage, never in the page).
 
 GET /-/                 the page (text/html); GET /-/static/{name} its CSS and JavaScript.
 
@@ -17,6 +17,7 @@ GET /-/stats            the table in force and live figures::
      "resources": [
        {"resource": "bookings", "listed": true, "backend": "drf", "methods": {"GET": "legacy"},
         "stage": "new", "ready": {...},         # GET /-/ready/{resource} (null for "other")
+        "rollout": {"state": "running", "current": "25%", ...},  # plans_view (null: no plan)
         "requests_per_second": 2.5, "error_rate": 0.0,          # over the last window_seconds
         "canary": {"backend": "drf", "percent": 10.0, "sticky": "header:X-Application-Key"},
         "shadow": {"configured": true, "backend": "drf", "percent": 100.0,
@@ -77,6 +78,7 @@ from proxy.clock import iso_time
 from proxy.control.fleet_admin import FLEET
 from proxy.control.fleet_admin import recent_audit as fleet_audit
 from proxy.control.lifecycle import lifecycle_json, with_lifecycle
+from proxy.control.plans_view import with_plans
 from proxy.observe.stats import (
     ResourceCounts,
     StatsTracker,
@@ -196,7 +198,9 @@ def asset_response(asset: Asset) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     dashboard = request.app[DASHBOARD]
-    body = stats_json(dashboard.state, dashboard.tracker, time.time())
+    now = time.time()
+    body = stats_json(dashboard.state, dashboard.tracker, now)
+    with_plans(body, dashboard.state.table, now)  # each resource's rollout plan (or null)
     with_lifecycle(body, await lifecycle_json(request.app))  # stage, verdict, progress
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 

@@ -296,6 +296,16 @@ class Fleet:
                 await self.store.share(self.id, name, value, self.lease)
                 self._shared[name] = value
 
+    async def publish(self, name: str, value: bytes) -> None:
+        """Share `value` under `name` now, under this replica's lease (none yet: nothing)."""
+        if self.lease is not None:
+            await self.store.share(self.id, name, value, self.lease)
+
+    async def shared_by_replica(self, name: str) -> dict[str, bytes]:
+        """Every other live replica's value under `name`, by replica id."""
+        values = await self.store.shared(name)
+        return {replica: value for replica, value in values.items() if replica != self.id}
+
     async def shared(self, name: str) -> list[Any]:
         """The other live replicas' snapshots of `name` (this one's is read live)."""
         found = []

@@ -16,9 +16,10 @@ while the old backend serves none of the resource's requests (at 100%).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -39,6 +40,81 @@ class Counts:
     errors: Mapping[str, float] = field(default_factory=dict)  # backend -> 5xx answers
     buckets: Mapping[str, Buckets] = field(default_factory=dict)  # backend -> latency buckets
     shadow: Mapping[str, float] = field(default_factory=dict)  # result -> comparisons
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "errors": dict(self.errors),
+            "buckets": {
+                name: [list(pair) for pair in pairs] for name, pairs in self.buckets.items()
+            },
+            "shadow": dict(self.shadow),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Counts:
+        """The counts another replica shared (`to_json`); ValueError when malformed."""
+        try:
+            buckets = {
+                str(name): tuple((float(bound), float(count)) for bound, count in pairs)
+                for name, pairs in data["buckets"].items()
+            }
+            return cls(
+                {str(k): float(v) for k, v in data["requests"].items()},
+                {str(k): float(v) for k, v in data["errors"].items()},
+                buckets,
+                {str(k): float(v) for k, v in data["shadow"].items()},
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not rollout counts: {exc}") from exc
+
+
+def delta(after: Counts, before: Counts) -> Counts:
+    """What was counted between two readings (a counter reset counts from zero)."""
+    return Counts(
+        {
+            name: increase(value, before.requests.get(name, 0.0))
+            for name, value in after.requests.items()
+        },
+        {
+            name: increase(value, before.errors.get(name, 0.0))
+            for name, value in after.errors.items()
+        },
+        {
+            name: bucket_increase(pairs, before.buckets.get(name, ()))
+            for name, pairs in after.buckets.items()
+        },
+        {
+            name: increase(value, before.shadow.get(name, 0.0))
+            for name, value in after.shadow.items()
+        },
+    )
+
+
+def merged(parts: Sequence[Counts]) -> Counts:
+    """The sum of several replicas' step counts: the fleet's figures.
+
+    >>> merged([Counts({"drf": 2.0}), Counts({"drf": 3.0, "legacy": 1.0})]).requests
+    {'drf': 5.0, 'legacy': 1.0}
+    """
+    requests: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    buckets: dict[str, dict[float, float]] = {}
+    shadow: dict[str, float] = {}
+    for part in parts:
+        for target, source in (
+            (requests, part.requests),
+            (errors, part.errors),
+            (shadow, part.shadow),
+        ):
+            for name, value in source.items():
+                target[name] = target.get(name, 0.0) + value
+        for name, pairs in part.buckets.items():
+            bounds = buckets.setdefault(name, {})
+            for bound, count in pairs:
+                bounds[bound] = bounds.get(bound, 0.0) + count
+    sorted_buckets = {name: tuple(sorted(bounds.items())) for name, bounds in buckets.items()}
+    return Counts(requests, errors, sorted_buckets, shadow)
 
 
 def read_counts(registry: CollectorRegistry, resource: str, directory: Path | None) -> Counts:

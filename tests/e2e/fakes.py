@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, serve_on_loopback
 
 ADMIN_TOKEN = "e2e-dashboard-token"
 
@@ -47,8 +47,7 @@ async def fake_backends(*names: str) -> AsyncIterator[dict[str, str]]:
             runner = web.AppRunner(app(name), access_log=None)
             await runner.setup()
             runners.append(runner)
-            port = free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            port = await serve_on_loopback(runner)
             urls[name] = f"http://127.0.0.1:{port}"
         yield urls
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy.clock import iso_time
 from tests.e2e.fakes import ADMIN_TOKEN, Proxy, fake_backends, proxy_process, routes_text, send
 from tests.support import ROOT, fleet
 from tests.support.browser import Chromium
@@ -205,3 +206,80 @@ async def test_the_dashboard_flips_through_the_store_and_every_replica_follows(
                             return (await response.json())["backend"] == "drf"
 
                     await fleet.wait_for(routed_to_drf, 5, f"{replica.name} routes to drf")
+
+
+def plan_text(resource: str, part: str) -> str:
+    return (
+        f"document.querySelector('tr[data-resource=\"{resource}\"] .c-rollout {part}').textContent"
+    )
+
+
+def shown(resource: str, action: str) -> str:
+    selector = f'tr[data-resource="{resource}"] button[data-action="rollout-{action}"]'
+    return f"!document.querySelector({json.dumps(selector)}).hidden"
+
+
+async def test_the_dashboard_shows_a_rollout_and_pauses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running plan (an hour a step: the autopilot holds it) shows its step and time on step;
+    Pause, once confirmed, pauses it in routes.yaml, in the audit log and on the page."""
+    monkeypatch.setenv("STRANGLER_ROLLOUT_EVALUATE_EVERY", "3600")
+    async with fake_backends("legacy", "drf") as urls:
+        routes = tmp_path / "routes.yaml"
+        plan = (
+            "  bookings:\n    backend: legacy\n    shadow: {backend: drf}\n    rollout:\n"
+            "      to: drf\n      steps: [shadow, 25, 100]\n      step_seconds: 3600\n"
+            f'      state: running\n      step: 0\n      since: "{iso_time()}"\n'
+        )
+        routes.write_text(routes_text(urls, "legacy", {"customers": "legacy"}) + plan)
+        with proxy_process(routes, tmp_path / "proxy.log") as proxy:
+            async with Chromium.start(width=1400, height=1000) as browser:
+                await browser.navigate(f"{proxy.admin_url}/-/")
+                await browser.wait_for("document.body.dataset.loaded === 'true'")
+                shown_text = plan_text("bookings", ".plan-text")
+                pattern = "/^step 1\\/3 · shadow · \\d+s on step · $/"
+                assert await browser.evaluate(f"{pattern}.test({shown_text})") is True
+                assert await browser.evaluate(plan_text("bookings", ".state")) == "running"
+                assert await browser.evaluate(shown("bookings", "pause")) is True
+                assert await browser.evaluate(shown("bookings", "abort")) is True
+                assert await browser.evaluate(shown("bookings", "resume")) is False
+                assert await browser.evaluate(plan_text("customers", ".plan-text")) == "—"
+                assert await browser.evaluate(plan_text("customers", ".state")) == ""
+                assert await browser.evaluate(shown("customers", "pause")) is False
+
+                await browser.evaluate(
+                    f"document.getElementById('token').value = {json.dumps(ADMIN_TOKEN)};"
+                    "document.getElementById('reason').value = 'hold it';"
+                    "document.getElementById('token-form').requestSubmit()"
+                )
+                await click(
+                    browser, 'tr[data-resource="bookings"] button[data-action="rollout-pause"]'
+                )
+                await browser.wait_for("!document.getElementById('confirm').hidden")
+                assert await browser.evaluate(
+                    "document.getElementById('confirm-text').textContent"
+                ) == ("Pause the rollout of bookings (step 1/3 · shadow)?")
+                assert "      state: running\n" in routes.read_text()
+                await click(browser, "#confirm-yes")
+                await browser.wait_for(f"{plan_text('bookings', '.state')} === 'paused'")
+                assert await browser.evaluate("document.getElementById('notice').textContent") == (
+                    "rollout-pause: bookings legacy → drf"
+                )
+                assert await browser.evaluate(shown("bookings", "pause")) is False
+                assert await browser.evaluate(shown("bookings", "resume")) is True
+                assert await browser.evaluate(shown("bookings", "abort")) is True
+                await browser.wait_for(
+                    "document.querySelector('#audit tbody tr td:nth-child(2)')?.textContent"
+                    " === 'rollout-pause'"
+                )
+                await browser.screenshot(ARTIFACTS / "dashboard-rollout.png")
+                assert browser.dialogs == []
+                assert browser.page_errors() == []
+        text = routes.read_text()
+        assert "      state: paused\n      step: 0\n" in text
+        audit = (tmp_path / "routes.audit.jsonl").read_text().splitlines()
+        [entry] = [json.loads(line) for line in audit]
+        assert (entry["action"], entry["resource"], entry["user"], entry["reason"]) == (
+            "rollout-pause", "bookings", "admin-api", "hold it"
+        )  # fmt: skip

@@ -22,7 +22,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from tests.support import API_RESOURCES, HEADERS, World, free_port, make_world
+from tests.support import API_RESOURCES, HEADERS, World, make_world, serve_on_loopback
 
 pytestmark = pytest.mark.e2e
 
@@ -94,8 +94,7 @@ async def altering_relay(target: str) -> AsyncIterator[str]:
     app.router.add_route("*", "/{tail:.*}", relay)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    port = await serve_on_loopback(runner)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

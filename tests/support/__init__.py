@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from aiohttp import web
+
 from stack.ports import free_port as free_port  # the tests' one place to ask
 from stack.runner import Stack
 from stack.services import (
@@ -114,3 +116,13 @@ def make_world(data_dir: Path, log_dir: Path | None = None) -> Iterator[World]:
         world = World(config, stack)
         world.start_sources()
         yield world
+
+
+async def serve_on_loopback(runner: web.AppRunner) -> int:
+    """Serve `runner` on 127.0.0.1 at a port the kernel picks while binding, and return it.
+
+    For servers in the test's own process: binding port 0 cannot race another process for the
+    port, as choosing a free port first and binding it afterwards can.
+    """
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return int(runner.addresses[-1][1])

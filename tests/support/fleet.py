@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.clock import iso_time
 from proxy.routing.store import RouteStore, parse_store_url
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, serve_on_loopback
 
 TOKEN = "fleet-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,8 +53,7 @@ async def fake_backends(*names: str) -> AsyncIterator[dict[str, str]]:
             runner = web.AppRunner(app(name), access_log=None)
             await runner.setup()
             runners.append(runner)
-            port = free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            port = await serve_on_loopback(runner)
             urls[name] = f"http://127.0.0.1:{port}"
         yield urls
     finally:

@@ -1,5 +1,6 @@
 // strangler dashboard: polls /-/stats and /-/audit, draws the tables and sparklines, and sends
-// flips and rollbacks to the admin API with the token the operator typed (sessionStorage only).
+// flips, rollbacks and rollout pauses, resumes and aborts to the admin API with the token the
+// operator typed (sessionStorage only).
 "use strict";
 
 (function () {
@@ -77,7 +78,7 @@
     row.dataset.resource = resource.resource;
     const cells = {};
     for (const name of ["name", "stage", "ready", "backend", "rate", "errors", "canary", "shadow",
-      "fallback", "guard", "actions"]) {
+      "fallback", "guard", "rollout", "actions"]) {
       cells[name] = el(name === "name" ? "th" : "td", "c-" + name);
       row.appendChild(cells[name]);
     }
@@ -99,6 +100,7 @@
       cells.actions.classList.add("actions");
       cells.actions.append(select, flip, undo);
       cells.select = select;
+      cells.plan = rolloutControls(resource.resource, cells.rollout);
     } else {
       cells.name.appendChild(el("span", "resource-name", resource.resource));
       cells.name.appendChild(el("span", "small", "resources not in the table"));
@@ -160,7 +162,57 @@
       || guard.error;
     state.title = why || "";
     cells.guard.replaceChildren(...guardParts);
+    if (cells.plan) fillRollout(cells.plan, resource.rollout);
+    else setText(cells.rollout, "—");
     if (cells.select) fillSelect(cells.select, resource.backend);
+  }
+
+  // The rollout plan: "step 3/6 · 25% · 2m10s on step · running", and the buttons its state
+  // allows (POST /-/routes/{resource}/rollout/{pause|resume|abort}, after a confirmation).
+  const PLAN_ACTIONS = { pause: ["running"], resume: ["paused"], abort: ["running", "paused"] };
+
+  function rolloutControls(resource, cell) {
+    const text = el("span", "plan-text");
+    const state = el("span", "state");
+    const buttons = {};
+    const box = el("span", "plan-actions");
+    for (const action of Object.keys(PLAN_ACTIONS)) {
+      const label = action[0].toUpperCase() + action.slice(1);
+      const button = el("button", action === "abort" ? "danger" : "", label);
+      button.type = "button";
+      button.dataset.action = "rollout-" + action;
+      button.hidden = true;
+      button.addEventListener("click", () => askRollout(resource, action));
+      buttons[action] = button;
+      box.appendChild(button);
+    }
+    cell.append(text, state, box);
+    return { text, state, buttons, rollout: null };
+  }
+
+  function fillRollout(plan, rollout) {
+    plan.rollout = rollout;
+    const parts = rollout ? ["step " + rollout.step + "/" + rollout.steps, rollout.current] : [];
+    if (rollout && rollout.seconds_on_step !== null) {
+      parts.push(duration(rollout.seconds_on_step) + " on step");
+    }
+    setText(plan.text, rollout ? parts.join(" · ") + " · " : "—");
+    setText(plan.state, rollout ? rollout.state : "");
+    plan.state.className = "state plan-" + (rollout ? rollout.state : "none");
+    plan.state.title = rollout ? "to " + rollout.to + ": " + rollout.labels.join(", ") +
+      (rollout.since ? "; step since " + when(rollout.since) + " UTC" : "") : "";
+    for (const [action, states] of Object.entries(PLAN_ACTIONS)) {
+      plan.buttons[action].hidden = !rollout || !states.includes(rollout.state);
+    }
+  }
+
+  function duration(seconds) {
+    const total = Math.floor(seconds);
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    if (h) return h + "h" + String(m).padStart(2, "0") + "m";
+    return m ? m + "m" + String(s).padStart(2, "0") + "s" : s + "s";
   }
 
   // The readiness verdict (GET /-/ready/{resource}): ready or not, the failed checks as text.
@@ -384,7 +436,7 @@
   function showTokenStatus() {
     const set = Boolean(token());
     setText($("token-status"), set ? "Token set for this tab."
-      : "No token entered: flips and rollbacks will be refused.");
+      : "No token entered: flips, rollbacks and rollout changes will be refused.");
     $("token-status").classList.toggle("set", set);
   }
 
@@ -406,6 +458,15 @@
   function askRollback(resource) {
     ask("Roll back " + resource + " to its backend before its last flip (or the default)?", () =>
       change("POST", "routes/" + encodeURIComponent(resource) + "/rollback", {}));
+  }
+
+  function askRollout(resource, action) {
+    const entry = rows.get(resource);
+    const plan = entry ? entry.cells.plan.rollout : null;
+    const at = plan ? " (step " + plan.step + "/" + plan.steps + " · " + plan.current + ")" : "";
+    const verb = action[0].toUpperCase() + action.slice(1);
+    ask(verb + " the rollout of " + resource + at + "?", () =>
+      change("POST", "routes/" + encodeURIComponent(resource) + "/rollout/" + action, {}));
   }
 
   async function change(method, url, body) {

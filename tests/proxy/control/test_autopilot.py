@@ -23,7 +23,7 @@ from aiohttp import web
 from proxy.routing import edit
 from proxy.routing.model import Canary
 from proxy.routing.parser import load_table
-from tests.support import ROOT, fleet, free_port
+from tests.support import ROOT, fleet, free_port, serve_on_loopback
 from tests.support.raw_http import ProxyProcess
 
 StartProxy = Callable[..., ProxyProcess]
@@ -87,8 +87,7 @@ async def backends() -> AsyncIterator[Backends]:
             runner = web.AppRunner(app(name), access_log=None)
             await runner.setup()
             runners.append(runner)
-            port = free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            port = await serve_on_loopback(runner)
             found.urls[name] = f"http://127.0.0.1:{port}"
         yield found
     finally:
@@ -454,3 +453,42 @@ async def test_a_plan_on_the_store_runs_once_for_two_replicas(
         ("autopilot", "rollout-step"),
         ("autopilot", "rollout-done"),
     ]
+
+
+async def test_in_a_fleet_a_step_is_judged_on_every_replicas_traffic(
+    tmp_path: Path, etcd_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """15 requests through each of two replicas: neither alone has the plan's 20, the fleet
+    has 30, so the step is taken (on the merged counts), once."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    async with backends() as fakes:
+        text = write_routes(tmp_path / "seed.yaml", fakes.urls, "[100]").read_text()
+        await fleet.push(etcd_url, text)
+        started = strangler("rollout", "start", "bookings", "--store", etcd_url)
+        assert started.returncode == 0, started.stderr
+        with fleet.replicas(tmp_path) as running:
+            first, second = running.start(etcd_url, "r1"), running.start(etcd_url, "r2")
+            async with aiohttp.ClientSession() as session:
+                await fleet.ready(session, first)
+                await fleet.ready(session, second)
+                # Both autopilots read the step's first counts (every 0.2 s); nothing shows it.
+                await asyncio.sleep(1.5)
+                for replica in (first, second):
+                    for n in range(15):
+                        url = f"{replica.url}/bookings/{n}"
+                        async with session.get(url, headers={"X-Client": f"c{n}"}) as response:
+                            assert response.status == 200
+                            assert response.headers["X-Backend"] == "drf"
+
+                async def finished() -> bool:
+                    entries = await fleet.audit(etcd_url)
+                    return entries[-1]["action"] == "rollout-done"
+
+                await fleet.wait_for(finished, 10, "the plan to finish on merged counts")
+    done = [e for e in await fleet.audit(etcd_url) if e.get("action") == "rollout-done"]
+    assert len(done) == 1
+    reason = done[0]["reason"]
+    assert reason.startswith("step 100% -> done (backend drf): ")
+    counted = int(reason.split(": ")[1].split(" ")[0])
+    assert 20 <= counted <= 30  # more than either replica saw (15)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
@@ -12,8 +13,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
+from proxy.clock import iso_time
 from proxy.control.admin import make_admin_app
 from proxy.control.dashboard import ASSET_TYPES, load_assets, recent_audit
+from proxy.control.plans_view import instant, rollout_json
+from proxy.routing.parser import parse_table
 from proxy.state import ProxyState
 from tests.support.control import make_state, write
 
@@ -156,6 +160,8 @@ async def test_stats_shows_the_table_and_its_configuration(
         "legacy": 1, "shadow": 0, "canary": 1, "new": 0, "retired": 1
     }  # fmt: skip
     idle = {"requests_per_second": 0.0, "error_rate": None}
+    plans = {name: entry.pop("rollout") for name, entry in resources.items()}
+    assert plans == {"bookings": None, "itineraries": None, "tours": None, "other": None}
     assert resources["bookings"] == {
         "listed": True, "backend": "legacy", "methods": {}, **idle, "canary": None,
         "shadow": NO_SHADOW, "fallback": NO_FALLBACK, "guard": NO_GUARD,
@@ -226,6 +232,107 @@ async def test_stats_follow_a_flip_and_report_a_reload_error(
     assert body["resources"][0]["backend"] == "drf"
     assert body["table"]["sha256"] == state.table.sha256
     assert body["table"]["last_reload_error"] == "routes.yaml:3: oops"
+
+
+PLANS = """\
+version: 1
+backends:
+  legacy:
+    url: http://127.0.0.1:5000
+  drf:
+    url: http://127.0.0.1:8000
+default: legacy
+resources:
+  bookings:
+    backend: legacy
+    canary: {{backend: drf, percent: 25, sticky: "header:X-Client"}}
+    rollout:
+      to: drf
+      steps: [shadow, 1, 5, 25, 50, 100]
+      step_seconds: 600
+      min_requests: 200
+      state: running
+      step: 3
+      since: "{since}"
+  tours:
+    backend: legacy
+    shadow: {{backend: drf}}
+    rollout:
+      to: drf
+      steps: [shadow, 50, 100]
+      step_seconds: 30
+      min_requests: 10
+      state: {tours_state}
+      step: 0
+      since: "2026-11-28T10:00:00.000Z"
+  customers:
+    backend: legacy
+    rollout: {{to: drf, steps: [5, 100]}}
+"""
+
+
+async def test_stats_carry_each_plan_running_paused_or_pending(
+    aiohttp_client: Client, tmp_path: Path
+) -> None:
+    since = iso_time(time.time() - 130)
+    text = PLANS.format(since=since, tours_state="paused")
+    state = make_state(write(tmp_path / "routes.yaml", text), admin_token=TOKEN)
+    client = await aiohttp_client(make_admin_app(state))
+    before = time.time()
+    body = await (await client.get("/-/stats")).json()
+    after = time.time()
+    plans = {entry["resource"]: entry["rollout"] for entry in body["resources"]}
+    running = plans["bookings"]
+    on_step = running.pop("seconds_on_step")
+    began = instant(since)
+    assert began is not None
+    assert round(before - began, 1) <= on_step <= round(after - began, 1)
+    assert running == {
+        "state": "running", "to": "drf", "step": 4, "steps": 6, "current": "25%",
+        "labels": ["shadow", "1%", "5%", "25%", "50%", "100%"], "since": since,
+        "step_seconds": 600.0, "min_requests": 200,
+    }  # fmt: skip
+    paused = plans["tours"]
+    assert paused.pop("seconds_on_step") >= round(before - 1795860000.0, 1)  # 2026-11-28T10:00Z
+    assert paused == {
+        "state": "paused", "to": "drf", "step": 1, "steps": 3, "current": "shadow",
+        "labels": ["shadow", "50%", "100%"], "since": "2026-11-28T10:00:00.000Z",
+        "step_seconds": 30.0, "min_requests": 10,
+    }  # fmt: skip
+    assert plans["customers"] == {
+        "state": "pending", "to": "drf", "step": 1, "steps": 2, "current": "5%",
+        "labels": ["5%", "100%"], "since": None, "seconds_on_step": None,
+        "step_seconds": 600.0, "min_requests": 200,
+    }  # fmt: skip
+    assert plans["other"] is None
+
+
+async def test_stats_follow_a_pause_through_the_admin_api(
+    aiohttp_client: Client, tmp_path: Path
+) -> None:
+    text = PLANS.format(since=iso_time(), tours_state="running")
+    state = make_state(write(tmp_path / "routes.yaml", text), admin_token=TOKEN)
+    client = await aiohttp_client(make_admin_app(state))
+    response = await client.post("/-/routes/bookings/rollout/pause", json={}, headers=AUTH)
+    assert response.status == 200
+    body = await (await client.get("/-/stats")).json()
+    states = {e["resource"]: e["rollout"] and e["rollout"]["state"] for e in body["resources"]}
+    assert states == {
+        "bookings": "paused", "tours": "running", "customers": "pending", "other": None
+    }  # fmt: skip
+
+
+def test_seconds_on_step_count_from_since() -> None:
+    table = parse_table(PLANS.format(since="2026-11-28T10:00:00.000Z", tours_state="aborted"))
+    began = instant("2026-11-28T10:00:00.000Z")
+    assert began == 1795860000.0
+    plan, tours = table.routes["bookings"].rollout, table.routes["tours"].rollout
+    assert plan is not None and tours is not None
+    assert rollout_json(plan, began + 130.04)["seconds_on_step"] == 130.0
+    assert rollout_json(plan, began - 5)["seconds_on_step"] == 0.0  # a clock behind the table's
+    assert (rollout_json(tours, began)["state"], rollout_json(tours, began)["current"]) == (
+        "aborted", "shadow"
+    )  # fmt: skip
 
 
 # -- /-/audit --------------------------------------------------------------------------------
