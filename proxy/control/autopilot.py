@@ -28,13 +28,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
+from proxy.clock import from_iso
 from proxy.migration.rollout import (
     ABORT,
     ADVANCE,
@@ -129,9 +129,9 @@ async def _evaluate_one(pilot: Autopilot, table: RouteTable, name: str) -> None:
     if key not in pilot.baselines:
         pilot.baselines[key] = (now, counts)
     first_seen, before = pilot.baselines[key]
-    began = _instant(plan.since) or first_seen
+    began = (from_iso(plan.since) if plan.since else None) or first_seen
     seen = await _fleet_counts(pilot, name, plan.step, plan.since, delta(counts, before))
-    verdict = judge(plan, figures(seen, Counts(), route.backend, plan.to), now - began)
+    verdict = judge(plan, figures(seen, route.backend, plan.to), now - began)
     if verdict.action not in (ADVANCE, ABORT):
         return
     expect = rollout_edit.Expected(plan.step, plan.since)
@@ -190,10 +190,3 @@ async def _write(
         )
     by = store_edit.author(pilot.store, AUTOPILOT_USER, reason)
     return await store_edit.apply(pilot.store, partial(plan, author=by), by)
-
-
-def _instant(since: str | None) -> float | None:
-    """A table's `since` as seconds since the epoch."""
-    if since is None:
-        return None
-    return datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()

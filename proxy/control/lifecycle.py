@@ -22,11 +22,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from proxy.clock import from_iso
 from proxy.control.fleet_admin import FLEET, shared_snapshots
 from proxy.migration.readiness import (
     BackendEvidence,
@@ -120,7 +120,7 @@ def debt_last_seen(state: ProxyState) -> dict[str, float]:
         seen[entry.resource] = max(seen.get(entry.resource, 0.0), entry.last_seen)
     for snapshot in others(state.settings.shared_directory, DEBT):
         for entry in snapshot:
-            moment = datetime.fromisoformat(entry["last_seen"]).timestamp()
+            moment = from_iso(entry["last_seen"])
             seen[entry["resource"]] = max(seen.get(entry["resource"], 0.0), moment)
     return seen
 

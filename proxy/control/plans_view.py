@@ -14,9 +14,9 @@ to the answer (null, like `since`, for a plan never started). A resource without
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from proxy.clock import from_iso
 from proxy.migration.rollout import step_name
 from proxy.routing.model import Rollout, RouteTable
 
@@ -31,7 +31,7 @@ def with_plans(body: dict[str, Any], table: RouteTable, now: float) -> dict[str,
 
 
 def rollout_json(plan: Rollout, now: float) -> dict[str, Any]:
-    began = instant(plan.since)
+    began = None if plan.since is None else from_iso(plan.since)
     return {
         "state": plan.state,
         "to": plan.to,
@@ -44,10 +44,3 @@ def rollout_json(plan: Rollout, now: float) -> dict[str, Any]:
         "step_seconds": plan.step_seconds,
         "min_requests": plan.min_requests,
     }
-
-
-def instant(since: str | None) -> float | None:
-    """A table's `since` ("2026-11-28T10:00:00.000Z") as seconds since the epoch."""
-    if since is None:
-        return None
-    return datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()

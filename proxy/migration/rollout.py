@@ -23,7 +23,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from proxy.observe.metrics import SHADOW_RESULTS, samples
+from proxy.observe.metrics import SHADOW_RESULTS
+from proxy.observe.pairs import PairSnapshot, pair_snapshot
 from proxy.observe.stats import Buckets, bucket_increase, increase, quantile
 from proxy.routing.model import SHADOW_STEP, Rollout
 
@@ -118,27 +119,20 @@ def merged(parts: Sequence[Counts]) -> Counts:
 
 
 def read_counts(registry: CollectorRegistry, resource: str, directory: Path | None) -> Counts:
-    requests: dict[str, float] = {}
-    errors: dict[str, float] = {}
-    buckets: dict[str, dict[float, float]] = {}
-    shadow: dict[str, float] = {}
-    for sample in samples(registry, directory):
-        labels = sample.labels
-        if labels.get("resource") != resource:
-            continue
-        if sample.name == "strangler_requests_total":
-            backend = labels["backend"]
-            requests[backend] = requests.get(backend, 0.0) + sample.value
-            if labels["code"].startswith("5"):
-                errors[backend] = errors.get(backend, 0.0) + sample.value
-        elif sample.name == "strangler_request_duration_seconds_bucket":
-            bounds = buckets.setdefault(labels["backend"], {})
-            bound = float(labels["le"])
-            bounds[bound] = bounds.get(bound, 0.0) + sample.value
-        elif sample.name == "strangler_shadow_comparisons_total":
-            shadow[labels["result"]] = shadow.get(labels["result"], 0.0) + sample.value
-    sorted_buckets = {name: tuple(sorted(bounds.items())) for name, bounds in buckets.items()}
-    return Counts(requests, errors, sorted_buckets, shadow)
+    """One resource's `Counts` from the proxy's totals (`proxy.observe.pairs.pair_snapshot`)."""
+    return counts_of(pair_snapshot(registry, 0.0, directory), resource)
+
+
+def counts_of(snapshot: PairSnapshot, resource: str) -> Counts:
+    mine = {
+        backend: counts for (name, backend), counts in snapshot.pairs.items() if name == resource
+    }
+    return Counts(
+        {backend: counts.requests for backend, counts in mine.items()},
+        {backend: counts.errors for backend, counts in mine.items()},
+        {backend: counts.buckets for backend, counts in mine.items()},
+        {result: value for (name, result), value in snapshot.shadow.items() if name == resource},
+    )
 
 
 @dataclass(frozen=True)
@@ -168,20 +162,17 @@ class Figures:
         return 100 * self.matches / self.comparisons if self.comparisons else None
 
 
-def figures(after: Counts, before: Counts, old: str, new: str) -> Figures:
-    """What happened on the step between two readings, for the `old` and `new` backends."""
+def figures(step: Counts, old: str, new: str) -> Figures:
+    """A step's `Figures` (its counts: `delta` of two readings, `merged` over a fleet) for the
+    `old` and `new` backends."""
 
     def side(name: str) -> Side:
-        requests = increase(after.requests.get(name, 0.0), before.requests.get(name, 0.0))
-        errors = increase(after.errors.get(name, 0.0), before.errors.get(name, 0.0))
-        buckets = bucket_increase(after.buckets.get(name, ()), before.buckets.get(name, ()))
+        requests = step.requests.get(name, 0.0)
+        errors = step.errors.get(name, 0.0)
         percent = 100 * errors / requests if requests else None
-        return Side(requests, percent, quantile(0.99, buckets))
+        return Side(requests, percent, quantile(0.99, step.buckets.get(name, ())))
 
-    shadow = {
-        result: increase(after.shadow.get(result, 0.0), before.shadow.get(result, 0.0))
-        for result in SHADOW_RESULTS
-    }
+    shadow = {result: step.shadow.get(result, 0.0) for result in SHADOW_RESULTS}
     return Figures(side(new), side(old), sum(shadow.values()), shadow["match"])
 
 

@@ -109,11 +109,6 @@ def plan_abort(
     return _checked(new, table, route, "rollout-abort", author)
 
 
-def pause_text(text: str, resource: str) -> str:
-    """The plan of `resource` paused (a manual flip took the resource over)."""
-    return set_value(text, resource, ("rollout", "state"), "paused")
-
-
 # -- applying them to routes.yaml ----------------------------------------------------------------
 
 

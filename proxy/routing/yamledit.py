@@ -40,7 +40,7 @@ def set_backend(text: str, resource: str, backend: str) -> str:
         raise EditConflict("'resources' is not a mapping")
     entry = _lookup(resources, resource)
     if entry is None:
-        return _add_entry(text, resources, resource, backend)
+        return _add_key(text, resources, resource, backend)
     value = entry[1]
     if isinstance(value, MappingNode):
         inner = _lookup(value, "backend")
@@ -91,17 +91,6 @@ def _fill_empty(text: str, key: Node, node: ScalarNode, resource: str, backend: 
         return _replace(text, node, f"{{{resource}: {backend}}}")
     indent = " " * (key.start_mark.column + 2)
     return _insert_after_line(text, key.start_mark.line, f"{indent}{resource}: {backend}\n")
-
-
-def _add_entry(text: str, resources: MappingNode, resource: str, backend: str) -> str:
-    if resources.flow_style or not resources.value:
-        if not resources.value:
-            return _replace(text, resources, f"{{{resource}: {backend}}}")
-        end = resources.value[-1][1].end_mark.index
-        return text[:end] + f", {resource}: {backend}" + text[end:]
-    indent = " " * resources.value[0][0].start_mark.column
-    last = _last_line(resources)
-    return _insert_after_line(text, last, f"{indent}{resource}: {backend}\n")
 
 
 def _last_line(node: Node) -> int:

@@ -14,45 +14,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
-from tests.support import ROOT, free_port, serve_on_loopback
+from tests.support import ROOT, free_port
+from tests.support.fleet import fake_backends as fake_backends  # one fake for every suite
 
 ADMIN_TOKEN = "e2e-dashboard-token"
-
-
-@asynccontextmanager
-async def fake_backends(*names: str) -> AsyncIterator[dict[str, str]]:
-    """name -> base URL of a running fake backend, for each name."""
-    runners: list[web.AppRunner] = []
-
-    def app(name: str) -> web.Application:
-        async def answer(request: web.Request) -> web.Response:
-            status = 503 if request.path.endswith("/fail") else 200
-            return web.json_response({"backend": name, "path": request.path}, status=status)
-
-        application = web.Application()
-        application.router.add_route("*", "/{tail:.*}", answer)
-        return application
-
-    urls = {}
-    try:
-        for name in names:
-            runner = web.AppRunner(app(name), access_log=None)
-            await runner.setup()
-            runners.append(runner)
-            port = await serve_on_loopback(runner)
-            urls[name] = f"http://127.0.0.1:{port}"
-        yield urls
-    finally:
-        for runner in runners:
-            await runner.cleanup()
 
 
 def routes_text(backends: Mapping[str, str], default: str, resources: Mapping[str, str]) -> str:

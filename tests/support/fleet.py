@@ -2,9 +2,9 @@
 of fake backends that answer their own name.
 
 Each fake backend is a real aiohttp server in the test's event loop answering every request with
-`{"backend": <its name>}` (503 for paths ending in `/fail`), so a test sees who served what. Each
-replica is `python -m proxy serve --store URL --store-cache PATH` on free loopback ports, with
-its own id (STRANGLER_REPLICA) and an admin token.
+`{"backend": <its name>, "path": <the path>}` (503 for paths ending in `/fail`), so a test sees
+who served what. Each replica is `python -m proxy serve --store URL --store-cache PATH` on free
+loopback ports, with its own id (STRANGLER_REPLICA) and an admin token.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def fake_backends(*names: str) -> AsyncIterator[dict[str, str]]:
     def app(name: str) -> web.Application:
         async def answer(request: web.Request) -> web.Response:
             status = 503 if request.path.endswith("/fail") else 200
-            return web.json_response({"backend": name}, status=status)
+            return web.json_response({"backend": name, "path": request.path}, status=status)
 
         application = web.Application()
         application.router.add_route("*", "/{tail:.*}", answer)

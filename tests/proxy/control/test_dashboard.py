@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
+from proxy.clock import from_iso as instant
 from proxy.clock import iso_time
 from proxy.control.admin import make_admin_app
 from proxy.control.dashboard import ASSET_TYPES, load_assets, recent_audit
-from proxy.control.plans_view import instant, rollout_json
+from proxy.control.plans_view import rollout_json
 from proxy.routing.parser import parse_table
 from proxy.state import ProxyState
 from tests.support.control import make_state, write
