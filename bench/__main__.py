@@ -1,10 +1,14 @@
-"""`python -m bench [proxy|instructions|gateways|fleet]`: the benchmarks, all by default, in turn.
+"""`python -m bench [proxy|instructions|routing|gateways|fleet]`: the benchmarks, all by
+default, in turn.
 
 proxy:        a static backend direct, through our proxy and through nginx, against the proxy's
               targets (bench.proxy); bench/results/latest.json.
 instructions: instructions per request of our proxy and of nginx, counted by callgrind: the
               steady measure for hot-path changes (bench.instructions);
               bench/results/instructions.json.
+routing:      instructions per request of our proxy on today's 7-resource table and on a
+              90-resource table with 30 nested keys, against the 5% target (bench.routing);
+              bench/results/routing.json.
 gateways:     the legacy and the DRF gateway under gunicorn, DRF/legacy throughput against the
               70% target (bench.gateways); bench/results/gateways.json.
 fleet:        etcd and three proxy replicas: from `strangler flip --store` returning until every
@@ -21,9 +25,9 @@ import sys
 from collections.abc import Callable
 from functools import partial
 
-from bench import fleet, gateways, instructions, proxy
+from bench import fleet, gateways, instructions, proxy, routing
 
-WHICH = ("all", "proxy", "instructions", "gateways", "fleet")
+WHICH = ("all", "proxy", "instructions", "routing", "gateways", "fleet")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,7 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--connections", type=int, default=8, help="gateways: wrk concurrency (default 8)"
     )
     parser.add_argument(
-        "--requests", type=int, default=4000, help="instructions: requests counted (default 4000)"
+        "--requests",
+        type=int,
+        default=4000,
+        help="instructions, routing: requests counted (default 4000)",
     )
     parser.add_argument("--flips", type=int, default=50, help="fleet: flips timed (default 50)")
     args = parser.parse_args(argv)
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, Callable[[], object]] = {
         "proxy": partial(proxy.run, args.seconds, args.rounds),
         "instructions": partial(instructions.run, args.requests),
+        "routing": partial(routing.run, args.requests),
         "gateways": partial(
             gateways.run, args.seconds, args.rounds, args.workers, args.connections
         ),

@@ -6,18 +6,28 @@ A view declares where its data comes from as data, in merge order::
 
 Every failure of a source system (refused, timed out, 5xx, not JSON, wrong shape) becomes
 `SourceUnavailable` here and nowhere else, which the API answers with 502.
+
+A dry run's backends (`SourceSystems.dry_run()`) sign every call with dry-run headers over its
+method, its path and query as sent and its body bytes as sent (serialised here, not by
+requests, so the signed bytes are the sent bytes); the source systems then roll it back.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 from rest_framework.exceptions import APIException
+
+from proxy.dryrun import sign
 
 READ_ONLY = "read_only"
 READ_WRITE = "read_write"
@@ -43,7 +53,8 @@ class Backend:
     """An HTTP client for one source system, with a pooled session of its own.
 
     `config_variable` names the Django setting that holds the system's base URL.
-    Reads answer `None` for a record the system does not have (404).
+    Reads answer `None` for a record the system does not have (404). `signing_secret` is set
+    only on a dry run's copy (`signing`): every call then carries signed dry-run headers.
     """
 
     config_variable: ClassVar[str] = ""
@@ -51,6 +62,7 @@ class Backend:
     def __init__(self, base_url: str, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.signing_secret: str | None = None
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=4))
@@ -58,6 +70,19 @@ class Backend:
     @classmethod
     def from_settings(cls, settings: Any) -> Backend:
         return cls(getattr(settings, cls.config_variable), float(settings.SOURCE_TIMEOUT))
+
+    def signing(self, secret: str) -> Backend:
+        """This backend, on the same session, signing every call as a dry run under `secret`."""
+        signed = copy.copy(self)
+        signed.signing_secret = secret
+        return signed
+
+    def headers(self, method: str, target: str, data: bytes | None) -> dict[str, str]:
+        headers = {} if data is None else {"Content-Type": "application/json"}
+        if self.signing_secret is not None:
+            now = time.time()
+            headers.update(sign(self.signing_secret, method, target, data or b"", now))
+        return headers
 
     def request(
         self,
@@ -68,9 +93,12 @@ class Backend:
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         """The decoded JSON of a 2xx answer, or None for a 404."""
+        target = f"{path}?{urlencode(params)}" if params else path
+        data = None if body is None else json.dumps(body).encode()
+        headers = self.headers(method, target, data)
         try:
             response = self.session.request(
-                method, self.base_url + path, params=params, json=body, timeout=self.timeout
+                method, self.base_url + target, data=data, headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
             raise SourceUnavailable() from exc
@@ -150,14 +178,24 @@ BACKEND_CLASSES: Mapping[str, type[Backend]] = MappingProxyType(
 
 
 class SourceSystems(Mapping[str, Backend]):
-    """The backend instances of one process, by the names views use in `object_backends`."""
+    """The backend instances of one process, by the names views use in `object_backends`.
 
-    def __init__(self, backends: Mapping[str, Backend]) -> None:
+    `shadow_secret` (settings.SHADOW_SECRET) signs the calls of a dry run (`dry_run`)."""
+
+    def __init__(self, backends: Mapping[str, Backend], shadow_secret: str | None = None) -> None:
         self._backends = MappingProxyType(dict(backends))
+        self.shadow_secret = shadow_secret
 
     @classmethod
     def from_settings(cls, settings: Any) -> SourceSystems:
-        return cls({name: kind.from_settings(settings) for name, kind in BACKEND_CLASSES.items()})
+        backends = {name: kind.from_settings(settings) for name, kind in BACKEND_CLASSES.items()}
+        return cls(backends, settings.SHADOW_SECRET)
+
+    def dry_run(self) -> SourceSystems:
+        """The same backends for one verified dry run: every call signed anew."""
+        secret = self.shadow_secret
+        assert secret, "a dry run is only verified when there is a secret"
+        return SourceSystems({name: b.signing(secret) for name, b in self.items()}, secret)
 
     def __getitem__(self, name: str) -> Backend:
         return self._backends[name]

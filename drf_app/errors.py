@@ -1,7 +1,8 @@
 """Every error in one envelope: `{"http_status_code", "message", "errors": [{field, message}]}`.
 
 `exception_handler` translates DRF exceptions; `not_found`, `bad_request` and `server_error`
-are Django's handler404/400/500, for requests no DRF view handled.
+are Django's handler404/400/500, for requests no DRF view handled. Views render the envelope
+in the negotiated format; `error_response` does the same for answers no view renders.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from drf_app.auth import has_valid_key
+from drf_app.auth import authorize, challenge_of
+from drf_app.negotiation import XML, format_param, is_xml, response_format
+from drf_app.renderers import XMLRenderer
 
 AUTH_MESSAGE = "Missing or invalid X-Application-Key."
+DRY_RUN_REFUSED = "Invalid dry-run signature."
 INVALID_BODY = "Invalid JSON body."
+INVALID_XML_BODY = "Invalid XML body."
 INVALID_DATA = "Invalid data."
 NOT_FOUND = "Not found."
 SERVER_ERROR = "Internal server error."
@@ -24,6 +29,15 @@ SERVER_ERROR = "Internal server error."
 
 class InvalidBody(exceptions.ParseError):
     default_detail = INVALID_BODY
+
+
+class InvalidXMLBody(InvalidBody):
+    default_detail = INVALID_XML_BODY
+
+
+def invalid_body(content_type: str | None) -> InvalidBody:
+    """The 400 for a body that holds no object, in the words of its declared format."""
+    return InvalidXMLBody() if is_xml(content_type) else InvalidBody()
 
 
 def envelope(status: int, message: str, errors: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
@@ -46,6 +60,8 @@ def describe(exc: exceptions.APIException) -> tuple[int, str, list[dict[str, str
     """Status, message and field errors of the envelope for a DRF exception."""
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return 401, AUTH_MESSAGE, []
+    if isinstance(exc, InvalidBody):
+        return 400, str(exc.detail), []
     if isinstance(exc, exceptions.ParseError):
         return 400, INVALID_BODY, []
     if isinstance(exc, exceptions.ValidationError):
@@ -59,23 +75,37 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     if not isinstance(exc, exceptions.APIException):
         return None
     status, message, errors = describe(exc)
-    return Response(envelope(status, message, errors), status=status)
+    challenge = challenge_of(exc)
+    headers = None if challenge is None else {"WWW-Authenticate": challenge}
+    return Response(envelope(status, message, errors), status=status, headers=headers)
 
 
-def _json(status: int, message: str) -> JsonResponse:
-    return JsonResponse(envelope(status, message), status=status)
+def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """The envelope, in the format the request asks for, for answers no DRF view renders."""
+    body = envelope(status, message)
+    if response_format(format_param(request.GET), request.headers.get("Accept")) == XML:
+        content_type = f"{XMLRenderer.media_type}; charset={XMLRenderer.charset}"
+        return HttpResponse(XMLRenderer().render(body), status=status, content_type=content_type)
+    return JsonResponse(body, status=status)
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """handler404: unknown URLs are still behind the key check (401 before 404)."""
-    if not has_valid_key(request.META):
-        return _json(401, AUTH_MESSAGE)
-    return _json(404, NOT_FOUND)
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: unknown URLs are still behind authentication (400/401/403/502 before 404)."""
+    try:
+        authorize(request.META, request.method or "")
+    except exceptions.APIException as exc:
+        status, message, _ = describe(exc)
+        response = error_response(request, status, message)
+        challenge = challenge_of(exc)
+        if challenge is not None:
+            response["WWW-Authenticate"] = challenge
+        return response
+    return error_response(request, 404, NOT_FOUND)
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _json(400, INVALID_BODY)
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(request, 400, INVALID_BODY)
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
-    return _json(500, SERVER_ERROR)
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error_response(request, 500, SERVER_ERROR)

@@ -2,8 +2,9 @@
 
 `STRANGLER_DRF_FAULTS="bookings=500,tours=503"` (read once at start-up into `settings.FAULTS`
 by `settings.parse_faults`) makes `/bookings`, `/bookings/...`, `/tours` and `/tours/...` answer
-that status with the error envelope, before any key check or source system call. Unset (the
-default), no URL pattern is added and the gateway pays nothing for it.
+that status with the error envelope (JSON, or XML when asked for), before any key check or
+source system call. Unset (the default), no URL pattern is added and the gateway pays nothing
+for it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Callable, Collection, Mapping
 from http import HTTPStatus
 
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, re_path
 
-from drf_app.errors import SERVER_ERROR, envelope
+from drf_app.errors import SERVER_ERROR, error_response
 
 
 def message(status: int) -> str:
@@ -24,11 +25,11 @@ def message(status: int) -> str:
     return SERVER_ERROR if status == 500 else f"{HTTPStatus(status).phrase}."
 
 
-def fault_view(status: int) -> Callable[..., JsonResponse]:
-    body = envelope(status, message(status))
+def fault_view(status: int) -> Callable[..., HttpResponse]:
+    text = message(status)
 
-    def view(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
-        return JsonResponse(body, status=status)
+    def view(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        return error_response(request, status, text)
 
     return view
 

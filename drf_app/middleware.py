@@ -1,5 +1,5 @@
-"""The one middleware: Content-Length on every response (Django only sets it in
-CommonMiddleware, and without it gunicorn answers chunked, unlike legacy)."""
+"""Content-Length on every response (Django only sets it in CommonMiddleware, and without it
+gunicorn answers chunked, unlike legacy). The other middleware checks dry runs (`dryrun`)."""
 
 from __future__ import annotations
 

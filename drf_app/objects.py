@@ -10,10 +10,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A field holding a code of `resource` (a nationality's "CA"), shown as the G API's stub
+    `{"id", "href", "name"}` with the name from `names`."""
+
+    resource: str
+    names: Mapping[str, str]
+
+
+NO_REFERENCES: Mapping[str, Reference] = MappingProxyType({})
 
 
 def merge_records(records: Iterable[Mapping[str, Any] | None]) -> Record:
@@ -39,11 +53,32 @@ def expand_links(obj: Record, links: Mapping[str, str], base: str) -> Record:
     return obj
 
 
+def expand_references(obj: Record, references: Mapping[str, Reference], base: str) -> Record:
+    """Replace each code named in `references` by its stub, in place: `"CA"` ->
+    `{"id": "CA", "href": "<base>/nationalities/CA", "name": "Canadian"}`."""
+    for field, reference in references.items():
+        code = obj.get(field)
+        if code is not None:
+            href = f"{base}/{reference.resource}/{code}"
+            obj[field] = {"id": code, "href": href, "name": reference.names.get(code)}
+    return obj
+
+
 def expand_variations(obj: Record, resource: str, pk: int, base: str) -> Record:
-    """Replace `variation_ids` by `variations: [{"id", "href"}, ...]` under the object's URL."""
+    """Replace `variation_ids` by gapipy's variation stubs under the object's URL:
+    `[{"id": pk, "href": "<base>/<resource>/<pk>/<vid>", "variation_id": vid}, ...]`."""
     if "variation_ids" in obj:
         ids = obj.pop("variation_ids") or []
-        obj["variations"] = [{"id": vid, "href": f"{base}/{resource}/{pk}/{vid}"} for vid in ids]
+        obj["variations"] = [
+            {"id": pk, "href": f"{base}/{resource}/{pk}/{vid}", "variation_id": vid} for vid in ids
+        ]
+    return obj
+
+
+def link_nested(obj: Record, url: str, nested: Sequence[str]) -> Record:
+    """Add `<child>: {"href": "<url>/<child>"}` for each list nested under the object's URL."""
+    for child in nested:
+        obj[child] = {"href": f"{url}/{child}"}
     return obj
 
 
@@ -55,25 +90,37 @@ def build_object(
     base: str,
     *,
     variations: bool = False,
+    references: Mapping[str, Reference] = NO_REFERENCES,
+    nested: Sequence[str] = (),
 ) -> Record:
     """The API object for `resource/pk` from its source records, in declared source order."""
-    obj = expand_links(merge_records(records), links, base)
+    obj = expand_references(expand_links(merge_records(records), links, base), references, base)
     if variations:
         expand_variations(obj, resource, pk, base)
     obj["id"] = pk
-    obj["href"] = f"{base}/{resource}/{pk}"
+    url = f"{base}/{resource}/{pk}"
+    link_nested(obj, url, nested)
+    obj["href"] = url
     return obj
 
 
 def build_variation(
-    resource: str, pk: int, vid: int, record: Mapping[str, Any], parent_field: str, base: str
+    resource: str,
+    pk: int,
+    vid: int,
+    record: Mapping[str, Any],
+    parent_field: str,
+    base: str,
+    nested: Sequence[str] = (),
 ) -> Record:
-    """A variation object: its record with the parent id replaced by a link to the parent."""
-    obj = dict(record)
-    obj.pop(parent_field, None)
+    """A variation as the G API shows one: `id` the parent's, `variation_id` the variation's,
+    then the record's other fields and a link to the parent."""
+    obj: Record = {"id": pk, "variation_id": vid}
+    obj.update((key, value) for key, value in record.items() if key not in ("id", parent_field))
     obj[parent_field.removesuffix("_id")] = link(base, resource, pk)
-    obj["id"] = vid
-    obj["href"] = f"{base}/{resource}/{pk}/{vid}"
+    url = f"{base}/{resource}/{pk}/{vid}"
+    link_nested(obj, url, nested)
+    obj["href"] = url
     return obj
 
 

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from django.conf import settings
+
 from drf_app.backends import READ_ONLY, READ_WRITE
-from drf_app.serializers import BookingSerializer, CustomerSerializer
+from drf_app.objects import Reference
+from drf_app.serializers import NATIONALITIES, BookingSerializer, CustomerSerializer
 from drf_app.views import Nested, ResourceView, Variations, WritableResourceView
 
 
@@ -18,13 +21,15 @@ class BookingView(WritableResourceView):
     serializer_class = BookingSerializer
 
     def prepare_create(self, data: dict[str, Any]) -> dict[str, Any]:
-        today = datetime.now(UTC).date().isoformat()
-        return {"status": "pending", **data, "date_created": today}
+        # A UTC date-time to the second, the format gapipy reads Booking.date_created in.
+        now = settings.DEMO_NOW or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"status": "pending", **data, "date_created": now}
 
 
 class CustomerView(WritableResourceView):
     object_backends = ((READ_WRITE, "RESERVATIONS"), (READ_ONLY, "CRM"))
     collection = "customers"
+    references = MappingProxyType({"nationality": Reference("nationalities", NATIONALITIES)})
     serializer_class = CustomerSerializer
 
 

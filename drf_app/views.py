@@ -21,8 +21,10 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from drf_app.backends import READ_WRITE, Backend, Record, SourceSystems, SourceUnavailable
-from drf_app.errors import InvalidBody
-from drf_app.objects import base_url, build_object, build_variation
+from drf_app.dryrun import is_dry_run
+from drf_app.errors import invalid_body
+from drf_app.negotiation import format_param, unknown_format
+from drf_app.objects import NO_REFERENCES, Reference, base_url, build_object, build_variation
 from drf_app.pagination import page_envelope, parse_page_request
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts fr
     object_backends: ClassVar[tuple[tuple[str, str], ...]] = ()
     collection: ClassVar[str] = ""
     links: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    references: ClassVar[Mapping[str, Reference]] = NO_REFERENCES
     variations: ClassVar[Variations | None] = None
     nested: ClassVar[tuple[Nested, ...]] = ()
     lookup_value_regex = POSITIVE_ID
@@ -95,6 +98,17 @@ class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts fr
             raise NotFound()
         return record
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """DRF's per-request set-up (negotiation, then the key check); then an unknown
+        `?format=` is a 404 (before the method check, as in legacy), and a verified dry run
+        (`drf_app.dryrun`) gets source systems that sign each call, so the source systems roll
+        its writes back."""
+        super().initial(request, *args, **kwargs)
+        if unknown_format(format_param(request.query_params)):
+            raise NotFound()
+        if is_dry_run(request):
+            self.sources = self.systems.dry_run()
+
     @property
     def systems(self) -> SourceSystems:
         assert self.sources is not None, "views get their source systems from the router"
@@ -105,7 +119,14 @@ class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts fr
 
     def build(self, pk: int, records: list[Record | None]) -> Record:
         return build_object(
-            self.basename, pk, records, self.links, self.base(), variations=bool(self.variations)
+            self.basename,
+            pk,
+            records,
+            self.links,
+            self.base(),
+            variations=bool(self.variations),
+            references=self.references,
+            nested=[nested.resource for nested in self.nested],
         )
 
     def get_object(self) -> Record:
@@ -115,7 +136,10 @@ class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts fr
             record = self.variation_record(self.systems, pk, int(vid))
             assert self.variations is not None
             parent_field = self.variations.parent_field
-            return build_variation(self.basename, pk, int(vid), record, parent_field, self.base())
+            nested = [n.resource for n in self.nested if n.variation_field is not None]
+            return build_variation(
+                self.basename, pk, int(vid), record, parent_field, self.base(), nested
+            )
         first = self.first_record(self.systems, pk)
         later = [backend.get_object(self.collection, pk) for _, backend in self.later_backends()]
         return self.build(pk, [first, *later])
@@ -131,16 +155,21 @@ class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts fr
         """None: `Allow` goes only on OPTIONS and 405 answers, as legacy does."""
         return {}
 
-    def allow(self) -> str:
-        """The `Allow` header in legacy's order: `GET, HEAD, OPTIONS, PUT, PATCH`."""
+    def methods(self) -> list[str]:
+        """The allowed methods in legacy's order: `GET, HEAD, OPTIONS, PUT, PATCH`."""
         methods: list[str] = self.allowed_methods
-        return ", ".join(sorted(methods, key=allow_rank))
+        return sorted(methods, key=allow_rank)
+
+    def allow(self) -> str:
+        return ", ".join(self.methods())
 
     # DRF calls handlers with its Request, not the HttpRequest Django's View declares (the DRF
     # stubs ignore the same override on APIView).
     def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
-        """An empty 200 with `Allow` and no Content-Type, like legacy (no DRF metadata)."""
-        return Response(headers={"Allow": self.allow()})
+        """200 naming the resource and its methods, in the body (gapipy's `options()` reads it
+        as JSON) and in `Allow`, like legacy (no DRF metadata)."""
+        body = {"name": self.basename, "methods": self.methods()}
+        return Response(body, headers={"Allow": self.allow()})
 
     def http_method_not_allowed(  # type: ignore[override]
         self, request: Request, *args: Any, **kwargs: Any
@@ -210,10 +239,10 @@ class WritableResourceView(ResourceView):
 
     def validated_body(self, *, partial: bool) -> dict[str, Any]:
         if self.request.stream is None:
-            raise InvalidBody()
+            raise invalid_body(self.request.content_type)
         body = self.request.data
         if not isinstance(body, dict):
-            raise InvalidBody()
+            raise invalid_body(self.request.content_type)
         # `serializer_class` of a writable resource is a WriteSerializer (see `resources`).
         serializer = cast("WriteSerializer", self.get_serializer(data=body, partial=partial))
         serializer.is_valid(raise_exception=True)

@@ -10,10 +10,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
-from legacy_flask import errors, views
+from legacy_flask import errors, formats, views
+from legacy_flask.auth import Introspector, check_credentials
+from legacy_flask.dryrun import check_dry_run
 from legacy_flask.sources import Sources
+from proxy.dryrun import SECRET_VARIABLE
 
 log = logging.getLogger("legacy_flask")
 SOURCE_SYSTEMS = ("reservations", "crm", "operations")
@@ -27,6 +30,17 @@ def config_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         "OPERATIONS_URL": environ.get("OPERATIONS_URL", "http://127.0.0.1:5103"),
         "API_KEYS": frozenset(key.strip() for key in keys.split(",") if key.strip()),
         "SOURCE_TIMEOUT": float(environ.get("SOURCE_TIMEOUT", "5")),
+        # The dry-run key shared with the proxy and the source systems; None refuses dry runs.
+        "SHADOW_SECRET": environ.get(SECRET_VARIABLE) or None,
+        # OAuth 2 (auth.py): the auth system, our credential at its introspection endpoint,
+        # and how long an introspection answer is reused (seconds).
+        "AUTH_URL": environ.get("AUTH_URL", "http://127.0.0.1:5104"),
+        "AUTH_CLIENT_ID": environ.get("AUTH_CLIENT_ID", "gateway"),
+        "AUTH_CLIENT_SECRET": environ.get("AUTH_CLIENT_SECRET", "gateway-secret"),
+        "TOKEN_CACHE_SECONDS": float(environ.get("TOKEN_CACHE_SECONDS", "30")),
+        # Tests only: the creation time every new record gets ("2026-11-28T10:00:00Z"), so two
+        # worlds given the same writes store the same bytes. Unset: the clock.
+        "DEMO_NOW": environ.get("STRANGLER_DEMO_NOW") or None,
     }
 
 
@@ -40,9 +54,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     urls = {
         name: app.config[f"{name.upper()}_URL"] for name in ("reservations", "crm", "operations")
     }
-    app.extensions["legacy_flask.sources"] = Sources(urls, app.config["SOURCE_TIMEOUT"])
+    app.extensions["legacy_flask.sources"] = Sources(
+        urls, app.config["SOURCE_TIMEOUT"], shadow_secret=app.config["SHADOW_SECRET"]
+    )
+    app.extensions["legacy_flask.auth"] = Introspector(
+        app.config["AUTH_URL"],
+        app.config["AUTH_CLIENT_ID"],
+        app.config["AUTH_CLIENT_SECRET"],
+        app.config["SOURCE_TIMEOUT"],
+        app.config["TOKEN_CACHE_SECONDS"],
+    )
     configure_logging(app)
-    app.before_request(check_key)
+    # The dry-run check before the token or key check: a forged dry run never gets any further.
+    app.before_request(check_dry_run)
+    app.before_request(check_credentials)
+    app.before_request(check_format)
     app.after_request(log_request_id)
     errors.init_app(app)
     app.register_blueprint(views.bp)
@@ -57,9 +83,10 @@ def configure_logging(app: Flask) -> None:
         log.setLevel(logging.INFO)
 
 
-def check_key() -> Response | None:
-    if request.headers.get("X-Application-Key") not in current_app.config["API_KEYS"]:
-        return errors.error_response(401)
+def check_format() -> Response | None:
+    """``?format=`` naming no format of the API (``json``, ``xml``): 404, after the key check."""
+    if formats.unknown_format(request.args.get("format")):
+        return errors.error_response(404)
     return None
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from legacy_flask import formats
 from legacy_flask.sources import SourceUnavailable
 from legacy_flask.urls import resolve, wsgi_path
 
@@ -17,13 +18,18 @@ log = logging.getLogger("legacy_flask")
 MESSAGES = {
     400: "Invalid data.",
     401: "Missing or invalid X-Application-Key.",
+    403: "Invalid dry-run signature.",
     404: "Not found.",
     500: "Internal server error.",
     502: "A source system is unavailable.",
 }
 
 
-def json_response(data: object, status: int = 200) -> Response:
+def api_response(data: object, status: int = 200) -> Response:
+    """`data` in the format the request asks for: JSON, or XML (``legacy_flask.formats``)."""
+    chosen = formats.response_format(request.args.get("format"), request.headers.get("Accept"))
+    if chosen == formats.XML:
+        return Response(formats.to_xml(data), status=status, content_type=formats.XML_CONTENT_TYPE)
     return Response(json.dumps(data), status=status, mimetype="application/json")
 
 
@@ -35,7 +41,7 @@ def error_response(
         "message": message or MESSAGES.get(status, "Error."),
         "errors": list(errors),
     }
-    return json_response(body, status)
+    return api_response(body, status)
 
 
 def method_not_allowed(method: str, allowed: Sequence[str] = ()) -> Response:

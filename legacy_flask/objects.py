@@ -42,29 +42,49 @@ def replace_links(obj: Record, links: Mapping[str, str], base: str) -> None:
             obj[field[: -len("_id")]] = link(base, target, obj.pop(field))
 
 
+def replace_references(obj: Record, references: Mapping[str, Any], base: str) -> None:
+    """Stored codes become reference objects, in place: ``"CA"`` ->
+    ``{"id": "CA", "href": base + "/nationalities/CA", "name": "Canadian"}``."""
+    for field, (target, names) in references.items():
+        code = obj.get(field)
+        if code is not None:
+            obj[field] = {"id": code, "href": f"{base}/{target}/{code}", "name": names.get(code)}
+
+
 def build_object(resource: str, merged: Record, base: str) -> Record:
     """The API object of `resource` from its merged source record (a new dict)."""
     definition = RESOURCES[resource]
     obj = dict(merged)
     object_id = obj["id"]
     replace_links(obj, definition["links"], base)
+    replace_references(obj, definition["references"], base)
     variations = definition["variations"]
     if variations is not None and variations["ids_field"] in obj:
+        # gapipy's variation stub: the itinerary's id, the variation as `variation_id`.
         obj["variations"] = [
-            {"id": vid, "href": f"{base}/{resource}/{object_id}/{vid}"}
+            {"id": object_id, "href": f"{base}/{resource}/{object_id}/{vid}", "variation_id": vid}
             for vid in obj.pop(variations["ids_field"]) or []
         ]
+    for child in definition["nested"]:
+        obj[child] = {"href": f"{base}/{resource}/{object_id}/{child}"}
     obj["href"] = f"{base}/{resource}/{object_id}"
     return obj
 
 
 def build_variation(resource: str, parent_id: int, record: Record, base: str) -> Record:
-    """A variation object: its record with the parent as a link object."""
-    variations = RESOURCES[resource]["variations"]
-    obj = dict(record)
-    obj.pop(variations["parent_field"], None)
+    """A variation object, as the G API shows one: the parent's id, the variation's id as
+    ``variation_id``, the record's other fields, the parent as a link object."""
+    definition = RESOURCES[resource]
+    variations = definition["variations"]
+    skipped = ("id", variations["parent_field"])
+    obj = {"id": parent_id, "variation_id": record["id"]}
+    obj.update((key, value) for key, value in record.items() if key not in skipped)
     obj[variations["parent_link"]] = link(base, resource, parent_id)
-    obj["href"] = f"{base}/{resource}/{parent_id}/{record['id']}"
+    url = f"{base}/{resource}/{parent_id}/{record['id']}"
+    for child, rule in definition["nested"].items():
+        if "variation_filter" in rule:
+            obj[child] = {"href": f"{url}/{child}"}
+    obj["href"] = url
     return obj
 
 

@@ -2,10 +2,11 @@
 
 Each resource names its backends in merge order as ``(mode, system, collection)``; the
 first one is the record of truth (its 404 is the resource's 404), later ones add or
-override fields. ``links`` turns ``<name>_id`` fields into link objects, ``variations``
-names the collection holding the resource's variations, ``nested`` the child lists
-reachable under one object, ``writable`` the validation rules of the fields a client
-may send (in the order errors are reported).
+override fields. ``links`` turns ``<name>_id`` fields into link objects, ``references``
+turns stored codes into reference objects (``{"id", "href", "name"}``, names from a table),
+``variations`` names the collection holding the resource's variations, ``nested`` the child
+lists reachable under one object (each object links them as ``{"href"}``), ``writable`` the
+validation rules of the fields a client may send (in the order errors are reported).
 """
 
 from typing import Any
@@ -15,6 +16,24 @@ READ_ONLY = "read_only"
 
 CURRENCIES = ["CAD", "USD", "EUR", "GBP", "AUD"]
 BOOKING_STATUSES = ["pending", "confirmed", "cancelled"]
+# The nationalities the demo knows, by the ISO code the reservations system stores; a
+# customer's nationality is one of them, shown as the G API's Nationality stub.
+NATIONALITIES = {
+    "AU": "Australian",
+    "CA": "Canadian",
+    "DE": "German",
+    "ES": "Spanish",
+    "FR": "French",
+    "GB": "British",
+    "IE": "Irish",
+    "IN": "Indian",
+    "IT": "Italian",
+    "JP": "Japanese",
+    "NL": "Dutch",
+    "NZ": "New Zealander",
+    "SE": "Swedish",
+    "US": "American",
+}
 
 RESOURCES: dict[str, dict[str, Any]] = {
     "bookings": {
@@ -23,6 +42,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
             (READ_ONLY, "crm", "bookings"),
         ],
         "links": {"customer_id": "customers", "departure_id": "departures"},
+        "references": {},
         "variations": None,
         "nested": {},
         "writable": {
@@ -40,7 +60,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
             "contact_email": {"type": "email", "required": False},
         },
         "create_defaults": {"status": "pending"},
-        "create_today": "date_created",
+        "create_now": "date_created",
     },
     "customers": {
         "backends": [
@@ -48,6 +68,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
             (READ_ONLY, "crm", "customers"),
         ],
         "links": {},
+        "references": {"nationality": ("nationalities", NATIONALITIES)},
         "variations": None,
         "nested": {},
         "writable": {
@@ -55,14 +76,15 @@ RESOURCES: dict[str, dict[str, Any]] = {
             "last_name": {"type": "string", "required": True, "max_length": 100},
             "email": {"type": "email", "required": True},
             "date_of_birth": {"type": "date", "required": False},
-            "nationality": {"type": "regex", "required": False, "pattern": r"^[A-Za-z]{2}$"},
+            "nationality": {"type": "reference", "required": False, "choices": NATIONALITIES},
         },
         "create_defaults": {},
-        "create_today": None,
+        "create_now": None,
     },
     "departures": {
         "backends": [(READ_ONLY, "reservations", "departures")],
         "links": {"tour_id": "tours"},
+        "references": {},
         "variations": None,
         "nested": {},
         "writable": None,
@@ -70,6 +92,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "tours": {
         "backends": [(READ_ONLY, "operations", "tours")],
         "links": {},
+        "references": {},
         "variations": None,
         "nested": {"departures": {"filter": "tour_id"}},
         "writable": None,
@@ -77,6 +100,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "itineraries": {
         "backends": [(READ_ONLY, "operations", "itineraries")],
         "links": {"tour_id": "tours"},
+        "references": {},
         "variations": {
             "system": "operations",
             "collection": "itinerary_variations",
@@ -92,6 +116,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "itinerary_maps": {
         "backends": [(READ_ONLY, "operations", "itinerary_maps")],
         "links": {"itinerary_id": "itineraries"},
+        "references": {},
         "variations": None,
         "nested": {},
         "writable": None,
@@ -99,6 +124,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "accommodations": {
         "backends": [(READ_ONLY, "operations", "accommodations")],
         "links": {},
+        "references": {},
         "variations": None,
         "nested": {},
         "writable": None,

@@ -1,12 +1,23 @@
-"""Talking to the source systems: one pooled requests.Session, one place for their failures."""
+"""Talking to the source systems: one pooled requests.Session, one place for their failures.
+
+A dry run's calls (``Sources.dry_run()``) carry dry-run headers signed over each call: its
+method, its path and query as sent, and its body bytes as sent (serialised here, not by
+requests, so the signed bytes are the sent bytes).
+"""
 
 from __future__ import annotations
 
+import copy
+import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from proxy.dryrun import sign
 
 Record = dict[str, Any]
 
@@ -18,9 +29,17 @@ class SourceUnavailable(Exception):
 class Sources:
     """The source systems by name (``"reservations"`` -> base URL), reached over one session."""
 
-    def __init__(self, urls: Mapping[str, str], timeout: float, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        timeout: float,
+        pool_size: int = 10,
+        shadow_secret: str | None = None,
+    ) -> None:
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self.timeout = timeout
+        self.shadow_secret = shadow_secret
+        self.signs = False
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=len(self.urls) or 1, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
@@ -28,6 +47,19 @@ class Sources:
 
     def close(self) -> None:
         self.session.close()
+
+    def dry_run(self) -> Sources:
+        """These sources, on the same session, for one dry run: every call is signed."""
+        assert self.shadow_secret, "a dry run is only verified when there is a secret"
+        signing = copy.copy(self)
+        signing.signs = True
+        return signing
+
+    def headers(self, method: str, target: str, data: bytes | None) -> dict[str, str]:
+        headers = {} if data is None else {"Content-Type": "application/json"}
+        if self.signs and self.shadow_secret:
+            headers.update(sign(self.shadow_secret, method, target, data or b"", time.time()))
+        return headers
 
     def call(
         self,
@@ -39,10 +71,12 @@ class Sources:
         expect: Iterable[int] = (200,),
     ) -> Any:
         """The decoded JSON answer, or None when the source says 404."""
-        url = f"{self.urls[system]}/{path}"
+        target = f"/{path}?{urlencode(params)}" if params else f"/{path}"
+        data = None if body is None else json.dumps(body).encode()
+        headers = self.headers(method, target, data)
         try:
             response = self.session.request(
-                method, url, params=params, json=body, timeout=self.timeout
+                method, self.urls[system] + target, data=data, headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
             raise SourceUnavailable(f"{system}: {type(exc).__name__}") from exc

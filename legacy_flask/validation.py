@@ -114,6 +114,14 @@ def clean_choice(rule: Mapping[str, Any], value: Any) -> str:
     return str(value)
 
 
+def clean_reference(rule: Mapping[str, Any], value: Any) -> str:
+    """The id of one of ``rule["choices"]``, sent bare (``"CA"``) or as the object the API shows
+    (``{"id": "CA", "href": ..., "name": ...}``); the id is what is stored."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return clean_choice(rule, value)
+
+
 def clean_string(rule: Mapping[str, Any], value: Any, invalid: str = NOT_A_STRING) -> str:
     if value == "" or str(value).strip() == "":
         raise Invalid(BLANK)
@@ -189,6 +197,7 @@ CLEANERS = {
     "email": clean_email,
     "regex": clean_regex,
     "date": clean_date,
+    "reference": clean_reference,
 }
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import NotFound
 
-from legacy_flask import objects
-from legacy_flask.errors import error_response, json_response, method_not_allowed
+from legacy_flask import formats, objects
+from legacy_flask.dryrun import is_dry_run
+from legacy_flask.errors import api_response, error_response, method_not_allowed
 from legacy_flask.resources import RESOURCES, read_write_backend
 from legacy_flask.sources import Record, Sources
 from legacy_flask.urls import Route, resolve, wsgi_path
@@ -20,8 +21,9 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def sources() -> Sources:
+    """The source systems, signing every call of a dry run as one."""
     source_systems: Sources = current_app.extensions["legacy_flask.sources"]
-    return source_systems
+    return source_systems.dry_run() if is_dry_run() else source_systems
 
 
 def base() -> str:
@@ -43,14 +45,16 @@ def dispatch(path: str) -> Response:
     if request.method not in route.allowed:
         return method_not_allowed(request.method, route.allowed)
     if request.method == "OPTIONS":
-        return options_response(route.allowed)
+        return options_response(route)
     return HANDLERS[(route.kind, request.method)](route)
 
 
-def options_response(allowed: tuple[str, ...]) -> Response:
-    """An empty 200 naming the allowed methods; no body, so no Content-Type."""
-    response = Response(status=200, headers={"Allow": ", ".join(allowed)})
-    del response.headers["Content-Type"]
+def options_response(route: Route) -> Response:
+    """200 naming the resource the URL serves and its methods, in the body (gapipy's
+    ``options()`` reads it as JSON) and in ``Allow``."""
+    name = route.child or route.resource
+    response = api_response({"name": name, "methods": list(route.allowed)})
+    response.headers["Allow"] = ", ".join(route.allowed)
     return response
 
 
@@ -87,7 +91,7 @@ def list_response(resource: str, filters: dict[str, Any]) -> Response:
     root = base()
     results = [objects.build_object(resource, record, root) for record in records]
     url = root + request.path.rstrip("/")
-    return json_response(objects.list_envelope(results, count, page, per_page, url))
+    return api_response(objects.list_envelope(results, count, page, per_page, url))
 
 
 def get_collection(route: Route) -> Response:
@@ -99,7 +103,7 @@ def get_object(route: Route) -> Response:
     merged = fetch_merged(route.resource, route.object_id)
     if merged is None:
         raise NotFound()
-    return json_response(objects.build_object(route.resource, merged, base()))
+    return api_response(objects.build_object(route.resource, merged, base()))
 
 
 def parent_exists(resource: str, object_id: int) -> bool:
@@ -129,7 +133,7 @@ def get_variation(route: Route) -> Response:
     record = fetch_variation(route)
     if record is None:
         raise NotFound()
-    return json_response(objects.build_variation(route.resource, route.object_id, record, base()))
+    return api_response(objects.build_variation(route.resource, route.object_id, record, base()))
 
 
 def get_variation_nested(route: Route) -> Response:
@@ -141,13 +145,26 @@ def get_variation_nested(route: Route) -> Response:
     return list_response(route.child, filters)
 
 
-def today() -> str:
-    return datetime.datetime.now(datetime.UTC).date().isoformat()
+def now() -> str:
+    """The UTC time to the second, as the API writes date-times: ``2026-11-28T10:00:00Z``
+    (``DEMO_NOW`` when a test pinned it)."""
+    pinned: str | None = current_app.config.get("DEMO_NOW")
+    return pinned or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def json_body() -> dict[str, Any] | None:
+def request_body() -> dict[str, Any] | None:
+    """The body's object: XML when Content-Type says so (``formats.from_xml``), else JSON
+    whatever the Content-Type; None when it is not one."""
+    if formats.is_xml(request.headers.get("Content-Type")):
+        return formats.from_xml(request.get_data())
     body = request.get_json(force=True, silent=True)
     return body if isinstance(body, dict) else None
+
+
+def invalid_body_message() -> str:
+    if formats.is_xml(request.headers.get("Content-Type")):
+        return "Invalid XML body."
+    return "Invalid JSON body."
 
 
 def write(route: Route, partial: bool) -> Response:
@@ -157,18 +174,16 @@ def write(route: Route, partial: bool) -> Response:
     system, collection = read_write_backend(resource)
     if object_id is not None and sources().get(system, collection, object_id) is None:
         raise NotFound()
-    body = json_body()
+    body = request_body()
     if body is None:
-        return error_response(400, "Invalid JSON body.")
+        return error_response(400, invalid_body_message())
     data, errors = validate(definition["writable"], body, partial)
     if errors:
         return error_response(400, errors=errors)
     if object_id is None:
         data = {**definition["create_defaults"], **data}
-        if definition["create_today"]:
-            data[definition["create_today"]] = (
-                datetime.datetime.now(datetime.UTC).date().isoformat()
-            )
+        if definition["create_now"]:
+            data[definition["create_now"]] = now()
     # PUT replaces what the client may write and keeps the rest (date_created, and optional
     # fields the client left out): the source merges it, as it does a PATCH.
     method = "POST" if object_id is None else "PATCH"
@@ -177,7 +192,7 @@ def write(route: Route, partial: bool) -> Response:
         raise NotFound()
     later = [sources().get(s, c, record["id"]) for _, s, c in definition["backends"][1:]]
     obj = objects.build_object(resource, objects.merge([record, *later]), base())
-    return json_response(obj, 201 if object_id is None else 200)
+    return api_response(obj, 201 if object_id is None else 200)
 
 
 HANDLERS = {

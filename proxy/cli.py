@@ -1,5 +1,5 @@
 """`strangler` (also `python -m proxy`): serve, validate, flip, rollback, status, diffs, ready,
-store.
+store, rollout, init.
 
 Exit codes: 0 done, 1 failed (one clear line per problem on stderr), 2 bad usage.
 """
@@ -17,12 +17,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import rollout_commands, store_commands
-from proxy.migration.diff import Difference
+from proxy import (
+    diffs_commands,
+    group_commands,
+    init_commands,
+    pin_commands,
+    rollout_commands,
+    store_commands,
+)
+from proxy.diffs_commands import percent
 from proxy.ready_text import print_ready, progress_line
 from proxy.routing import edit
 from proxy.routing.model import OTHER_RESOURCE, RoutesError
 from proxy.routing.parser import load_table
+from proxy.settings import SettingsError
 
 PROG = "strangler"
 DEFAULT_ADMIN = "http://127.0.0.1:8081"
@@ -32,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        group_commands.check(args)  # flip/rollback: RESOURCE, or --group GROUP
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     command: str = args.command
@@ -41,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 1
-    except edit.EditError as exc:
+    except (edit.EditError, SettingsError) as exc:
         print(f"{PROG} {command}: {exc}", file=sys.stderr)
         return 1
 
@@ -67,15 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a routing table; print OK or errors")
     add_routes(validate)
 
-    flip = commands.add_parser("flip", help="send a resource to a backend")
-    flip.add_argument("resource")
-    flip.add_argument("backend")
+    flip = commands.add_parser("flip", help="send a resource (or a --group) to a backend")
+    flip.add_argument("resource", nargs="?", help="the resource (with --group: the backend)")
+    flip.add_argument("backend", nargs="?")
+    group_commands.add_group_options(flip)
     add_routes(flip)
     flip.add_argument("--reason", default="", help="why, for the audit log")
     add_store(flip)
 
-    rollback = commands.add_parser("rollback", help="undo a resource's last flip")
-    rollback.add_argument("resource")
+    rollback = commands.add_parser("rollback", help="undo a resource's (or a --group's) last flip")
+    rollback.add_argument("resource", nargs="?", help="the resource (or --group GROUP)")
+    group_commands.add_group_options(rollback)
     add_routes(rollback)
     rollback.add_argument("--reason", default="", help="why, for the audit log")
     add_store(rollback)
@@ -89,13 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_store(status)
 
-    diffs = commands.add_parser("diffs", help="show a resource's latest shadow mismatches")
-    diffs.add_argument("resource")
-    diffs.add_argument(
-        "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
-    )
-    diffs.add_argument("--limit", type=int, default=10, help="mismatches to show (default 10)")
-    add_store(diffs)  # accepted for symmetry: any replica's admin API merges the fleet's diffs
+    diffs_commands.add_diffs_parser(commands, DEFAULT_ADMIN)
     ready = commands.add_parser("ready", help="is the new stack ready for a resource? (exit 0/1)")
     ready.add_argument("resource")
     ready.add_argument(
@@ -104,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     ready.add_argument("--min-requests", type=int, help="comparisons/requests needed (default 200)")
     store_commands.add_store_parser(commands)
     rollout_commands.add_rollout_parser(commands)
+    group_commands.add_user(pin_commands.add_pin_parser(commands))
+    init_commands.add_init_parser(commands)
     return parser
 
 
@@ -143,18 +150,20 @@ def validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def current_user(environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("USER") or environ.get("LOGNAME") or "unknown"
+def current_user(args: argparse.Namespace) -> str:
+    """`--user`, else STRANGLER_USER, the login name, git's user.email (proxy.settings)."""
+    return group_commands.user_of(args)
 
 
 def flip(args: argparse.Namespace) -> int:
-    url = store_commands.store_url(args)
+    url, user, reason = store_commands.store_url(args), current_user(args), args.reason
+    if args.group is not None and url is not None:
+        return store_commands.flip_group(url, args.group, args.backend, user=user, reason=reason)
+    if args.group is not None:
+        return group_commands.flip(args, user)
     if url is not None:
-        user, reason = current_user(), args.reason
         return store_commands.flip(url, args.resource, args.backend, user=user, reason=reason)
-    change = edit.flip(
-        args.routes, args.resource, args.backend, user=current_user(), reason=args.reason
-    )
+    change = edit.flip(args.routes, args.resource, args.backend, user=user, reason=reason)
     if not change.recorded:
         print(f"{change.resource}: already on {change.to_backend}, nothing changed")
     else:
@@ -167,23 +176,27 @@ def flip(args: argparse.Namespace) -> int:
 def rollout(args: argparse.Namespace) -> int:
     url = store_commands.store_url(args)
     if url is not None:
-        user, reason = current_user(), args.reason
+        user, reason = current_user(args), args.reason
         return store_commands.rollout(url, args.resource, args.action, user=user, reason=reason)
-    return rollout_commands.rollout(args, current_user())
+    return rollout_commands.rollout(args, current_user(args))
 
 
 def rollback(args: argparse.Namespace) -> int:
-    url = store_commands.store_url(args)
+    url, user, reason = store_commands.store_url(args), current_user(args), args.reason
+    if args.group is not None and url is not None:
+        return store_commands.rollback_group(url, args.group, user=user, reason=reason)
+    if args.group is not None:
+        return group_commands.rollback(args, user)
     if url is not None:
-        return store_commands.rollback(url, args.resource, user=current_user(), reason=args.reason)
-    change = edit.rollback(args.routes, args.resource, user=current_user(), reason=args.reason)
+        return store_commands.rollback(url, args.resource, user=user, reason=reason)
+    change = edit.rollback(args.routes, args.resource, user=user, reason=reason)
     print(f"{change.resource}: {change.from_backend} -> {change.to_backend} (rollback)")
     return 0
 
 
 def store(args: argparse.Namespace) -> int:
     """`store pull` and `store push` (proxy.store_commands)."""
-    return store_commands.store_command(args, current_user())
+    return store_commands.store_command(args, current_user(args))
 
 
 class AdminError(Exception):
@@ -217,6 +230,7 @@ def status(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print_status(body, sys.stdout, shadow)
+    group_commands.print_groups(body, sys.stdout)
     return 0
 
 
@@ -256,14 +270,12 @@ def print_fleet(body: Mapping[str, Any], out: TextIO) -> None:
 
 
 def diffs(args: argparse.Namespace) -> int:
-    query = urllib.parse.urlencode({"resource": args.resource, "limit": args.limit})
+    """`strangler diffs` (proxy.diffs_commands) on the admin API."""
     try:
-        body = fetch_json("diffs", f"{args.admin.rstrip('/')}/-/diffs?{query}")
+        return diffs_commands.diffs(args, lambda url: fetch_json("diffs", url), sys.stdout)
     except AdminError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print_diffs(body, sys.stdout)
-    return 0
 
 
 def ready(args: argparse.Namespace) -> int:
@@ -277,35 +289,6 @@ def ready(args: argparse.Namespace) -> int:
         return 1
     print_ready(body, sys.stdout)
     return 0 if body["ready"] else 1
-
-
-def print_diffs(body: Mapping[str, Any], out: TextIO) -> None:
-    """A resource's shadow figures, then each kept mismatch with one line per difference."""
-    shadow = body["shadow"]
-    where = (
-        f"shadowed to {shadow['backend']} at {shadow['percent']:g}%" if shadow else "not shadowed"
-    )
-    print(f"{body['resource']}: {where}", file=out)
-    counts = ", ".join(
-        f"{body[key]:.0f} {key}" for key in ("match", "mismatch", "error", "dropped")
-    )
-    print(f"compared: {counts}; match rate {percent(body['match_rate'])}", file=out)
-    for mismatch in body["mismatches"]:
-        request_id = mismatch["request_id"] or "-"
-        print(
-            f"\n{mismatch['time']}  {mismatch['method']} {mismatch['path']}  request {request_id}\n"
-            f"  live {mismatch['backend']} {mismatch['live_status']}, "
-            f"shadow {mismatch['shadow_backend']} {mismatch['shadow_status']}",
-            file=out,
-        )
-        for difference in mismatch["differences"]:
-            print(f"  {Difference.from_json(difference).text()}", file=out)
-    if not body["mismatches"]:
-        print("no mismatch kept", file=out)
-
-
-def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.1%}"
 
 
 def print_status(
@@ -334,6 +317,9 @@ def print_status(
         names = [*body["resources"], OTHER_RESOURCE]
         column = ["SHADOW", *(shadow_text(shadow.get(name)) for name in names)]
         rows = [(*row, cell) for row, cell in zip(rows, column, strict=True)]
+    pinned = pin_commands.pinned_column(body)  # when a resource pins clients
+    if pinned is not None:
+        rows = [(*row, cell) for row, cell in zip(rows, pinned, strict=True)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print(
@@ -343,11 +329,19 @@ def print_status(
 
 
 def shadow_text(figures: Mapping[str, Any] | None) -> str:
-    """`98.0% of 100` (match rate of the comparisons so far), or "-" when never shadowed."""
+    """`98.0% of 100` (match rate of the comparisons so far), with `, 3 noise` and the worst
+    class (`, worst status`) when there are, or "-" when never shadowed."""
     if figures is None:
         return "-"
     compared = figures["match"] + figures["mismatch"] + figures["error"]
-    return f"{percent(figures['match_rate'])} of {compared:.0f}" if compared else "no data"
+    text = f"{percent(figures['match_rate'])} of {compared:.0f}" if compared else "no data"
+    noise = figures.get("noise") or 0
+    worst = figures.get("worst")
+    return (
+        text
+        + (f", {noise:.0f} noise" if noise else "")
+        + (f", worst {worst}" if worst and worst != "noise" else "")
+    )
 
 
 def methods_text(methods: Mapping[str, str]) -> str:
@@ -361,6 +355,11 @@ def rates(traffic: Mapping[str, Mapping[str, Any]], name: str) -> tuple[str, str
     return f"{per_second:.1f}", "-" if error_rate is None else f"{error_rate:.1%}"
 
 
+def pin(args: argparse.Namespace) -> int:
+    """`strangler pin` (proxy.pin_commands) on routes.yaml."""
+    return pin_commands.pin_command(args, current_user(args))
+
+
 COMMANDS = {
     "serve": serve,
     "validate": validate,
@@ -371,4 +370,6 @@ COMMANDS = {
     "ready": ready,
     "store": store,
     "rollout": rollout,
+    "init": init_commands.init,
+    "pin": pin,
 }

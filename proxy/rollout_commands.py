@@ -23,6 +23,7 @@ def add_rollout_parser(commands: Any) -> None:
     rollout.add_argument("resource")
     rollout.add_argument("--routes", type=Path, default=Path("routes.yaml"), help="routing table")
     rollout.add_argument("--reason", default="", help="why, for the audit log")
+    rollout.add_argument("--user", help="who, for the audit log (default: STRANGLER_USER, ...)")
     rollout.add_argument(
         "--store", help="the table in etcd, etcd://HOST:PORT[,...]/PREFIX (or STRANGLER_STORE)"
     )

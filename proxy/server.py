@@ -92,7 +92,14 @@ def build_state(settings: Settings, table: RouteTable) -> ProxyState:
         store=settings.store is not None,
     )
     metrics.routes_loaded(table)
-    return ProxyState(settings, table, metrics, registry, time.time(), shadows=Shadows(metrics))
+    return ProxyState(
+        settings,
+        table,
+        metrics,
+        registry,
+        time.time(),
+        shadows=Shadows(metrics, settings.shadow_secret),
+    )
 
 
 async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port: bool) -> int:
@@ -111,7 +118,7 @@ async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port
     from proxy.http.pool import Upstreams
     from proxy.observe.accesslog import AccessLog
     from proxy.observe.metrics import flush_periodically
-    from proxy.observe.sharing import DEBT, MISMATCHES, share_periodically
+    from proxy.observe.sharing import DEBT, MISMATCHES, NOISE, share_periodically
     from proxy.routing.reload import reload_now, reload_on, watch_routes
     from proxy.tasks import Tasks
 
@@ -175,9 +182,16 @@ async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port
     every = settings.rollout_evaluate_every
     background.start(run_autopilot(pilot, every=every), "rollout autopilot")
     if directory is not None:  # several workers: what the others' admin endpoints read of this one
-        snapshots = {DEBT: state.debt.snapshot, MISMATCHES: shadows.snapshot}
+        snapshots = {
+            DEBT: state.debt.snapshot,
+            MISMATCHES: shadows.snapshot,
+            NOISE: shadows.noise.snapshot,
+        }
         background.start(flush_periodically(state.metrics), "metrics flush")
-        background.start(share_periodically(directory, snapshots), "worker snapshots")
+        receivers = {NOISE: shadows.noise.share}  # each worker's noise learned from all samples
+        background.start(
+            share_periodically(directory, snapshots, receivers=receivers), "worker snapshots"
+        )
     # What exists now lives as long as the process: keep it out of every collection, and collect
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import json
 import os
+import re
 import socket
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,10 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_port: int = 8081
     workers: int = 1
-    admin_token: str | None = None
+    admin_token: str | None = field(default=None, repr=False)  # recorded as ADMIN_NAME
+    # Named admin tokens, `(name, token)`: STRANGLER_ADMIN_TOKENS ("alice:tok1,bob:tok2") and the
+    # lines of STRANGLER_ADMIN_TOKENS_FILE; a change made with one is recorded as its name.
+    admin_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     tester_token: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     drain_seconds: float = 10.0
@@ -55,6 +61,10 @@ class Settings:
     # STRANGLER_ROLLOUT_EVALUATE_EVERY.
     rollout_evaluate_every: float = 5.0
 
+    # The secret that signs dry-run write copies (proxy.dryrun); STRANGLER_SHADOW_SECRET. None:
+    # `shadow: {writes: dry-run}` copies no write.
+    shadow_secret: str | None = None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **flags: object) -> Settings:
         """Flags given on the command line win; the environment fills in the rest.
@@ -64,12 +74,14 @@ class Settings:
         """
         values: dict[str, object] = {
             "admin_token": environ.get("STRANGLER_ADMIN_TOKEN") or None,
+            "admin_tokens": admin_tokens(environ),
             "tester_token": environ.get("STRANGLER_TESTER_TOKEN") or None,
             "trusted_proxies": parse_networks(environ.get("STRANGLER_TRUSTED_PROXIES", "")),
             "access_log": environ.get("STRANGLER_ACCESS_LOG", "1") not in ("0", "false", "off"),
             "shared_directory": shared_directory(environ),
             "store": environ.get("STRANGLER_STORE") or None,
             "replica_id": default_replica_id(environ),
+            "shadow_secret": environ.get("STRANGLER_SHADOW_SECRET") or None,
         }
         if "STRANGLER_DRAIN_SECONDS" in environ:
             values["drain_seconds"] = float(environ["STRANGLER_DRAIN_SECONDS"])
@@ -110,11 +122,108 @@ class Settings:
         values = json.loads(text)
         values["routes"] = Path(values["routes"])
         values["trusted_proxies"] = parse_networks(",".join(values["trusted_proxies"]))
+        values["admin_tokens"] = tuple(tuple(pair) for pair in values.get("admin_tokens", ()))
         if values.get("shared_directory") is not None:
             values["shared_directory"] = Path(values["shared_directory"])
         if values.get("store_cache") is not None:
             values["store_cache"] = Path(values["store_cache"])
         return cls(**values)
+
+    def named_tokens(self) -> tuple[tuple[str, str], ...]:
+        """Every admin token with the name a change made with it is recorded as."""
+        unnamed = ((ADMIN_NAME, self.admin_token),) if self.admin_token else ()
+        return self.admin_tokens + unnamed
+
+
+# -- who makes a change ----------------------------------------------------------------------
+
+ADMIN_NAME = "admin"  # the user of a change made with the unnamed STRANGLER_ADMIN_TOKEN
+TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*\Z")
+GIT_TIMEOUT = 2.0
+
+
+class SettingsError(ValueError):
+    """A setting of the environment cannot be used; the message never quotes a secret."""
+
+
+def admin_tokens(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The named admin tokens: STRANGLER_ADMIN_TOKENS, then STRANGLER_ADMIN_TOKENS_FILE (one
+    `name:token` a line; blank lines and lines starting with `#` skipped). A name or a token
+    given twice is refused (a token must name one user).
+
+    >>> admin_tokens({"STRANGLER_ADMIN_TOKENS": "alice:tok1, bob:tok2"})
+    (('alice', 'tok1'), ('bob', 'tok2'))
+    """
+    found = [
+        _named_token(part, "STRANGLER_ADMIN_TOKENS")
+        for part in environ.get("STRANGLER_ADMIN_TOKENS", "").split(",")
+        if part.strip()
+    ]
+    path = environ.get("STRANGLER_ADMIN_TOKENS_FILE")
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise SettingsError(f"STRANGLER_ADMIN_TOKENS_FILE: cannot read {path}: {why}") from exc
+        for number, line in enumerate(lines, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                found.append(_named_token(line, f"{path}:{number}"))
+    names = [name for name, _ in found]
+    for name in names:
+        if names.count(name) > 1:
+            raise SettingsError(f"admin tokens: the name '{name}' is given twice")
+    tokens = [token for _, token in found]
+    for name, token in found:
+        if tokens.count(token) > 1:
+            raise SettingsError(f"admin tokens: the token of '{name}' is given to another name too")
+    return tuple(found)
+
+
+def _named_token(text: str, where: str) -> tuple[str, str]:
+    """`"alice:tok1"` -> `("alice", "tok1")`; errors say where, never what the text held."""
+    name, colon, token = text.strip().partition(":")
+    name, token = name.strip(), token.strip()
+    if not colon or not name or not token:
+        raise SettingsError(f"{where}: expected name:token")
+    if not TOKEN_NAME_RE.match(name):
+        raise SettingsError(f"{where}: invalid name (letters, digits and . _ @ + -)")
+    return name, token
+
+
+def command_user(
+    given: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    login: Callable[[], str] = getpass.getuser,
+) -> str:
+    """Who a change from the command line is recorded as: `--user`, else STRANGLER_USER, else
+    the login name, else `git config user.email`, else "unknown".
+
+    >>> command_user("ana"), command_user(None, {"STRANGLER_USER": "bob"})
+    ('ana', 'bob')
+    """
+    for name in (given, environ.get("STRANGLER_USER")):
+        if name and name.strip():
+            return name.strip()
+    try:
+        name = login()
+    except (OSError, KeyError, ImportError):  # no login name in the environment, no passwd entry
+        name = ""
+    return name or git_email(environ) or "unknown"
+
+
+def git_email(environ: Mapping[str, str]) -> str | None:
+    """`git config user.email` (run with `environ`, for GIT_CONFIG_GLOBAL and HOME), or None."""
+    try:
+        done = subprocess.run(
+            ["git", "config", "user.email"],
+            env=dict(environ), capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    email = done.stdout.strip()
+    return email if done.returncode == 0 and email else None
 
 
 def default_replica_id(environ: Mapping[str, str]) -> str:

@@ -1,5 +1,5 @@
 """The fleet's table from the command line: `strangler store pull|push`, and `flip`/`rollback`
-with `--store URL` (or STRANGLER_STORE).
+(of a resource, or of a group with `--group`) with `--store URL` (or STRANGLER_STORE).
 
 `flip` and `rollback` run the plans of `proxy.routing.edit` in the store's compare-and-swap loop
 (`proxy.routing.store_edit`): re-applied on a conflict, text and audit entry in one transaction.
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from proxy.clock import iso_time
 from proxy.routing.edit import Change, write_atomically
+from proxy.routing.group_edit import GroupChange, describe
 from proxy.routing.model import RoutesError
 from proxy.routing.parser import parse_table
 from proxy.settings import Settings
@@ -57,6 +58,7 @@ def add_store_parser(commands: Any) -> None:
         "--expect-revision", type=int, help="refuse unless the table is at this revision"
     )
     push.add_argument("--force", action="store_true", help="overwrite whatever the store holds")
+    push.add_argument("--user", help="who, for the audit log (default: STRANGLER_USER, ...)")
 
 
 def add_url(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +143,36 @@ def rollback(url: str, resource: str, *, user: str, reason: str) -> int:
 
     change = run("rollback", url, work)
     print(f"{change.resource}: {change.from_backend} -> {change.to_backend} (rollback){at(change)}")
+    return 0
+
+
+@exits
+def flip_group(url: str, group: str, backend: str, *, user: str, reason: str) -> int:
+    """`flip --group GROUP BACKEND --store URL`: every member in one transaction."""
+    from proxy.routing import store_edit
+
+    async def work(store: RouteStore) -> GroupChange:
+        return await store_edit.flip_group(
+            store, group, backend, store_edit.author(store, user, reason)
+        )
+
+    return print_group(run("flip", url, work))
+
+
+@exits
+def rollback_group(url: str, group: str, *, user: str, reason: str) -> int:
+    """`rollback --group GROUP --store URL`."""
+    from proxy.routing import store_edit
+
+    async def work(store: RouteStore) -> GroupChange:
+        return await store_edit.rollback_group(store, group, store_edit.author(store, user, reason))
+
+    return print_group(run("rollback", url, work))
+
+
+def print_group(change: GroupChange) -> int:
+    head, *rest = describe(change)
+    print("\n".join([head.removesuffix(":") + at(change) + ":", *rest]))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 Each is a small HTTP + SQLite service built from a declaration (`system.System`) by one
 generic engine (`store`, `query`, `app`). Run one with `python -m source_systems <name>`.
+A fourth, `auth`, owns API clients and OAuth 2 tokens; it is a service of its own
+(`source_systems.auth`), run the same way.
 """
 
 from __future__ import annotations

@@ -1,18 +1,26 @@
 """The HTTP side of a source system: plain JSON over aiohttp, no auth.
 
 Handlers hand stored JSON text straight out; every error is `{"error": "..."}`.
+
+Dry runs (`proxy.dryrun`): a request carrying either dry-run header must bear a signature that
+verifies under the shadow secret, over its method, raw target and body, or it is refused with
+403 before anything runs. A verified write runs as usual and is rolled back: it answers what the
+write would have answered and stores nothing. A verified read is an ordinary read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from proxy.dryrun import SHADOW_HEADER, SIGNATURE_HEADER, asks, verify
 from source_systems.query import parse_list_query
 from source_systems.store import Conflict, Store
 from source_systems.system import System
@@ -21,6 +29,7 @@ log = logging.getLogger("source_systems")
 
 STORE = web.AppKey("store", Store)
 SYSTEM = web.AppKey("system", System)
+DRY_RUN = web.RequestKey("dry_run", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,6 +52,38 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error(500, "internal error")
+
+
+def dry_runs(secret: str | None) -> Middleware:
+    """The middleware that lets through only genuine dry runs, and marks them (`DRY_RUN`).
+
+    `secret` None (not configured): every request asking for a dry run is refused.
+    """
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if asks(request.headers):
+            headers = request.headers
+            reason = verify(
+                secret,
+                headers.get(SHADOW_HEADER),
+                headers.get(SIGNATURE_HEADER),
+                request.method,
+                request.raw_path,
+                await request.read(),
+                time.time(),
+            )
+            if reason is not None:
+                log.warning("refused dry run %s %s: %s", request.method, request.path, reason)
+                return error(403, "invalid dry-run signature")
+            request[DRY_RUN] = True
+        return await handler(request)
+
+    return check
+
+
+def is_dry_run(request: web.Request) -> bool:
+    return request.get(DRY_RUN, False) is True
 
 
 def collection_of(request: web.Request) -> str | None:
@@ -98,7 +139,8 @@ async def create_record(request: web.Request) -> web.Response:
     if record_id is not None and (type(record_id) is not int or record_id < 1):
         return error(400, "id must be a positive integer")
     try:
-        return json_text(request.app[STORE].create(collection, body), 201)
+        data = request.app[STORE].create(collection, body, dry_run=is_dry_run(request))
+        return json_text(data, 201)
     except Conflict as exc:
         return error(409, str(exc))
 
@@ -115,15 +157,19 @@ def updater(merge: bool) -> Handler:
             return error(400, "body must be a JSON object")
         store = request.app[STORE]
         write = store.merge if merge else store.replace
-        data = write(collection, record_id, body)
+        data = write(collection, record_id, body, dry_run=is_dry_run(request))
         return error(404, "not found") if data is None else json_text(data)
 
     return update
 
 
-def create_app(system: System, db_path: Path | str) -> web.Application:
-    """The application of one system; its store opens (and seeds) on startup."""
-    app = web.Application(middlewares=[json_errors])
+def create_app(
+    system: System, db_path: Path | str, shadow_secret: str | None = None
+) -> web.Application:
+    """The application of one system; its store opens (and seeds) on startup.
+
+    `shadow_secret` verifies dry runs; None refuses them all."""
+    app = web.Application(middlewares=[json_errors, dry_runs(shadow_secret)])
     app[SYSTEM] = system
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from source_systems import demo
@@ -62,6 +62,16 @@ def departures(rng: random.Random) -> list[Record]:
     return result
 
 
+def created_at(day: date, number: int) -> str:
+    """When booking `number` was made on `day`, in UTC to the second, as the API writes it.
+
+    The time of day comes from the number, not the random generator, so the other seeded
+    fields stay what they were: `created_at(date(2026, 1, 5), 7)` -> `"2026-01-05T14:59:37Z"`.
+    """
+    moment = time(7 + number * 7 % 14, number * 17 % 60, number * 31 % 60, tzinfo=UTC)
+    return datetime.combine(day, moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def bookings(rng: random.Random, people: list[Record], trips: list[Record]) -> list[Record]:
     result: list[Record] = []
     for number in range(1, 201):
@@ -77,7 +87,7 @@ def bookings(rng: random.Random, people: list[Record], trips: list[Record]) -> l
                 "travellers": travellers,
                 "currency": departure["currency"],
                 "total_amount": money(Decimal(departure["price_amount"]) * travellers),
-                "date_created": booked.isoformat(),
+                "date_created": created_at(booked, number),
                 "contact_email": customer["email"],
             }
         )

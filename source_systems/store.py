@@ -1,6 +1,10 @@
 """SQLite storage of a source system: one table `(id INTEGER PRIMARY KEY, data TEXT)` per
 collection, `data` being the whole record as JSON (its `id` included), so reads hand the
-stored text out without decoding it."""
+stored text out without decoding it.
+
+Every write takes a `dry_run` flag: the write runs in its transaction as usual (so it answers
+exactly what it would have, the id a new record would get included) and is then rolled back.
+"""
 
 from __future__ import annotations
 
@@ -94,9 +98,9 @@ class Store:
         ).fetchall()
         return int(total[0]), [str(row[0]) for row in rows]
 
-    def create(self, collection: str, fields: Record) -> str:
+    def create(self, collection: str, fields: Record, *, dry_run: bool = False) -> str:
         """Insert a record under its own `id`, or the next free one; raise Conflict if taken."""
-        with self._transaction():
+        with self._transaction(dry_run):
             record_id = fields.get("id")
             if record_id is None:
                 row = self.conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {collection}")
@@ -109,18 +113,22 @@ class Store:
             )
         return data
 
-    def replace(self, collection: str, record_id: int, fields: Record) -> str | None:
+    def replace(
+        self, collection: str, record_id: int, fields: Record, *, dry_run: bool = False
+    ) -> str | None:
         """Replace all fields of a record (its id kept); None if it does not exist."""
         data = encode(with_id(record_id, fields))
-        with self._transaction():
+        with self._transaction(dry_run):
             cursor = self.conn.execute(
                 f"UPDATE {collection} SET data = ? WHERE id = ?", (data, record_id)
             )
         return data if cursor.rowcount else None
 
-    def merge(self, collection: str, record_id: int, fields: Record) -> str | None:
+    def merge(
+        self, collection: str, record_id: int, fields: Record, *, dry_run: bool = False
+    ) -> str | None:
         """Shallow-merge fields into a record (its id kept); None if it does not exist."""
-        with self._transaction():
+        with self._transaction(dry_run):
             current = self.get(collection, record_id)
             if current is None:
                 return None
@@ -142,11 +150,12 @@ class Store:
         self.conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, dry_run: bool = False) -> Iterator[None]:
+        """One write transaction: committed, or rolled back on error and for a dry run."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        self.conn.execute("ROLLBACK" if dry_run else "COMMIT")

@@ -2,6 +2,10 @@
 
 `make fleet` (`python -m stack fleet`): the same stack with a real etcd and FLEET_REPLICAS proxy
 replicas reading their table from it; an empty store is first seeded from routes.yaml.
+
+Dry-run writes need one secret shared by the proxy, the gateways and the source systems:
+STRANGLER_SHADOW_SECRET when set (a test that wants to sign its own dry runs sets it), else a
+fresh random one for this run. It is handed to them in their environment and never printed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
+from source_systems.auth.clients import DEMO_CLIENTS, INTROSPECT
 from stack.runner import Stack, StartupError
 from stack.services import (
     FLEET_REPLICAS,
@@ -36,6 +42,8 @@ def main(argv: Sequence[str] = ()) -> int:
         print("stack: etcd is not installed (Debian: apt-get install etcd-server)", file=sys.stderr)
         return 1
     config = StackConfig.from_env()
+    secret_source = "from the environment" if config.shadow_secret else "generated for this run"
+    config = replace(config, shadow_secret=config.shadow_secret or secrets.token_hex(32))
     if fleet:
         config = config.fleet()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +62,7 @@ def main(argv: Sequence[str] = ()) -> int:
         if stop.is_set():
             return 0
         # One write, so the services' own output cannot land inside the table.
-        print(summary(config, token), flush=True)
+        print(summary(config, token, secret_source), flush=True)
         while not stop.wait(0.5):
             for name, proc in stack.procs.items():
                 if proc.poll() is not None:
@@ -84,8 +92,24 @@ def seed_store(config: StackConfig) -> None:
         raise StartupError(f"seeding the store from {config.routes} failed")
 
 
-def summary(config: StackConfig, token: str) -> str:
-    """Where everything answers, one line per service (and per proxy replica's admin port)."""
+def oauth_clients() -> list[str]:
+    """The demo API clients the auth system seeds (not the gateways' own), and how to use one."""
+    lines = [
+        f"{'oauth client':<13} {client.client_id}:{client.secret} (scope {' '.join(client.scopes)})"
+        for client in DEMO_CLIENTS
+        if INTROSPECT not in client.scopes
+    ]
+    lines.append(
+        "get a token:  POST /oauth/token on auth, HTTP Basic client:secret, "
+        "grant_type=client_credentials"
+    )
+    return lines
+
+
+def summary(config: StackConfig, token: str, secret_source: str) -> str:
+    """Where everything answers, one line per service (and per proxy replica's admin port);
+    the demo OAuth clients; that write shadowing is available, and where its secret came from
+    (never the secret)."""
     fleet = config.store is not None
     listed = fleet_services(config) if fleet else services(config)
     lines = [f"{service.name:<13} {service.url}" for service in listed]
@@ -97,10 +121,12 @@ def summary(config: StackConfig, token: str) -> str:
         lines.append(f"{label:<13} {admin}/-/{note}")
     for n, admin in admins:
         lines.append(f"{'metrics' if n == 1 else f'metrics-{n}':<13} {admin}/metrics")
+    lines += oauth_clients()
     if config.store is not None:
         lines.append(f"{'store':<13} {config.store}")
         lines.append(f"flip with:    strangler flip RESOURCE BACKEND --store {config.store}")
         lines.append(f"check with:   strangler status --fleet --store {config.store}")
+    lines.append(f"write shadowing is available (dry-run secret {secret_source})")
     lines.append("stack is up; Ctrl-C stops every process")
     return "\n".join(lines)
 

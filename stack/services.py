@@ -8,12 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from proxy.dryrun import SECRET_VARIABLE
+
 SOURCE_SYSTEMS = ("reservations", "crm", "operations")
+# API clients and their OAuth 2 tokens (source_systems.auth): the gateways introspect tokens
+# there. It holds no API data and takes no dry runs, so it is not among SOURCE_SYSTEMS.
+AUTH_SYSTEM = "auth"
 
 DEFAULT_PORTS = {
     "reservations": 5101,
     "crm": 5102,
     "operations": 5103,
+    "auth": 5104,
     "legacy": 5000,
     "drf": 8000,
     "proxy": 8080,
@@ -36,6 +42,7 @@ PORT_ENV = {
     "reservations": "RESERVATIONS_PORT",
     "crm": "CRM_PORT",
     "operations": "OPERATIONS_PORT",
+    "auth": "AUTH_PORT",
     "legacy": "LEGACY_PORT",
     "drf": "DRF_PORT",
     "proxy": "PROXY_PORT",
@@ -62,7 +69,7 @@ class Service:
     argv: tuple[str, ...]
     port: int
     health_url: str
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a secret
     host: str = "127.0.0.1"
 
     @property
@@ -77,6 +84,12 @@ class StackConfig:
     `host` is the address every service binds; `hosts` optionally names the host other
     services use to reach one (docker-compose's service names), defaulting to `host`.
     `store` (an etcd URL, see `fleet`) puts the proxies on the store instead of `routes`.
+    `shadow_secret`, when set, goes to the proxy, the gateways and the source systems as
+    STRANGLER_SHADOW_SECRET, the key of dry-run writes (`proxy.dryrun`); unset, they inherit it
+    from the environment they are started in, or have none (and refuse every dry run).
+    `control_sockets`: every process on one host (`make run`, the tests), so each gunicorn
+    gets a control socket of its own in `data_dir` (by default both would take the same
+    ~/.gunicorn/gunicorn.ctl); containers have a filesystem each and keep gunicorn's default.
     """
 
     ports: Mapping[str, int]
@@ -87,6 +100,8 @@ class StackConfig:
     gateway_workers: int = 2
     python: str = sys.executable
     store: str | None = None
+    shadow_secret: str | None = field(default=None, repr=False)
+    control_sockets: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
@@ -100,6 +115,7 @@ class StackConfig:
             data_dir=Path(environ.get("STRANGLER_DATA_DIR", "var")),
             routes=Path(environ.get("STRANGLER_ROUTES", "routes.yaml")),
             gateway_workers=int(environ.get("GATEWAY_WORKERS", "2")),
+            shadow_secret=environ.get(SECRET_VARIABLE) or None,
         )
 
     def url(self, key: str) -> str:
@@ -134,12 +150,18 @@ def container_config(**hosts: str) -> StackConfig:
         data_dir=Path("/data"),
         routes=Path("/config/routes.yaml"),
         python="python",
+        control_sockets=False,
     )
 
 
 def source_urls(config: StackConfig) -> dict[str, str]:
-    """The environment a gateway needs to reach the source systems."""
-    return {f"{name.upper()}_URL": config.url(name) for name in SOURCE_SYSTEMS}
+    """The environment a gateway needs to reach the source systems (and the auth system)."""
+    return {f"{name.upper()}_URL": config.url(name) for name in (*SOURCE_SYSTEMS, AUTH_SYSTEM)}
+
+
+def shadow_env(config: StackConfig) -> dict[str, str]:
+    """The dry-run key every party shares, when the configuration holds one."""
+    return {} if config.shadow_secret is None else {SECRET_VARIABLE: config.shadow_secret}
 
 
 def source_system(config: StackConfig, name: str) -> Service:
@@ -156,12 +178,14 @@ def source_system(config: StackConfig, name: str) -> Service:
         "--db",
         str(db),
     )
-    return Service(name, argv, config.ports[name], f"{config.url(name)}/healthz", host=config.host)
+    health = f"{config.url(name)}/healthz"
+    env = {} if name == AUTH_SYSTEM else shadow_env(config)  # auth never handles a dry run
+    return Service(name, argv, config.ports[name], health, env=env, host=config.host)
 
 
 def gunicorn(config: StackConfig, name: str, app: str) -> Service:
     bind = f"{config.host}:{config.ports[name]}"
-    argv = (
+    argv: tuple[str, ...] = (
         config.python,
         "-m",
         "gunicorn",
@@ -175,12 +199,14 @@ def gunicorn(config: StackConfig, name: str, app: str) -> Service:
         "--access-logformat",
         ACCESS_LOG_FORMAT,
     )
+    if config.control_sockets:
+        argv += ("--control-socket", str(config.data_dir / f"{name}.gunicorn.ctl"))
     return Service(
         name,
         argv,
         config.ports[name],
         f"{config.url(name)}/",
-        env=source_urls(config),
+        env={**source_urls(config), **shadow_env(config)},
         host=config.host,
     )
 
@@ -224,6 +250,7 @@ def proxy(config: StackConfig, number: int = 1) -> Service:
     env = {
         "STRANGLER_BACKEND_LEGACY_URL": config.url("legacy"),
         "STRANGLER_BACKEND_DRF_URL": config.url("drf"),
+        **shadow_env(config),
     }
     health = f"{config.url(admin_key)}/-/readyz"
     return Service(name, argv, port, health, env=env, host=config.host)
@@ -262,7 +289,7 @@ def seed(config: StackConfig) -> tuple[str, ...]:
 
 def services(config: StackConfig, *, with_proxy: bool = True) -> list[Service]:
     """Every process of the stack, in start order (dependencies first)."""
-    result = [source_system(config, name) for name in SOURCE_SYSTEMS]
+    result = [source_system(config, name) for name in (*SOURCE_SYSTEMS, AUTH_SYSTEM)]
     result.append(gunicorn(config, "legacy", "legacy_flask:create_app()"))
     result.append(gunicorn(config, "drf", "drf_app.wsgi:application"))
     if with_proxy:

@@ -5,18 +5,18 @@ GET /-/ is the live dashboard (`proxy.control.dashboard`; its JSON is GET /-/sta
 GET /-/audit); a client asking for JSON only (`Accept: application/json`) gets the list of
 endpoints instead. GET /-/diffs is the shadow report (`proxy.control.diffs`), GET /-/debt the
 fallback debt (`proxy.observe.debt`), both merged over workers (`proxy.observe.sharing`).
-Changes (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback) need
-`Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`; with no token configured they are all refused.
-They write routes.yaml through `proxy.routing.edit` (so the file stays the truth) and reload at
-once; with a store (`--store`) they write through it instead (`proxy.control.fleet_admin`), and
-GET /-/fleet lists the fleet's live replicas.
+Changes (PUT /-/routes/{resource}, POST /-/routes/{resource}/rollback, and POST /-/flip and
+POST /-/rollback for a resource or a group, `proxy.control.group_admin`) need
+`Authorization: Bearer <token>`: a named admin token, recorded as its name in the audit log, or
+STRANGLER_ADMIN_TOKEN, recorded as `admin` (`proxy.control.changes`); with no token configured
+they are all refused. They write routes.yaml through `proxy.routing.edit` (so the file stays
+the truth) and reload at once; with a store (`--store`) they write through it instead
+(`proxy.control.fleet_admin`), and GET /-/fleet lists the fleet's live replicas.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -25,29 +25,36 @@ from typing import Any
 from aiohttp import web
 
 from proxy.clock import iso_time
+from proxy.control.changes import (
+    STATE,
+    apply_change,
+    error_json,
+    json_body,
+    requester,
+    unauthorized,
+)
 from proxy.control.dashboard import DASHBOARD, add_dashboard, page, resource_rates
 from proxy.control.diffs import diffs_report
 from proxy.control.fleet import Fleet
 from proxy.control.fleet_admin import FLEET, add_fleet, shared_snapshots
+from proxy.control.group_admin import add_group_changes
+from proxy.control.groups_view import groups_json
 from proxy.control.lifecycle import add_lifecycle, routes_lifecycle
 from proxy.migration.shadow import KEEP
 from proxy.observe.debt import merge_debt
 from proxy.observe.metrics import exposition
-from proxy.observe.sharing import DEBT, MISMATCHES, others
+from proxy.observe.sharing import DEBT, MISMATCHES, NOISE, others
 from proxy.routing import edit, rollout_edit, store_edit
-from proxy.routing.model import OTHER_RESOURCE, Route, RoutesError, RouteTable
-from proxy.routing.reload import reload_now
-from proxy.routing.store import StoreError
+from proxy.routing.clients import pin_json
+from proxy.routing.model import OTHER_RESOURCE, Route, RouteTable
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
 
-ADMIN_USER = "admin-api"
 RATE_WINDOW = 10.0
 SAMPLE_INTERVAL = 1.0
 LIFECYCLE_SAMPLES_EVERY = 5  # dashboard samples per lifecycle sample
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-STATE = web.AppKey("state", ProxyState)
 
 
 def make_admin_app(
@@ -67,6 +74,7 @@ def make_admin_app(
     app.router.add_put("/-/routes/{resource}", flip)
     app.router.add_post("/-/routes/{resource}/rollback", rollback)
     app.router.add_post("/-/routes/{resource}/rollout/{action}", rollout)
+    add_group_changes(app)  # POST /-/flip, POST /-/rollback: a resource or a group
     app.router.add_get("/-/diffs", diffs)
     app.router.add_get("/-/debt", debt)
     app.router.add_get("/-/", index)
@@ -75,12 +83,6 @@ def make_admin_app(
     # enough, and each one costs a full collection (the dashboard's own sampler reads it too).
     add_lifecycle(app, state, sample_every=sample_interval * LIFECYCLE_SAMPLES_EVERY)
     return app
-
-
-def error_json(status: int, message: str, errors: list[str] | None = None) -> web.Response:
-    """The API's error envelope."""
-    body = {"http_status_code": status, "message": message, "errors": errors or []}
-    return web.json_response(body, status=status)
 
 
 @web.middleware
@@ -129,6 +131,7 @@ async def routes(request: web.Request) -> web.Response:
     names = [*state.table.routes, OTHER_RESOURCE]
     body["traffic"] = {name: resource_rates(recent, name) for name in names}
     body["traffic_window_seconds"] = tracker.window
+    body["groups"] = groups_json(state.table)
     body.update(routes_lifecycle(request.app))  # "stages" and "progress"
     return web.json_response(body)
 
@@ -143,10 +146,12 @@ async def diffs(request: web.Request) -> web.Response:
     fleet = request.app.get(FLEET)
     if fleet is None:
         shared = others(directory, MISMATCHES)
+        noise = others(directory, NOISE)
     else:
         shared = await shared_snapshots(fleet, MISMATCHES)
+        noise = await shared_snapshots(fleet, NOISE)
     body = diffs_report(
-        state.shadows, state.table, state.registry, resource, int(raw), shared, directory
+        state.shadows, state.table, state.registry, resource, int(raw), shared, directory, noise
     )
     if body is None:
         raise web.HTTPNotFound(reason=f"Not found: no resource {resource!r}.")
@@ -187,6 +192,8 @@ async def index(request: web.Request) -> web.Response:
                 "GET /-/routes": "the table in force, its hash, reload status, live traffic",
                 "PUT /-/routes/{resource}": 'flip: {"backend": ..., "reason": ...} (token)',
                 "POST /-/routes/{resource}/rollback": 'rollback: {"reason": ...} (token)',
+                "POST /-/flip": 'flip: {"group" or "resource": ..., "backend": ...} (token)',
+                "POST /-/rollback": 'rollback: {"group" or "resource": ...} (token)',
                 "GET /-/": "the live dashboard (text/html)",
                 "GET /-/stats": "the dashboard's data: table, per-resource and per-backend figures",
                 "GET /-/audit?limit=N": "the last N flips and rollbacks, newest first",
@@ -222,7 +229,8 @@ def route_json(route: Route) -> dict[str, Any]:
             ("guard", route.guard),
         )
     }
-    return {"backend": route.backend, "methods": dict(route.methods), **features}
+    clients = {"clients": [pin_json(pin) for pin in route.clients]}  # secrets only as digests
+    return {"backend": route.backend, "methods": dict(route.methods), **features, **clients}
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,27 +243,9 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
 # -- changes -----------------------------------------------------------------------------------
 
 
-def authorized(request: web.Request) -> bool:
-    """Constant-time check of `Authorization: Bearer <token>`; no token configured: never."""
-    token = request.app[STATE].settings.admin_token
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-async def json_body(request: web.Request) -> dict[str, Any] | None:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 async def flip(request: web.Request) -> web.Response:
-    if not authorized(request):
+    user = requester(request)
+    if user is None:
         return unauthorized()
     body = await json_body(request)
     if body is None or not isinstance(body.get("backend"), str):
@@ -270,19 +260,20 @@ async def flip(request: web.Request) -> web.Response:
             request.app[STATE].settings.routes,
             resource,
             body["backend"],
-            user=ADMIN_USER,
+            user=user,
             reason=reason,
         )
 
     async def through(fleet: Fleet) -> edit.Change:
-        by = store_edit.author(fleet.store, ADMIN_USER, reason)
+        by = store_edit.author(fleet.store, user, reason)
         return await store_edit.flip(fleet.store, resource, body["backend"], by)
 
     return await apply_change(request, change, through)
 
 
 async def rollback(request: web.Request) -> web.Response:
-    if not authorized(request):
+    user = requester(request)
+    if user is None:
         return unauthorized()
     body = await json_body(request)
     reason = None if body is None else body.get("reason", "")
@@ -292,10 +283,10 @@ async def rollback(request: web.Request) -> web.Response:
 
     def change() -> edit.Change:
         path = request.app[STATE].settings.routes
-        return edit.rollback(path, resource, user=ADMIN_USER, reason=reason)
+        return edit.rollback(path, resource, user=user, reason=reason)
 
     async def through(fleet: Fleet) -> edit.Change:
-        by = store_edit.author(fleet.store, ADMIN_USER, reason)
+        by = store_edit.author(fleet.store, user, reason)
         return await store_edit.rollback(fleet.store, resource, by)
 
     return await apply_change(request, change, through)
@@ -303,7 +294,8 @@ async def rollback(request: web.Request) -> web.Response:
 
 async def rollout(request: web.Request) -> web.Response:
     """POST /-/routes/{resource}/rollout/{start|pause|resume|abort} (proxy.routing.rollout_edit)"""
-    if not authorized(request):
+    user = requester(request)
+    if user is None:
         return unauthorized()
     body = await json_body(request)
     reason = None if body is None else body.get("reason", "")
@@ -311,54 +303,13 @@ async def rollout(request: web.Request) -> web.Response:
     if not isinstance(reason, str) or action not in rollout_edit.ACTIONS:
         return error_json(400, "Bad request: POST .../rollout/start|pause|resume|abort.")
     path = request.app[STATE].settings.routes
-    change = partial(rollout_edit.command, path, resource, action, user=ADMIN_USER, reason=reason)
+    change = partial(rollout_edit.command, path, resource, action, user=user, reason=reason)
 
     async def through(fleet: Fleet) -> edit.Change:
-        by = store_edit.author(fleet.store, ADMIN_USER, reason)
+        by = store_edit.author(fleet.store, user, reason)
         plan = partial(rollout_edit.plan_command, resource=resource, action=action, author=by)
         done = await store_edit.apply(fleet.store, plan, by)
         assert done is not None  # a command always plans a change
         return done
 
     return await apply_change(request, change, through)
-
-
-async def apply_change(
-    request: web.Request,
-    change: Callable[[], edit.Change],
-    through: Callable[[Fleet], Awaitable[edit.Change]],
-) -> web.Response:
-    """Run the edit off the event loop (it may wait on the file lock), then reload at once; with
-    a store, `through` it instead (one compare-and-swap), applied here at once."""
-    state = request.app[STATE]
-    fleet = request.app.get(FLEET)
-    where = "routes.yaml" if fleet is None else "the stored table"
-    revision: dict[str, int] = {}
-    try:
-        if fleet is None:
-            done: edit.Change | None = await asyncio.to_thread(change)
-        else:
-            done = await fleet.written(await through(fleet))
-            assert done is not None
-            revision["revision"] = done.revision or fleet.revision  # 0: nothing written
-    except RoutesError as exc:
-        return error_json(409, f"Conflict: {where} is invalid; fix it first.", list(exc.errors))
-    except edit.EditConflict as exc:
-        return error_json(409, f"Conflict: {exc}")
-    except edit.EditError as exc:
-        return error_json(400, f"Bad request: {exc}")
-    except StoreError as exc:
-        return error_json(503, f"Service unavailable: the store: {exc}")
-    if fleet is None:
-        await reload_now(state)
-    assert done is not None  # a flip or a rollback always plans a change
-    body = {**done.to_json(), "changed": done.recorded, "sha256": state.table.sha256}
-    if done.paused:  # a flip that took the resource over from its running rollout plan
-        body["rollout_paused"] = True
-    return web.json_response({**body, **revision})
-
-
-def unauthorized() -> web.Response:
-    response = error_json(401, "Unauthorized: send Authorization: Bearer <admin token>.")
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response

@@ -3,8 +3,10 @@
 No build step: `proxy/control/static/` holds plain HTML, CSS and JavaScript, shipped as package
 data and read through importlib.resources. The page polls two endpoints every few seconds and
 changes routes through the admin API itself (PUT /-/routes/{resource},
-POST /-/routes/{resource}/rollback, POST /-/routes/{resource}/rollout/{action}) with the token
-the operator types in (kept in the tab's sessionStorage, never in the page).
+POST /-/routes/{resource}/rollback, POST /-/routes/{resource}/rollout/{action}, and a group's
+POST /-/flip and POST /-/rollback) with the token the operator types in (kept in the tab's
+sessionStorage, never in the page). GET /-/stats also lists the groups
+(`proxy.control.groups_view`).
 
 GET /-/                 the page (text/html); GET /-/static/{name} its CSS and JavaScript.
 
@@ -21,7 +23,9 @@ GET /-/stats            the table in force and live figures::
         "requests_per_second": 2.5, "error_rate": 0.0,          # over the last window_seconds
         "canary": {"backend": "drf", "percent": 10.0, "sticky": "header:X-Application-Key"},
         "shadow": {"configured": true, "backend": "drf", "percent": 100.0,
-                   "match_rate": 0.98, "comparisons": 50},      # in the window; null: none
+                   "writes": false, "match_rate": 0.98,
+                   "comparisons": 50,                           # in the window; null: none
+                   "worst": "status"},                          # worst class since start
         "fallback": {"configured": true, "backend": "legacy", "on": [404, 501],
                      "count": 3, "recent": 1},                  # since start / in the window
         "guard": {"configured": true, "state": "armed", "rollbacks": 0, "dry_run": false,
@@ -56,8 +60,9 @@ rollback could not be written). Live figures are those of the worker answering
 
 GET /-/audit?limit=N    the last N flips and rollbacks of `routes.audit.jsonl` (default 20, at
 most 500), newest first: `{"entries": [{"time": …, "user": …, "resource": …, "from": …,
-"to": …, "reason": …, "action": "flip"}]}`; with a store (`--store`), of the store's audit log,
-each entry with its "revision".
+"to": …, "reason": …, "action": "flip"}]}` (a group's entry also has "group", "members" and
+"kept": `proxy.routing.group_edit`); with a store (`--store`), of the store's audit log, each
+entry with its "revision".
 """
 
 from __future__ import annotations
@@ -77,8 +82,10 @@ from aiohttp import web
 from proxy.clock import iso_time
 from proxy.control.fleet_admin import FLEET
 from proxy.control.fleet_admin import recent_audit as fleet_audit
+from proxy.control.groups_view import with_groups
 from proxy.control.lifecycle import lifecycle_json, with_lifecycle
 from proxy.control.plans_view import with_plans
+from proxy.migration.diff import worst
 from proxy.observe.stats import (
     ResourceCounts,
     StatsTracker,
@@ -201,6 +208,7 @@ async def stats(request: web.Request) -> web.Response:
     now = time.time()
     body = stats_json(dashboard.state, dashboard.tracker, now)
     with_plans(body, dashboard.state.table, now)  # each resource's rollout plan (or null)
+    with_groups(body, dashboard.state.table)  # "groups", and each resource's "group"
     with_lifecycle(body, await lifecycle_json(request.app))  # stage, verdict, progress
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -281,7 +289,7 @@ def resource_json(
         "methods": {} if route is None else dict(route.methods),
         **resource_rates(recent, name),
         "canary": canary_json(route),
-        "shadow": shadow_json(route, counts),
+        "shadow": shadow_json(route, counts, totals),
         "fallback": fallback_json(route, counts, totals),
         "guard": guard_json(route, guard_span.resource(name), totals, guard_live),
     }
@@ -302,14 +310,19 @@ def canary_json(route: Route | None) -> dict[str, Any] | None:
     return dataclasses.asdict(route.canary)
 
 
-def shadow_json(route: Route | None, counts: ResourceCounts) -> dict[str, Any]:
+def shadow_json(
+    route: Route | None, counts: ResourceCounts, totals: ResourceCounts
+) -> dict[str, Any]:
+    """The shadow cell: match rate and comparisons in the window, the worst class since start."""
     shadow = None if route is None else route.shadow
     return {
         "configured": shadow is not None,
         "backend": None if shadow is None else shadow.backend,
         "percent": None if shadow is None else shadow.percent,
+        "writes": shadow is not None and shadow.writes,
         "match_rate": shadow_match_rate(counts),
         "comparisons": sum(counts.shadow.values()),
+        "worst": worst(kind for kind, count in totals.classes.items() if count),
     }
 
 

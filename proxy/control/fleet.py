@@ -39,7 +39,7 @@ from proxy.control.fleet_start import (
     table_source,
     write_cache,
 )
-from proxy.observe.sharing import DEBT, MISMATCHES, SHARE_SECONDS
+from proxy.observe.sharing import DEBT, MISMATCHES, NOISE, SHARE_SECONDS
 from proxy.routing import edit, store_edit
 from proxy.routing.model import RoutesError, RouteTable
 from proxy.routing.store import Replica, RouteStore, StoreError, TableText
@@ -281,9 +281,11 @@ class Fleet:
     def snapshots(self) -> dict[str, bytes]:
         shadows = self.state.shadows
         mismatches = {} if shadows is None else shadows.snapshot()
+        noise = {} if shadows is None else shadows.noise.snapshot()
         return {
             DEBT: json.dumps(self.state.debt.snapshot()).encode(),
             MISMATCHES: json.dumps(mismatches).encode(),
+            NOISE: json.dumps(noise).encode(),
         }
 
     async def _share(self, *, force: bool) -> None:

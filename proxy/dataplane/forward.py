@@ -3,7 +3,7 @@
 `Forwarder.handle` runs a request through the same steps in a fixed order:
 
 1. route: `table.match` on the target's routing key (`proxy.routing`);
-2. choose the backend: canary share or tester override (`proxy.migration.canary`);
+2. choose the backend: tester override, pinned client, canary share (`proxy.migration.canary`);
 3. tee a copy for the shadow backend, when the route shadows (`proxy.migration.shadow`);
 4. send: the upstream head (`proxy.dataplane.heads`) and body through the pools (`proxy.http`);
 5. replay on the fallback backend when the first answer's status asks for it
@@ -64,7 +64,7 @@ class Forwarder:
     ) -> None:
         self.state = state
         self.upstreams = upstreams
-        self.chooser = BackendChooser(state.settings)
+        self.chooser = BackendChooser(state.settings, metrics=state.metrics)
         self.fallbacks = Fallbacks(state.settings.fallback_body_cap, state.debt, state.metrics)
         self.access_log = access_log or AccessLog()
         if observers is None:
@@ -120,10 +120,9 @@ class Forwarder:
             if request.body is not None and expects_continue(request):
                 client.write(CONTINUE)
             route = None if outcome.via == FORCED else decision.route  # a tester sees the answer
-            replay = self.fallbacks.plan(
-                route, table, outcome.backend, request.body, request.length
-            )
-            body = request.body if replay is None else replay.body
+            source = request.body if tee is None else tee.keep(request.body)
+            replay = self.fallbacks.plan(route, table, outcome.backend, source, request.length)
+            body = source if replay is None else replay.body
             exchange = await self._send(request, outcome.backend, body, client)
             if replay is not None and replay.wanted(exchange.response.status):
                 exchange = await self._replay(request, client, decision, exchange, replay, outcome)
@@ -150,7 +149,7 @@ class Forwarder:
             raise
         exchange.release()
         if tee is not None:
-            tee.finish(exchange.response, outcome.backend.name)
+            tee.finish(exchange.response, outcome.backend)
         outcome.keep_alive = keep_alive and _fully_read(request)
 
     def _send(

@@ -8,8 +8,9 @@ values, and its RFC 7239 `Forwarded`, are kept only when it connects from
 `Settings.trusted_proxies`), `Host` only for an HTTP/1.0 client that sent none, and `Connection`
 on its own responses when it closes or keeps alive an HTTP/1.0 connection. Every request carries
 an `X-Request-ID` upstream (the client's own, else a new one) and back to the client (added when
-the backend did not echo it); the tester override header (`X-Strangler-Force`), `SCRIPT_NAME`,
-`PATH_INFO` and `HTTP2-Settings` never leave the proxy.
+the backend did not echo it); the tester override header (`X-Strangler-Force`), the dry-run
+headers (`X-Strangler-Shadow`, `X-Strangler-Signature`: only the proxy's own shadow copies carry
+them), `SCRIPT_NAME`, `PATH_INFO` and `HTTP2-Settings` never leave the proxy.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from proxy.routing.model import Backend
 WSGI_PATH_HEADERS = frozenset({b"script_name", b"path_info"})
 # An h2c upgrade's settings: the upgrade is refused, its header goes nowhere (proxy.http.tunnel).
 H2C_SETTINGS = b"http2-settings"
-DROPPED = HOP_BY_HOP | {FORCE_HEADER} | WSGI_PATH_HEADERS | {H2C_SETTINGS}
+# A client's own dry-run headers (proxy.dryrun): only the proxy's shadow copies carry them.
+DRY_RUN_HEADERS = frozenset({b"x-strangler-shadow", b"x-strangler-signature"})
+DROPPED = HOP_BY_HOP | {FORCE_HEADER} | WSGI_PATH_HEADERS | {H2C_SETTINGS} | DRY_RUN_HEADERS
 # A client's own forwarding headers; kept only from `Settings.trusted_proxies`.
 FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

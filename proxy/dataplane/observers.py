@@ -15,7 +15,7 @@ from typing import Protocol
 from proxy.http.messages import Request
 from proxy.migration.canary import CANARY, FORCED, ROUTED
 from proxy.migration.guard import Guards
-from proxy.observe.accesslog import AccessLog
+from proxy.observe.accesslog import AccessLog, client
 from proxy.observe.metrics import Metrics
 from proxy.routing.model import Backend
 
@@ -25,7 +25,7 @@ class Outcome:
     """How a request was answered: for metrics, the access log and observers."""
 
     backend: Backend  # the backend whose answer the client got (or was to get)
-    via: str = ROUTED  # canary.ROUTED, CANARY (the canary share) or FORCED (a tester)
+    via: str = ROUTED  # canary.ROUTED, CANARY (the canary share), PINNED or FORCED (a tester)
     status: int = 0  # 0: no answer was sent
     keep_alive: bool = False
     bytes_out: int = 0  # response body bytes sent to the client
@@ -75,7 +75,7 @@ class GuardWindows:
 
 
 class AccessLogLines:
-    """One access-log line per request."""
+    """One access-log line per request (secrets only as digests: `proxy.observe.accesslog`)."""
 
     __slots__ = ("_log",)
 
@@ -99,6 +99,7 @@ class AccessLogLines:
             outcome.via == FORCED,
             outcome.fallback_from,
             outcome.shadow,
+            client(request.headers),
         )
 
 

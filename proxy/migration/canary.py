@@ -12,8 +12,10 @@ Sticky keys: `header:NAME` (the first NAME header), `cookie:NAME` (that cookie o
 headers), `client_ip` (the peer address; behind trusted proxies, the right-most X-Forwarded-For
 address that is not a trusted proxy). An empty or missing key: a random bucket per request.
 
-Precedence: a per-method override (`methods: {POST: legacy}`) pins that method; the canary moves
-a share of the other methods, whose base backend is the resource's. The tester override beats both.
+Precedence, first that applies: the tester override; a pinned client (`clients:`,
+`proxy.migration.pins`), counted in `strangler_pinned_total`; a per-method override
+(`methods: {POST: legacy}`) for that method; the canary's share of the other methods; the
+resource's backend.
 
 Tester override: `X-Strangler-Force: <backend>; token=<STRANGLER_TESTER_TOKEN>` sends the request
 to that backend, whatever the resource, when the token is right (constant-time comparison) and
@@ -28,9 +30,12 @@ import hmac
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from hashlib import blake2b
 
 from proxy.http.messages import Headers, Request, header_value
+from proxy.migration.pins import Sources, first_pick, make_pin_plans
+from proxy.observe.metrics import Metrics
 from proxy.routing.model import Backend, Decision, Route, RouteTable
 from proxy.routing.rules import parse_sticky
 from proxy.settings import IPNetwork, Settings, is_trusted
@@ -40,6 +45,7 @@ FORCE_HEADER = b"x-strangler-force"
 ROUTED = "routed"
 CANARY = "canary"
 FORCED = "forced"
+PINNED = "pinned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,23 +144,32 @@ class BackendChooser:
     tester token and the random source for keyless requests.
     """
 
-    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, settings: Settings, rng: random.Random | None = None, metrics: Metrics | None = None
+    ) -> None:
         token = settings.tester_token
         self._token = token.encode() if token else None
         self._networks = settings.trusted_proxies
         self._rng = rng or random.Random()
         self._table: RouteTable | None = None
         self._plans: Mapping[str, CanaryPlan] = {}
+        self._pins: Mapping[str, Sources] = {}
+        self._metrics = metrics  # counts pinned requests
 
     def choose(
         self, table: RouteTable, decision: Decision, request: Request
     ) -> tuple[Backend, str]:
-        """The backend for `request` and why: ROUTED (the table's choice), CANARY or FORCED."""
+        """The backend for `request` and why: ROUTED (the table's choice), CANARY, PINNED or
+        FORCED."""
         if self._token is not None:
             forced = self.forced(table, request.headers)
             if forced is not None:
                 return forced, FORCED
         route = decision.route
+        if route is not None and route.clients:
+            pinned = self.pinned(table, route.resource, request)
+            if pinned is not None:
+                return pinned, PINNED
         if route is None or route.canary is None or request.method in route.methods:
             return decision.backend, ROUTED
         return self._canary(table, route, decision, request)
@@ -173,15 +188,30 @@ class BackendChooser:
     def plan(self, table: RouteTable, resource: str) -> CanaryPlan | None:
         if table is not self._table:
             self._plans = make_plans(table)
+            self._pins = make_pin_plans(table)
             self._table = table
         return self._plans.get(resource)
 
+    def pinned(self, table: RouteTable, resource: str, request: Request) -> Backend | None:
+        """The backend a pin of `resource` sends `request` to, counted; None if none matches."""
+        self.plan(table, resource)  # the pins of this table
+        pick = first_pick(self._pins.get(resource, ()), partial(self.request_key, request))
+        if pick is None:
+            return None
+        if self._metrics is not None:
+            self._metrics.pinned(resource, pick.backend.name)
+        return pick.backend
+
     def sticky_key(self, plan: CanaryPlan, request: Request) -> bytes | None:
-        if plan.kind == "header":
-            return header_value(request.headers, plan.name)
-        if plan.kind == "cookie":
-            return cookie_value(request.headers, plan.name)
-        if plan.kind == "client_ip":
+        return self.request_key(request, plan.kind, plan.name)
+
+    def request_key(self, request: Request, kind: str, name: bytes) -> bytes | None:
+        """The key a sticky canary or a pin reads: a header, a cookie or the client address."""
+        if kind == "header":
+            return header_value(request.headers, name)
+        if kind == "cookie":
+            return cookie_value(request.headers, name)
+        if kind == "client_ip":
             address = client_address(request.peer, request.trusted, request.headers, self._networks)
             return address.encode()
         return None

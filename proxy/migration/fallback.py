@@ -97,13 +97,23 @@ class KeptBody(BodyStream):
         while await self.read():
             pass
 
+    @property
+    def data(self) -> bytes:
+        """The kept bytes (all of the body when `replayable`)."""
+        return b"".join(self._kept)
+
     def again(self) -> BodyStream:
         """The kept bytes as a new, complete body."""
-        body = BodyStream(UNPACED)
-        for chunk in self._kept:
-            body.feed(chunk)
-        body.feed_eof()
-        return body
+        return stream_of(*self._kept)
+
+
+def stream_of(*chunks: bytes) -> BodyStream:
+    """A complete body of bytes already in memory."""
+    body = BodyStream(UNPACED)
+    for chunk in chunks:
+        body.feed(chunk)
+    body.feed_eof()
+    return body
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.routing import edit
+from proxy.routing.audit import touches
 from proxy.routing.model import Guard, RouteTable
 
 GUARD_USER = "guard"
@@ -357,7 +358,7 @@ def _figures_json(figures: Figures) -> dict[str, Any]:
 
 
 def _last_entry(entries: Sequence[Mapping[str, Any]], resource: str) -> Mapping[str, Any] | None:
-    found = [entry for entry in entries if entry.get("resource") == resource]
+    found = [entry for entry in entries if touches(entry, resource)]  # a group's too
     return found[-1] if found else None
 
 

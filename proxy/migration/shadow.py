@@ -1,29 +1,35 @@
-"""Shadow traffic: copy safe requests to a second backend, compare its answers with the live ones.
+"""Shadow traffic: copy requests to a second backend, compare its answers with the live ones.
 
-For a route with `shadow: {backend, percent, ignore}`, `percent` of its GET and HEAD requests
-are copied. Only these safe methods: both gateways write to the same source systems, so a
-shadowed POST, PUT, PATCH or DELETE would be applied twice (two bookings instead of one). A GET
-carrying a body is not copied either (the body was streamed to the live backend, not kept).
+For a route with `shadow: {backend, percent, ignore, learn_noise, noise_after, writes}`,
+`percent` of its GET and HEAD requests are copied (a GET carrying a body is not). Writes (POST,
+PUT, PATCH, DELETE) are copied only with `writes: dry-run`, and then as dry runs: the copy
+carries `X-Strangler-Shadow: dry-run` and an HMAC of the request under the shared secret
+(`proxy.dryrun`, `Settings.shadow_secret`), which both gateways verify and pass on to the source
+systems, where the write is performed in a transaction and rolled back. Nothing is stored twice.
+A write's body is kept while it streams to the live backend (`KeptBody`, up to `body_cap`); a
+body larger than that, or not read to its end, is not copied (counted as dropped). Without a
+secret no write is copied (logged once per resource).
 
 The client never waits for the shadow. While the live response streams to the client, a `Tee`
-keeps its status, Content-Type and body (up to `body_cap` bytes; past the cap only a running
-SHA-256). Once the live exchange is complete, a small job goes on a bounded per-process queue
-(`put_nowait`: when the queue is full, the copy is dropped and counted in
+keeps its status, Content-Type, Location, Allow and body (up to `body_cap` bytes; past the cap
+only a running SHA-256). Once the live exchange is complete, a small job goes on a bounded
+per-process queue (`put_nowait`: when the queue is full, the copy is dropped and counted in
 `strangler_shadow_dropped_total{resource}`). A fixed number of worker tasks take jobs, send the
 copy through the process's own shadow connection pools (its own `Upstreams`, so shadow traffic
-never takes a pooled connection from live traffic, and at most `workers` connections per shadow
-backend), read the answer the same way, compare (`proxy.migration.diff`) and count
-`strangler_shadow_comparisons_total{resource,result}`: match, mismatch, or error (the shadow
-backend was unreachable, timed out, or broke the connection). The last `keep` mismatches per
-resource are kept for `GET /-/diffs` and `strangler diffs` (the report: `proxy.control.diffs`).
+never takes a pooled connection from live traffic), read the answer the same way and compare
+(`proxy.migration.diff`): `strangler_shadow_comparisons_total{resource,result}` counts match,
+mismatch, noise (only declared or learned noise differs: not a match either) or error (the
+shadow backend failed), and `strangler_shadow_mismatches_total{resource,class}` the class of each
+difference found. The mismatches are kept (`proxy.migration.mismatches`) for `GET /-/diffs`.
+
+Learned noise: `learn_noise` of the shadowed GETs are also sent a second time to the backend
+that served them; what differs between two answers of the same backend is counted per path
+(`proxy.migration.noise`), and once a path has differed `noise_after` times on its own, a
+value difference on it is noise.
 
 The copy is the live request's head as the live backend got it (same target, same Host, same
-X-Request-ID), so `href`s built from the Host header agree. Mismatches are kept per process:
-with `--workers N`, each worker shares a snapshot of its own (`proxy.observe.sharing`).
-
-This module owns the shadow step of the request path (`Shadows.tee`: a `Tee` the forwarder feeds
-and finishes) and the comparison workers behind it, started and stopped with `Shadows.start` and
-`Shadows.close`.
+X-Request-ID), so `href`s built from the Host header agree. Mismatches and noise are kept per
+process: with `--workers N`, each worker shares snapshots of its own (`proxy.observe.sharing`).
 """
 
 from __future__ import annotations
@@ -34,24 +40,27 @@ import hashlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from proxy.clock import iso_time
+from proxy import dryrun
 from proxy.errors import ProxyError
 from proxy.http.exchange import Headers, Response, UpstreamRequest
 from proxy.http.messages import header_value
 from proxy.http.pool import Upstreams
 from proxy.http.streams import BodyStream
-from proxy.migration.diff import Captured, Difference, compare
+from proxy.migration.diff import GENERATED, Captured, Difference, classify, compare
+from proxy.migration.fallback import KeptBody, stream_of
+from proxy.migration.mismatches import Kept, Mismatch, recorded_headers
+from proxy.migration.noise import NoiseBook
 from proxy.observe.metrics import Metrics
-from proxy.routing.jsonpath import Ignore
+from proxy.routing.jsonpath import NOTHING_IGNORED, Ignore
 from proxy.routing.model import Backend, RouteTable, Shadow
 from proxy.tasks import Tasks
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_CAP = 1024 * 1024
 QUEUE_SIZE = 256
 WORKERS = 4
@@ -63,42 +72,13 @@ class ShadowedRequest(Protocol):
     method: str
     target: bytes
     headers: Headers
+    chunked: bool
 
     @property
     def body(self) -> BodyStream | None: ...
 
 
 R = TypeVar("R", bound=ShadowedRequest)
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """One compared request whose shadow answer differed."""
-
-    time: float
-    resource: str
-    method: str
-    target: str
-    request_id: str | None
-    backend: str
-    shadow_backend: str
-    live_status: int
-    shadow_status: int
-    differences: tuple[Difference, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "time": iso_time(self.time),
-            "resource": self.resource,
-            "method": self.method,
-            "path": self.target,
-            "request_id": self.request_id,
-            "backend": self.backend,
-            "shadow_backend": self.shadow_backend,
-            "live_status": self.live_status,
-            "shadow_status": self.shadow_status,
-            "differences": [difference.to_json() for difference in self.differences],
-        }
 
 
 class Capture:
@@ -122,13 +102,15 @@ class Capture:
                 self.chunks.append(data)
 
     def captured(self, response: Response) -> Captured:
-        body = None if self.chunks is None else b"".join(self.chunks)
+        headers = response.headers
         return Captured(
             response.status,
-            content_type(response.headers),
-            body,
+            content_type(headers),
+            None if self.chunks is None else b"".join(self.chunks),
             self.size,
             self.hash.hexdigest(),
+            location=header_value(headers, b"location") or b"",
+            allow=header_value(headers, b"allow") or b"",
         )
 
 
@@ -149,41 +131,70 @@ def head_field(head: bytes, name: bytes) -> str | None:
     return head[start : head.index(b"\r\n", start)].strip().decode("latin-1")
 
 
+def dry_run_head(head: bytes, secret: str, method: str, target: str, body: bytes) -> bytes:
+    """`head` with the two signed dry-run headers added (`proxy.dryrun`)."""
+    signed = dryrun.sign(secret, method, target, body, time.time())
+    added = b"".join(b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in signed.items())
+    return head[:-2] + added + b"\r\n"
+
+
 @dataclass(frozen=True)
 class Job:
     """A shadowed request waiting for its copy to be sent and compared."""
 
     resource: str
-    backend: str
     shadow: Backend
     ignore: Ignore
+    noise_after: int
     method: str
     target: str
     head: bytes
+    chunked: bool
     request_id: str | None
-    live: Captured
-
-
-NOT_YET = Captured(0, b"", b"", 0, "")
+    live: Captured = Captured(0, b"", b"", 0, "")
+    backend: str = ""  # the live backend, once known
+    primary: Backend | None = None  # asked again for learned noise
+    body: bytes | None = None  # a dry-run write's body (None: no body to send)
+    dry_run: bool = False
 
 
 class Tee:
-    """The live side of one shadowed request: feed it the body as it streams, then `finish`."""
+    """The live side of one shadowed request: `keep` its body, `feed` it the answer's body as it
+    streams, then `finish`."""
 
-    __slots__ = ("_shadows", "_job", "capture")
+    __slots__ = ("_shadows", "_job", "_learn", "_kept", "capture")
 
-    def __init__(self, shadows: Shadows, job: Job) -> None:
+    def __init__(self, shadows: Shadows, job: Job, learn: bool) -> None:
         self._shadows = shadows
         self._job = job
+        self._learn = learn
+        self._kept: KeptBody | None = None
         self.capture = Capture(shadows.body_cap)
+
+    def keep(self, body: BodyStream | None) -> BodyStream | None:
+        """The body to send live: a write's is kept for its copy as it goes."""
+        if body is None or not self._job.dry_run:
+            return body
+        self._kept = KeptBody(body, self._shadows.body_cap)
+        return self._kept
 
     def feed(self, data: bytes) -> None:
         self.capture.feed(data)
 
-    def finish(self, response: Response, backend: str) -> None:
+    def finish(self, response: Response, backend: Backend) -> None:
         """The live response is complete: queue the comparison (or drop and count it)."""
+        job = self._job
+        body = job.body
+        if self._kept is not None:
+            if not self._kept.replayable:
+                self._shadows.metrics.shadow_drop(job.resource)
+                return
+            body = self._kept.data
         live = self.capture.captured(response)
-        self._shadows.submit(dataclasses.replace(self._job, backend=backend, live=live))
+        primary = backend if self._learn else None
+        self._shadows.submit(
+            dataclasses.replace(job, backend=backend.name, live=live, primary=primary, body=body)
+        )
 
 
 @dataclass
@@ -191,19 +202,23 @@ class Shadows:
     """The process's shadow traffic: queue, workers, own connection pools, kept mismatches."""
 
     metrics: Metrics
+    secret: str | None = None
     body_cap: int = BODY_CAP
     queue_size: int = QUEUE_SIZE
     workers: int = WORKERS
     keep: int = KEEP
     chance: Callable[[], float] = field(default_factory=lambda: random.Random().random)
     upstreams: Upstreams = field(default_factory=Upstreams)
-    mismatches: dict[str, deque[Mismatch]] = field(default_factory=dict)
+    kept: Kept = field(init=False)
+    noise: NoiseBook = field(default_factory=NoiseBook)
     _queue: asyncio.Queue[Job] = field(init=False)
     _tasks: Tasks = field(init=False, default_factory=lambda: Tasks(log))
     _ignores: dict[tuple[str, ...], Ignore] = field(default_factory=dict)
+    _unsigned: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(self.queue_size)
+        self.kept = Kept(self.keep)
 
     # -- the live side (runs on the hot path of shadowed routes only) -------------------------
 
@@ -216,7 +231,11 @@ class Shadows:
         head: Callable[[R, Backend], bytes],
     ) -> Tee | None:
         """A Tee when this request is to be shadowed, else None."""
-        if request.method not in SAFE_METHODS or request.body is not None:
+        method = request.method
+        if method in SAFE_METHODS:
+            if request.body is not None:
+                return None
+        elif method not in WRITE_METHODS or not self._writes(resource, shadow):
             return None
         if shadow.percent < 100 and self.chance() * 100 >= shadow.percent:
             return None
@@ -224,16 +243,29 @@ class Shadows:
         request_head = head(request, backend)
         job = Job(
             resource,
-            "",
             backend,
             self._ignore(shadow.ignore),
-            request.method,
+            shadow.noise_after,
+            method,
             request.target.decode("latin-1"),
             request_head,
+            request.chunked,
             head_field(request_head, b"x-request-id"),
-            NOT_YET,
+            dry_run=method in WRITE_METHODS,
         )
-        return Tee(self, job)
+        learn = method == "GET" and shadow.learn_noise > 0 and self.chance() < shadow.learn_noise
+        return Tee(self, job, learn)
+
+    def _writes(self, resource: str, shadow: Shadow) -> bool:
+        """Whether this route's writes are copied: `writes: dry-run` and a secret to sign."""
+        if not shadow.writes:
+            return False
+        if self.secret is None:
+            if resource not in self._unsigned:
+                self._unsigned.add(resource)
+                log.warning("%s: writes are not shadowed: no STRANGLER_SHADOW_SECRET", resource)
+            return False
+        return True
 
     def submit(self, job: Job) -> None:
         try:
@@ -271,22 +303,40 @@ class Shadows:
                 self._queue.task_done()
 
     async def run(self, job: Job) -> str:
-        """Send the copy, compare, record; the result (match, mismatch or error)."""
+        """Send the copy, compare, record; the result (match, mismatch, noise or error)."""
+        if job.primary is not None:
+            await self.learn(job, job.primary)
         try:
-            shadow = await self.fetch(job)
+            shadow = await self.fetch(job, job.shadow)
         except ProxyError:
-            result = "error"
-        else:
-            differences = compare(job.live, shadow, job.ignore)
-            result = "mismatch" if differences else "match"
-            if differences:
-                self.record(job, shadow, differences)
-        self.metrics.shadow_result(job.resource, result)
+            self.metrics.shadow_result(job.resource, "error")
+            return "error"
+        kind = self.judge(job, shadow)
+        result = "match" if kind is None else "noise" if kind == "noise" else "mismatch"
+        self.metrics.shadow_result(job.resource, result, kind)
         return result
 
-    async def fetch(self, job: Job) -> Captured:
-        request = UpstreamRequest(job.method, job.head, None, False, True)
-        exchange = await self.upstreams.send(job.shadow, request)
+    def judge(self, job: Job, shadow: Captured) -> str | None:
+        """Compare and keep one copy's answer; the class of its differences (None: a match)."""
+        noise = self.noise.learned(job.resource, job.noise_after)
+        generated = GENERATED if job.dry_run else NOTHING_IGNORED
+        differences = compare(job.live, shadow, job.ignore, noise=noise, generated=generated)
+        kind = classify(differences)
+        if kind is not None:
+            self.record(job, shadow, tuple(differences), kind)
+        return kind
+
+    async def learn(self, job: Job, primary: Backend) -> None:
+        """Ask the primary again; count what differs between its two answers as noise."""
+        try:
+            again = await self.fetch(job, primary)
+        except ProxyError:
+            return
+        self.noise.observe(job.resource, compare(job.live, again))
+
+    async def fetch(self, job: Job, backend: Backend) -> Captured:
+        request = self.upstream_request(job)
+        exchange = await self.upstreams.send(backend, request)
         capture = Capture(self.body_cap)
         try:
             while chunk := await exchange.response.body.read():
@@ -297,11 +347,19 @@ class Shadows:
         exchange.release()
         return capture.captured(exchange.response)
 
-    def record(self, job: Job, shadow: Captured, differences: list[Difference]) -> None:
-        kept = self.mismatches.get(job.resource)
-        if kept is None:
-            kept = self.mismatches[job.resource] = deque(maxlen=self.keep)
-        kept.append(
+    def upstream_request(self, job: Job) -> UpstreamRequest:
+        """The copy as sent: a write signed as a dry run, with its kept body."""
+        if not job.dry_run or self.secret is None:
+            return UpstreamRequest(job.method, job.head, None, False, True)
+        sent = job.body or b""
+        head = dry_run_head(job.head, self.secret, job.method, job.target, sent)
+        body = stream_of(sent) if sent else None
+        return UpstreamRequest(job.method, head, body, job.chunked, False)
+
+    def record(
+        self, job: Job, shadow: Captured, differences: tuple[Difference, ...], kind: str
+    ) -> None:
+        self.kept.add(
             Mismatch(
                 time.time(),
                 job.resource,
@@ -312,13 +370,16 @@ class Shadows:
                 job.shadow.name,
                 job.live.status,
                 shadow.status,
-                tuple(differences),
+                differences,
+                kind,
+                job.dry_run,
+                recorded_headers(job.head),
+                job.body or b"",
+                job.live.content_type.decode("latin-1"),
+                job.live.body,
             )
         )
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every resource's kept mismatches as JSON, newest first: what workers share."""
-        return {
-            resource: [mismatch.to_json() for mismatch in reversed(kept)]
-            for resource, kept in self.mismatches.items()
-        }
+        return self.kept.snapshot()

@@ -4,18 +4,17 @@ Label values are bounded: `resource` comes from the table (or "other"), `method`
 standard methods (or "other"), `code` is an HTTP status.
 
 The per-request series (requests, durations, in-flight) are counted in plain numbers on the hot
-path and added to their prometheus_client children by `Metrics.flush`: prometheus_client takes a
-lock and checks its arguments on every call, which cost about 4% of the proxy's CPU per request.
+path (`proxy.observe.series`) and added to their prometheus_client children by `Metrics.flush`:
+prometheus_client takes a lock and checks its arguments on every call, which cost about 4% of
+the proxy's CPU per request.
 Any collection of the process's own registry flushes first (a collector registered ahead of the
 metrics does it), so in one process every read is exact.
 
 With PROMETHEUS_MULTIPROC_DIR set (several workers; `Settings.multiproc_dir`), prometheus_client
 keeps values in files and every read sums them over workers with a MultiProcessCollector. There
 each worker flushes every `FLUSH_SECONDS` (`flush_periodically`) and when it stops, so a worker's
-latest requests reach /metrics within that time.
-
-Reading the values back, for /metrics, the dashboard's figures and the shadow report, goes
-through one function, `samples` (the exposition through `collecting_registry`).
+latest requests reach /metrics within that time. Reading the values back (/metrics, the
+dashboard, the shadow report) goes through `samples` (the exposition: `collecting_registry`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import (
@@ -38,66 +36,19 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.samples import Sample
 
+from proxy.observe.series import DURATION_BUCKETS as DURATION_BUCKETS
+from proxy.observe.series import InFlight, RequestSeries
 from proxy.routing.model import METHODS, OTHER_RESOURCE, RouteTable
 
 UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol", "tls"})
-DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 FLUSH_SECONDS = 0.25
-SHADOW_RESULTS = ("match", "mismatch", "error")  # strangler_shadow_comparisons_total{result}
+SHADOW_RESULTS = ("match", "mismatch", "error")  # {result} a match rate is over; noise is apart
+SHADOW_NOISE = "noise"
 
 
 def method_label(method: str) -> str:
     """`"GET"` -> `"GET"`; anything non-standard (`"PROPFIND"`, `"get"`) -> `"other"`."""
     return method if method in METHODS else OTHER_RESOURCE
-
-
-@dataclass(slots=True)
-class _RequestSeries:
-    """One (resource, backend, method, code) series: its children and what is not flushed yet."""
-
-    count: Counter
-    duration: Histogram
-    requests: int = 0
-    seconds: float = 0.0
-    # per DURATION_BUCKETS bound (an observation lands in the first bound >= it), then +Inf
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
-
-    def flush(self) -> None:
-        if not self.requests:
-            return
-        self.count.inc(self.requests)
-        add_observations(self.duration, self.buckets, self.seconds)
-        self.requests, self.seconds = 0, 0.0
-        self.buckets[:] = [0] * len(self.buckets)
-
-
-def add_observations(histogram: Histogram, buckets: list[int], seconds: float) -> None:
-    """Add counted observations to a histogram child at once.
-
-    prometheus_client has no public call for this, so it uses what `Histogram.observe` itself
-    does (`_sum.inc`, `_buckets[i].inc`): non-cumulative bucket values, file-backed in
-    multiprocess mode. tests/proxy/test_metrics.py checks the exposition this gives.
-    """
-    histogram._sum.inc(seconds)
-    for index, count in enumerate(buckets):
-        if count:
-            histogram._buckets[index].inc(count)
-
-
-class InFlight:
-    """Requests in flight to one backend, published to the gauge by `Metrics.flush`."""
-
-    __slots__ = ("value", "gauge")
-
-    def __init__(self, gauge: Gauge) -> None:
-        self.value = 0
-        self.gauge = gauge
-
-    def inc(self) -> None:
-        self.value += 1
-
-    def dec(self) -> None:
-        self.value -= 1
 
 
 class _Flusher:
@@ -123,7 +74,7 @@ class Metrics:
     ) -> None:
         # prometheus_client cannot remove a labelled child in multiprocess mode (it warns).
         self._can_remove = not multiprocess
-        self._request_series: dict[tuple[str, str, str, int], _RequestSeries] = {}
+        self._request_series: dict[tuple[str, str, str, int], RequestSeries] = {}
         self._in_flight: dict[str, InFlight] = {}
         registry.register(_Flusher(self))  # first, so that it runs before the metrics report
         self.requests = Counter(
@@ -184,9 +135,15 @@ class Metrics:
             ("resource", "result"),
             registry=registry,
         )
+        self.shadow_mismatches = Counter(
+            "strangler_shadow_mismatches_total",
+            "Shadow comparisons that differed, by the class of their worst difference.",
+            ("resource", "class"),
+            registry=registry,
+        )
         self.shadow_dropped = Counter(
             "strangler_shadow_dropped_total",
-            "Shadow copies not sent because the shadow queue was full.",
+            "Shadow copies not sent: the shadow queue was full, or a write's body was not kept.",
             ("resource",),
             registry=registry,
         )
@@ -194,6 +151,12 @@ class Metrics:
             "strangler_fallbacks_total",
             "Requests answered by a fallback backend.",
             ("resource", "from_backend", "to_backend", "code"),
+            registry=registry,
+        )
+        self.pinned_requests = Counter(
+            "strangler_pinned_total",
+            "Requests a pinned client (a resource's clients:) sent to its backend.",
+            ("resource", "backend"),
             registry=registry,
         )
         self.guard_rollbacks = Counter(
@@ -255,7 +218,7 @@ class Metrics:
         key = (resource, backend, method_label(method), code)
         series = self._request_series.get(key)
         if series is None:
-            series = _RequestSeries(
+            series = RequestSeries(
                 self.requests.labels(resource, backend, key[2], str(code)),
                 self.duration.labels(resource, backend),
             )
@@ -301,9 +264,11 @@ class Metrics:
             self.route_info.labels(resource, backend).set(1)
         self._route_pairs = pairs
 
-    def shadow_result(self, resource: str, result: str) -> None:
-        """`result`: one of SHADOW_RESULTS (error: the shadow backend failed)."""
+    def shadow_result(self, resource: str, result: str, kind: str | None = None) -> None:
+        """`result`: SHADOW_RESULTS or SHADOW_NOISE; `kind`: a differing comparison's class."""
         self.shadow_comparisons.labels(resource, result).inc()
+        if kind is not None:
+            self.shadow_mismatches.labels(resource, kind).inc()
 
     def shadow_drop(self, resource: str) -> None:
         self.shadow_dropped.labels(resource).inc()
@@ -311,6 +276,10 @@ class Metrics:
     def fallback(self, resource: str, from_backend: str, to_backend: str, code: int) -> None:
         """One request replayed on `to_backend` after `from_backend` answered `code`."""
         self.fallbacks.labels(resource, from_backend, to_backend, str(code)).inc()
+
+    def pinned(self, resource: str, backend: str) -> None:
+        """One request sent to `backend` by a pin of `resource` (only pinned requests pay)."""
+        self.pinned_requests.labels(resource, backend).inc()
 
     def guard_rollback(self, resource: str) -> None:
         self.guard_rollbacks.labels(resource).inc()

@@ -1,14 +1,15 @@
 """What each worker shares with the others under `--workers N`: JSON snapshots in a directory.
 
-Counters are summed over workers by prometheus_client's multiprocess mode. Two things are not
-counters: the fallback debt (request shapes, `/-/debt`) and the last shadow mismatches
-(`/-/diffs`). Each worker keeps both in memory, and an admin request reaches whichever worker
-accepted its connection. So every `SHARE_SECONDS` (and when it stops) each worker writes a
-snapshot of both to `<directory>/<kind>-<pid>.json`, and the admin endpoints merge the other
-workers' snapshots with their own live state: a worker's latest entries reach the others
-within `SHARE_SECONDS`. The directory is the workers' PROMETHEUS_MULTIPROC_DIR
-(`Settings.shared_directory`), which the supervisor creates fresh and removes at exit; with one
-process (no directory) nothing is written.
+Counters are summed over workers by prometheus_client's multiprocess mode. Three things are not
+counters: the fallback debt (request shapes, `/-/debt`), the last shadow mismatches and the
+learned shadow noise (`/-/diffs`). Each worker keeps them in memory, and an admin request
+reaches whichever worker accepted its connection. So every `SHARE_SECONDS` (and when it stops)
+each worker writes a snapshot of each to `<directory>/<kind>-<pid>.json`, and the admin
+endpoints merge the other workers' snapshots with their own live state: a worker's latest
+entries reach the others within `SHARE_SECONDS`. The shadow workers also take the others' noise
+counts, so noise is learned from every worker's samples. The directory is the workers'
+PROMETHEUS_MULTIPROC_DIR (`Settings.shared_directory`), which the supervisor creates fresh and
+removes at exit; with one process (no directory) nothing is written.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 SHARE_SECONDS = 1.0
 DEBT = "debt"
 MISMATCHES = "mismatches"
+NOISE = "noise"  # learned shadow noise: path counts per resource
 log = logging.getLogger(__name__)
 
 
@@ -56,12 +58,16 @@ async def share_periodically(
     directory: Path,
     snapshots: Mapping[str, Callable[[], Any]],
     seconds: float = SHARE_SECONDS,
+    receivers: Mapping[str, Callable[[list[Any]], None]] | None = None,
 ) -> None:
-    """Publish every snapshot every `seconds` until cancelled, and once more then."""
+    """Publish every snapshot every `seconds` until cancelled, and once more then; after each
+    publication, hand each of `receivers` the other workers' snapshots of its kind."""
     try:
         while True:
             await asyncio.sleep(seconds)
             share(directory, snapshots)
+            for kind, receive in (receivers or {}).items():
+                receive(others(directory, kind))
     finally:
         share(directory, snapshots)
 

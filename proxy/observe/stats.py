@@ -41,6 +41,7 @@ class ResourceCounts:
     shadow: Mapping[str, float] = field(default_factory=dict)  # result -> comparisons
     fallbacks: float = 0.0
     guard_rollbacks: float = 0.0
+    classes: Mapping[str, float] = field(default_factory=dict)  # shadow mismatch class -> count
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,10 @@ def _resource_increase(after: ResourceCounts, before: ResourceCounts) -> Resourc
         },
         increase(after.fallbacks, before.fallbacks),
         increase(after.guard_rollbacks, before.guard_rollbacks),
+        {
+            kind: increase(value, before.classes.get(kind, 0.0))
+            for kind, value in after.classes.items()
+        },
     )
 
 
@@ -187,6 +192,8 @@ def snapshot(registry: CollectorRegistry, now: float, directory: Path | None = N
             in_flight[labels["backend"]] = in_flight.get(labels["backend"], 0.0) + value
         elif sample.name == "strangler_shadow_comparisons_total":
             _add(resources, labels["resource"], f"shadow:{labels['result']}", value)
+        elif sample.name == "strangler_shadow_mismatches_total":
+            _add(resources, labels["resource"], f"class:{labels['class']}", value)
         elif sample.name == "strangler_fallbacks_total":
             _add(resources, labels["resource"], "fallbacks", value)
         elif sample.name == "strangler_guard_rollbacks_total":
@@ -212,18 +219,22 @@ def _add(table: dict[str, dict[str, float]], key: str, name: str, value: float) 
 
 
 def _resource_counts(totals: Mapping[str, float]) -> ResourceCounts:
-    shadow = {
-        name.removeprefix("shadow:"): value
-        for name, value in totals.items()
-        if name.startswith("shadow:")
-    }
     return ResourceCounts(
         totals.get("requests", 0.0),
         totals.get("errors", 0.0),
-        shadow,
+        _prefixed(totals, "shadow:"),
         totals.get("fallbacks", 0.0),
         totals.get("guard_rollbacks", 0.0),
+        _prefixed(totals, "class:"),
     )
+
+
+def _prefixed(totals: Mapping[str, float], prefix: str) -> dict[str, float]:
+    return {
+        name.removeprefix(prefix): value
+        for name, value in totals.items()
+        if name.startswith(prefix)
+    }
 
 
 # -- the tracker -----------------------------------------------------------------------------

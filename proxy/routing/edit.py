@@ -20,7 +20,8 @@ places apply them:
 Rollback semantics: a resource's flips form an undo stack. Each rollback undoes the most recent
 flip not yet undone, returning the resource to that flip's `from`; with no flip left to undo it
 goes to `default`. So flip A->B, flip B->C, rollback (-> B), rollback (-> A), rollback (-> default).
-Hand edits of the table are not in the audit log and are not undone.
+A group's flip counts as a flip of each member it moved (`proxy.routing.audit`,
+`proxy.routing.group_edit`). Hand edits of the table are not in the audit log and are not undone.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy.clock import iso_time
+from proxy.routing.audit import read_audit as read_audit
+from proxy.routing.audit import rollback_target as rollback_target
 from proxy.routing.model import OTHER_RESOURCE, RouteTable
 from proxy.routing.parser import parse_table
 from proxy.routing.rules import RESOURCE_RE
@@ -191,25 +194,11 @@ def plan_stop_canary_if(
     return new_text, change
 
 
-def rollback_target(entries: Iterable[Mapping[str, Any]], resource: str) -> str | None:
-    """The backend a rollback of `resource` returns to, from the audit entries (oldest first)."""
-    undo: list[str] = []
-    for entry in entries:
-        if entry.get("resource") != resource:
-            continue
-        flipped = entry.get("action") in ("flip", "rollout-done")  # a plan's end flips too
-        if flipped and isinstance(entry.get("from"), str):
-            undo.append(entry["from"])
-        elif entry.get("action") == "rollback" and undo:
-            undo.pop()
-    return undo[-1] if undo else None
-
-
 def _edited(text: str, table: RouteTable, change: Change, author: Author) -> str | None:
     """The text with `change` made and checked; None for a rollback of an unlisted resource to
-    `default` (nothing to edit: the audit entry alone records it)."""
+    where it already goes (`default`; nothing to edit: the audit entry alone records it)."""
     unlisted_default = change.resource not in table.routes and change.to_backend == table.default
-    if change.action == "rollback" and unlisted_default:
+    if change.action == "rollback" and unlisted_default and change.from_backend == table.default:
         return None
     new_text = set_backend(text, change.resource, change.to_backend)
     new = parse_table(new_text, author.source, author.environ)
@@ -322,21 +311,6 @@ def _made(change: Change | None) -> Change:
     if change is None:  # flip and rollback always plan a change
         raise EditConflict("nothing was planned")
     return change
-
-
-def read_audit(path: Path) -> Iterator[dict[str, Any]]:
-    """The audit entries, oldest first; unreadable lines are skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            yield entry
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 Grammar: `$` followed by any number of steps, each one of
 
 - `.name`  a member of an object (`name`: a letter or `_`, then letters, digits, `_`, `-`)
+- `.@name` an attribute of an XML element (in a JSON document: the member named `@name`)
 - `[*]`    every item of a list
 - `[N]`    the item at index N (0-based) of a list
 
@@ -14,6 +15,18 @@ True
 A path names a node and everything below it: `$.meta` ignores the whole `meta` object, `$`
 ignores the whole body. Filters, slices, recursive descent (`..`) and quoted names are not
 supported; a path outside the subset is rejected when routes.yaml is validated.
+
+The same steps name the nodes of an XML document (`proxy.migration.xmldiff`): `$` is the root
+element, `.name` a child element by its local name, `.name[N]` the Nth (0-based) of the children
+named `name` when there are several, `.@name` an attribute. Walking an XML document
+(`Ignore.element`), `.name` without an index names every child called `name`, and a child that is
+the only one of its name is also its name's `[0]`, so `[*]` covers a list of one item:
+
+>>> parse("$.tags.list-item[1]"), parse("$.@version")
+(('tags', 'list-item', 1), ('@version',))
+>>> Ignore.compile(["$.results.list-item[*].href"]).element("results", 0).element(
+...     "list-item", 0).element("href", 0).ignored
+True
 """
 
 from __future__ import annotations
@@ -22,9 +35,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-Step = str | int  # a member name, an index, or WILDCARD
+Step = str | int  # a member or element name, `@` and an attribute name, an index, or WILDCARD
 WILDCARD = "*"
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\*|[0-9]+)\]")
+_STEP = re.compile(r"\.(@?[A-Za-z_][A-Za-z0-9_-]*)|\[(\*|[0-9]+)\]")
 
 
 class JSONPathError(ValueError):
@@ -96,6 +109,23 @@ class Ignore:
         if not self.suffixes:
             return self
         return Ignore(tuple(s[1:] for s in self.suffixes if s and step_matches(s[0], step)))
+
+    def element(self, name: str, index: int) -> Ignore:
+        """The paths still in play at an XML child element: the `index`th (0-based) of the
+        children named `name`. A path's `.name` followed by `[N]` or `[*]` takes that index;
+        `.name` followed by anything else names every child called `name`."""
+        if not self.suffixes:
+            return self
+        kept: list[tuple[Step, ...]] = []
+        for suffix in self.suffixes:
+            if not suffix or not step_matches(suffix[0], name):
+                continue
+            rest = suffix[1:]
+            if not rest or not (rest[0] == WILDCARD or isinstance(rest[0], int)):
+                kept.append(rest)
+            elif step_matches(rest[0], index):
+                kept.append(rest[1:])
+        return Ignore(tuple(kept))
 
 
 NOTHING_IGNORED = Ignore()

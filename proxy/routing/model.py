@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import unquote
 
+from proxy.routing.patterns import Node, is_nested, nested_tries, path_segments
+
 OTHER_RESOURCE = "other"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -99,6 +101,9 @@ class Shadow:
     backend: str
     percent: float
     ignore: tuple[str, ...]
+    learn_noise: float = 0.0  # share of shadowed GETs also asked of the primary a second time
+    noise_after: int = 3  # times a path must differ on the primary alone to count as noise
+    writes: bool = False  # `writes: dry-run`: POST, PUT, PATCH and DELETE are copied too
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,18 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """A pinned client (a resource's `clients:`, chosen in `proxy.migration.pins`): a request
+    whose `match` key is `value` (or hashes to `value_sha256`), or from an address in the
+    network `value` (client_ip), goes to `backend`."""
+
+    match: str  # "header:NAME", "cookie:NAME" or "client_ip"
+    backend: str
+    value: str | None = None  # in clear; for client_ip an address or a CIDR network
+    value_sha256: str | None = None  # lower-case hex SHA-256 of the value's UTF-8 bytes
+
+
+@dataclass(frozen=True)
 class Route:
     resource: str
     backend: str
@@ -156,6 +173,7 @@ class Route:
     fallback: Fallback | None = None
     guard: Guard | None = None
     rollout: Rollout | None = None
+    clients: tuple[Pin, ...] = ()  # pinned clients, checked before methods and canary
 
     @property
     def in_flight(self) -> bool:
@@ -188,9 +206,13 @@ class RouteTable:
     source: str
     sha256: str
     max_in_flight: int | None = None  # resources in shadow/canary/rollout at once; None: any
+    # `groups:` (proxy.routing.groups): flipped and rolled back together; members are listed
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # By routing key; the key None (a target to refuse) has a plan too: `match` needs no branch.
     _plans: Mapping[str | None, _Plan] = field(init=False, repr=False, compare=False)
     _fallthrough: Decision = field(init=False, repr=False, compare=False)
+    # A trie per first segment with nested keys (`tours/*/departures`; proxy.routing.patterns).
+    _nested: Mapping[str | None, Node[_Plan]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         plans: dict[str | None, _Plan] = {
@@ -200,6 +222,9 @@ class RouteTable:
         plans[None] = _Plan(Decision(OTHER_RESOURCE, default, None, refused=True), {})
         object.__setattr__(self, "_plans", plans)
         object.__setattr__(self, "_fallthrough", Decision(OTHER_RESOURCE, default, None))
+        object.__setattr__(self, "_nested", nested_tries({n: plans[n] for n in self.routes}))
+        if self._nested:  # only then: a table without nested keys matches as it always did
+            object.__setattr__(self, "match", self._match_nested)
 
     def _plan(self, route: Route) -> _Plan:
         by_method = {
@@ -221,14 +246,33 @@ class RouteTable:
             return self._fallthrough
         return plan.by_method.get(method, plan.decision)
 
+    def _match_nested(self, method: str, path: str) -> Decision:
+        """`match` of a table with nested keys: the path's segments read once (`path_segments`,
+        whose first is the `routing_key`); a first segment with nested keys walks its trie, any
+        other is one lookup as in `match`."""
+        segments = path_segments(path)
+        key = None if segments is None else segments[0]
+        trie = self._nested.get(key)
+        if trie is None or segments is None:
+            plan = self._plans.get(key)
+        else:
+            found = trie.best(segments)
+            plan = None if found is None else found[1]
+        if plan is None:
+            return self._fallthrough
+        return plan.by_method.get(method, plan.decision)
+
     def resource_label(self, path: str) -> str:
         """The `resource` metric label of a path: a resource of the table, or "other"."""
-        resource = routing_key(path)
-        return resource if resource is not None and resource in self.routes else OTHER_RESOURCE
+        return self.match("GET", path).resource
 
     def backend_for(self, resource: str) -> str:
-        """The backend a resource's requests go to (per-method overrides aside)."""
+        """The backend a resource's requests go to (per-method overrides aside). A nested key
+        not listed goes where its shape matches now: `/tours/*/departures` read as a path, its
+        `*` an id no literal key names."""
         route = self.routes.get(resource)
+        if route is None and is_nested(resource):
+            route = self.match("GET", "/" + resource).route
         return self.default if route is None else route.backend
 
 

@@ -25,6 +25,8 @@ from types import MappingProxyType
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from proxy.routing.clients import read_clients
+from proxy.routing.groups import read_groups
 from proxy.routing.model import (
     METHODS,
     OTHER_RESOURCE,
@@ -64,6 +66,7 @@ from proxy.routing.rules import (
     TLS_FILES,
     TLS_KEYS,
     TOP_KEYS,
+    WRITES,
     backend_env_var,
     parse_url,
 )
@@ -152,6 +155,7 @@ class _Parser(NodeReader):
         )
         routes = self.resources(top["resources"], backends) if "resources" in top else {}
         max_in_flight = check_in_flight(self, top.get("max_in_flight"), routes)
+        groups = read_groups(self, top.get("groups"), top.get("resources"))
         if self.errors or default is None:
             return None
         return RouteTable(
@@ -162,6 +166,7 @@ class _Parser(NodeReader):
             source=self.source,
             sha256=sha256,
             max_in_flight=max_in_flight,
+            groups=MappingProxyType(groups),
         )
 
     def version(self, entry: Entry) -> None:
@@ -315,10 +320,11 @@ class _Parser(NodeReader):
         fallback = self.fallback(name, found["fallback"], backends) if "fallback" in found else None
         guard = self.guard(name, found["guard"]) if "guard" in found else None
         plan = read_rollout(self, name, found["rollout"], backends) if "rollout" in found else None
+        clients = read_clients(self, name, found.get("clients"), self.backend_ref, backends)
         if backend is None:
             return None
         route = Route(name, backend, MappingProxyType(methods), canary, shadow, fallback, guard)
-        route = replace(route, rollout=plan)
+        route = replace(route, rollout=plan, clients=clients)
         check_route(self, route, entry.key_line)
         return route
 
@@ -356,7 +362,12 @@ class _Parser(NodeReader):
         backend = self.backend_ref(found["backend"], where, backends)
         percent = self.option(found, "percent", where, PERCENT, 100.0)
         ignore = self.items(found["ignore"], where, JSONPATH) if "ignore" in found else []
-        return None if backend is None else Shadow(backend, percent, tuple(ignore))
+        learn = self.option(found, "learn_noise", where, FRACTION, 0.0)
+        after = self.option(found, "noise_after", where, AT_LEAST_ONE, 3)
+        writes = self.option(found, "writes", where, WRITES, "off") == "dry-run"
+        if backend is None:
+            return None
+        return Shadow(backend, percent, tuple(ignore), learn, after, writes)
 
     def fallback(self, name: str, entry: Entry, backends: Mapping[str, Backend]) -> Fallback | None:
         where = f"fallback of resource '{name}'"

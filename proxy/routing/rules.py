@@ -16,17 +16,20 @@ from urllib.parse import urlsplit
 from proxy.routing import jsonpath
 
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
-RESOURCE_RE = re.compile(r"[A-Za-z0-9_.~-]+\Z")
+# A name, or a nested key: `tours/*/departures` (proxy.routing.patterns).
+RESOURCE_RE = re.compile(r"[A-Za-z0-9_.~-]+(/([A-Za-z0-9_.~-]+|\*))*\Z")
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 HOST_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 
-TOP_KEYS = ("version", "backends", "default", "resources", "max_in_flight")
+TOP_KEYS = ("version", "backends", "default", "resources", "max_in_flight", "groups")
 BACKEND_KEYS = ("url", "connect_timeout", "read_timeout", "max_connections", "tls")
 TLS_KEYS = ("ca_file", "verify", "server_name", "client_cert", "client_key")
 TLS_FILES = ("ca_file", "client_cert", "client_key")
-ROUTE_KEYS = ("backend", "methods", "canary", "shadow", "fallback", "guard", "rollout")
+ROUTE_KEYS = (
+    *("backend", "methods", "canary", "shadow", "fallback", "guard", "rollout", "clients"),
+)
 CANARY_KEYS = ("backend", "percent", "sticky")
-SHADOW_KEYS = ("backend", "percent", "ignore")
+SHADOW_KEYS = ("backend", "percent", "ignore", "learn_noise", "noise_after", "writes")
 FALLBACK_KEYS = ("backend", "on")
 GUARD_KEYS = ("max_error_rate", "max_p99_ms", "min_requests", "window", "dry_run")
 ROLLOUT_KEYS = (
@@ -55,6 +58,8 @@ FRACTION = Rule((int, float), lambda value: 0 <= value <= 1, "a number from 0 to
 PERCENT = Rule((int, float), lambda value: 0 <= value <= 100, "a number from 0 to 100")
 AT_LEAST_ONE = Rule((int,), lambda value: value >= 1, "an integer >= 1")
 FLAG = Rule((bool,), lambda value: True, "true or false")
+# YAML 1.1 reads a bare `off` as false: both mean off.
+WRITES = Rule((str, bool), lambda value: value in ("off", "dry-run", False), "off or dry-run")
 STATUS = Rule((int,), lambda value: 400 <= value <= 599, "a status code from 400 to 599")
 JSONPATH = Rule((str,), jsonpath.is_valid, "a JSONPath like $.a.b or $.a[*].b")
 FILE_PATH = Rule((str,), lambda value: value != "", "a file path")

@@ -1,4 +1,5 @@
-"""Flip and rollback on a fleet's store: the plans of `proxy.routing.edit`, compare-and-swapped.
+"""Flip and rollback on a fleet's store: the plans of `proxy.routing.edit` (and of a group,
+`proxy.routing.group_edit`), compare-and-swapped.
 
 Each runs its plan inside `RouteStore.edit`'s loop (again after each conflict, on what it read
 then), so a flip, a rollback and a guard's rollback behave on the store exactly as on a file:
@@ -24,6 +25,8 @@ from proxy.routing.edit import (
     plan_rollback_if,
     plan_stop_canary_if,
 )
+from proxy.routing.group_edit import GroupChange, plan_group_flip, plan_group_rollback
+from proxy.routing.group_edit import made as group_made
 from proxy.routing.parser import parse_table
 from proxy.routing.store import RouteStore
 
@@ -82,6 +85,18 @@ async def stop_canary_if(
     """`plan_stop_canary_if` on the store: of several replicas asking at once, one stops it."""
     plan = partial(plan_stop_canary_if, resource=resource, expected=expected, main=main, author=by)
     return await apply(store, plan, by)
+
+
+async def flip_group(store: RouteStore, group: str, backend: str, by: Author) -> GroupChange:
+    """`plan_group_flip` on the store: every member and one audit entry in one transaction."""
+    return group_made(
+        await apply(store, partial(plan_group_flip, group=group, backend=backend, author=by), by)
+    )
+
+
+async def rollback_group(store: RouteStore, group: str, by: Author) -> GroupChange:
+    """`plan_group_rollback` on the store and its audit log."""
+    return group_made(await apply(store, partial(plan_group_rollback, group=group, author=by), by))
 
 
 def _made(change: Change | None) -> Change:

@@ -3,7 +3,9 @@ other byte.
 
 The YAML node marks (`proxy.routing.nodes`) locate the one scalar to replace (the short form
 `bookings: drf`, or the `backend:` of a long-form entry), so comments, order, quoting and blank
-lines stay as they were. A resource not listed is added under `resources:`.
+lines stay as they were. A resource not listed is added under `resources:`. The long-form
+values of an entry (a rollout's progress, its canary and shadow) and its lists (a pinned client)
+are edited the same way.
 """
 
 from __future__ import annotations
@@ -196,3 +198,71 @@ def _add_key(text: str, parent: MappingNode, key: str, value: str) -> str:
         return text[:end] + f", {key}: {value}" + text[end:]
     indent = " " * parent.value[0][0].start_mark.column
     return _insert_after_line(text, _last_line(parent), f"{indent}{key}: {value}\n")
+
+
+# -- a list item of an entry (a pinned client) --------------------------------------------------
+
+
+def add_list_item(text: str, resource: str, key: str, item: str) -> str:
+    """`text` with the flow YAML `item` appended to the list `resources.<resource>.<key>`; the
+    list, and the long form of a short entry, are made when absent. Every other byte is kept
+    (a short entry's value moves from its line to a `backend:` line below it).
+
+    >>> add_list_item("resources:\\n  a: x  # n\\n", "a", "clients", "{m: 1}")
+    'resources:\\n  a:  # n\\n    backend: x\\n    clients:\\n      - {m: 1}\\n'
+    >>> add_list_item("resources:\\n  a:\\n    clients:\\n    - {m: 1}\\n", "a", "clients",
+    ...               "{m: 2}")
+    'resources:\\n  a:\\n    clients:\\n    - {m: 1}\\n    - {m: 2}\\n'
+    >>> add_list_item("resources: {a: x}\\n", "a", "clients", "{m: 1}")
+    'resources: {a: {backend: x, clients: [{m: 1}]}}\\n'
+    """
+    root = compose_nodes(text)
+    found = _lookup(root, "resources") if isinstance(root, MappingNode) else None
+    resources = found[1] if found is not None else None
+    if not isinstance(resources, MappingNode) or (entry := _lookup(resources, resource)) is None:
+        raise EditConflict(f"resource '{resource}' is not listed")
+    key_node, value = entry
+    if isinstance(value, ScalarNode):
+        return _long_form(text, resources, key_node, value, key, item)
+    if not isinstance(value, MappingNode):
+        raise EditConflict(f"resource '{resource}' is neither a backend name nor a mapping")
+    listed = _lookup(value, key)
+    if listed is None:
+        if value.flow_style or not value.value:
+            return _add_key(text, value, key, f"[{item}]")
+        indent = " " * value.value[0][0].start_mark.column
+        return _insert_after_line(text, _last_line(value), f"{indent}{key}:\n{indent}  - {item}\n")
+    items = listed[1]
+    if not isinstance(items, SequenceNode):
+        raise EditConflict(f"'{key}' of resource '{resource}' is not a list")
+    if items.flow_style or not items.value:
+        if not items.value:
+            return _replace(text, items, f"[{item}]")
+        end = items.value[-1].end_mark.index
+        return text[:end] + f", {item}" + text[end:]
+    dash = " " * items.start_mark.column
+    return _insert_after_line(text, _last_line(items), f"{dash}- {item}\n")
+
+
+def _long_form(
+    text: str, resources: MappingNode, name: Node, value: ScalarNode, key: str, item: str
+) -> str:
+    """A short entry (`name: backend`) made long with the list `key: [item]`: in a flow mapping
+    `{backend: ..., key: [item]}`; in a block one, the value leaves the name's line (its comment
+    stays) for a `backend:` line below it, then the list in block style."""
+    backend = text[value.start_mark.index : value.end_mark.index]
+    if resources.flow_style:
+        return _replace(text, value, f"{{backend: {backend}, {key}: [{item}]}}")
+    if value.start_mark.line != name.start_mark.line:
+        raise EditConflict(f"resource '{name.value}' spans lines; make it a mapping by hand")
+    lines = text.splitlines(keepends=True)
+    line = int(name.start_mark.line)
+    start = sum(len(before) for before in lines[:line])
+    head = text[start : value.start_mark.index].rstrip()
+    rest = lines[line][value.end_mark.index - start :]
+    lines[line] = head + (rest if rest.strip() else rest.lstrip(" \t"))
+    if not lines[line].endswith(("\n", "\r")):
+        lines[line] += "\n"
+    indent = " " * (name.start_mark.column + 2)
+    lines.insert(line + 1, f"{indent}backend: {backend}\n{indent}{key}:\n{indent}  - {item}\n")
+    return "".join(lines)

@@ -22,6 +22,7 @@ from proxy.routing.parser import parse_table
 from proxy.routing.store import parse_store_url
 from proxy.settings import Settings
 from stack.services import (
+    AUTH_SYSTEM,
     DEFAULT_PORTS,
     FLEET_PORTS,
     SOURCE_SYSTEMS,
@@ -144,7 +145,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_manifests_run_exactly_the_stacks_services_etcd_and_the_seed() -> None:
     names = {(m["kind"], m["metadata"]["name"]) for m in pods()}
-    kinds = {name: "StatefulSet" for name in SOURCE_SYSTEMS}
+    kinds = {name: "StatefulSet" for name in (*SOURCE_SYSTEMS, AUTH_SYSTEM)}
     assert names == {
         *((kinds.get(service.name, "Deployment"), service.name) for service in STACK),
         ("StatefulSet", "etcd"),
@@ -178,7 +179,7 @@ def test_every_host_the_stack_uses_is_a_service_on_its_port(key: str) -> None:
     assert port_number(container(target), port["targetPort"]) == DEFAULT_PORTS[key]
 
 
-@pytest.mark.parametrize("name", SOURCE_SYSTEMS)
+@pytest.mark.parametrize("name", (*SOURCE_SYSTEMS, AUTH_SYSTEM))
 def test_source_systems_keep_their_sqlite_file_on_a_claimed_volume(name: str) -> None:
     manifest = find("StatefulSet", name)
     assert manifest["spec"]["replicas"] == 1

@@ -121,4 +121,5 @@ def test_rules_use_only_metrics_the_proxy_exports() -> None:
         "strangler_route_info",
         "strangler_resource_stage",  # shown by status and the dashboard; no alert
         "strangler_rollout_state",  # shown by the dashboard; StranglerRolloutAborted counts aborts
+        "strangler_pinned_total",  # pinned clients' requests: expected traffic, no alert
     }

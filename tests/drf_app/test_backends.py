@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from drf_app.backends import Backend, Crm, Listing, SourceSystems, SourceUnavailable
+from proxy.dryrun import SHADOW_HEADER, SIGNATURE_HEADER, verify
 from tests.drf_app.fake_source import FakeSource, serve
 from tests.support import free_port
 
@@ -76,6 +78,7 @@ class Settings:
     CRM_URL = "http://127.0.0.1:2/"
     OPERATIONS_URL = "http://127.0.0.1:3"
     SOURCE_TIMEOUT = "1.5"
+    SHADOW_SECRET = "s3cret"
 
 
 def test_each_backend_reads_its_base_url_from_its_setting() -> None:
@@ -84,3 +87,24 @@ def test_each_backend_reads_its_base_url_from_its_setting() -> None:
     assert isinstance(systems["CRM"], Crm)
     assert (systems["CRM"].base_url, systems["CRM"].timeout) == ("http://127.0.0.1:2", 1.5)
     assert systems["RESERVATIONS"].session is not systems["CRM"].session
+
+
+def test_a_dry_runs_backends_share_the_sessions_and_sign_each_call() -> None:
+    systems = SourceSystems.from_settings(Settings)
+    dry = systems.dry_run()
+    assert dry["CRM"].session is systems["CRM"].session
+    assert systems["CRM"].headers("GET", "/bookings/1", None) == {}
+    headers = dry["CRM"].headers("PATCH", "/bookings/1?x=1", b'{"a": 1}')
+    assert headers["Content-Type"] == "application/json"
+    assert (
+        verify(
+            "s3cret",
+            headers[SHADOW_HEADER],
+            headers[SIGNATURE_HEADER],
+            "PATCH",
+            "/bookings/1?x=1",
+            b'{"a": 1}',
+            time.time(),
+        )
+        is None
+    )

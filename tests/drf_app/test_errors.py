@@ -9,7 +9,14 @@ from django.test import RequestFactory
 from rest_framework import exceptions
 
 from drf_app.backends import SourceUnavailable
-from drf_app.errors import exception_handler, not_found, server_error
+from drf_app.errors import (
+    InvalidXMLBody,
+    exception_handler,
+    invalid_body,
+    not_found,
+    server_error,
+)
+from tests.support import xml_cases
 
 
 def handled(exc: Exception) -> tuple[int, Any]:
@@ -72,6 +79,28 @@ def test_unmatched_urls_check_the_key_before_answering_404(
         "message": message,
         "errors": [],
     }
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [{"HTTP_ACCEPT": "application/xml"}, {"QUERY_STRING": "format=xml"}],
+)
+def test_answers_no_view_renders_are_in_the_format_asked_for(meta: dict[str, str]) -> None:
+    response = server_error(RequestFactory().get("/bookings", **meta))
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/xml; charset=utf-8"
+    assert response.content == xml_cases.SERVER_ERROR
+    missing = not_found(RequestFactory().get("/nowhere", **meta), Http404())
+    assert missing.content.startswith(xml_cases.DECLARATION + b"<root><http_status_code>401<")
+
+
+def test_an_invalid_xml_body_is_told_apart() -> None:
+    assert handled(InvalidXMLBody()) == (
+        400,
+        {"http_status_code": 400, "message": "Invalid XML body.", "errors": []},
+    )
+    assert isinstance(invalid_body("text/xml; charset=utf-8"), InvalidXMLBody)
+    assert not isinstance(invalid_body("text/plain"), InvalidXMLBody)
 
 
 def test_server_errors_are_the_envelope_without_details() -> None:

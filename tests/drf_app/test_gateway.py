@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,12 @@ def test_nested_lists_and_variations(drf_url: str, world: World) -> None:
     assert departures["count"] == source(world, "reservations", "/departures?tour_id=2")["count"]
     assert {item["tour"]["id"] for item in departures["results"]} == {2}
     itinerary = call(drf_url, "GET", "/itineraries/3").json()
-    vid = itinerary["variations"][0]["id"]
-    assert itinerary["variations"][0]["href"] == f"{drf_url}/itineraries/3/{vid}"
+    assert itinerary["itinerary_maps"] == {"href": f"{drf_url}/itineraries/3/itinerary_maps"}
+    stub = itinerary["variations"][0]
+    vid = stub["variation_id"]
+    assert stub == {"id": 3, "href": f"{drf_url}/itineraries/3/{vid}", "variation_id": vid}
     variation = call(drf_url, "GET", f"/itineraries/3/{vid}").json()
-    assert (variation["id"], variation["itinerary"]["id"]) == (vid, 3)
+    assert (variation["id"], variation["variation_id"], variation["itinerary"]["id"]) == (3, vid, 3)
     maps = call(drf_url, "GET", f"/itineraries/3/{vid}/itinerary_maps").json()
     assert maps["count"] >= 1
     assert {(m["itinerary"]["id"], m["variation_id"]) for m in maps["results"]} == {(3, vid)}
@@ -101,7 +104,8 @@ def test_create_replace_and_patch_a_booking(drf_url: str, world: World) -> None:
     stored = source(world, "reservations", f"/bookings/{obj['id']}")
     assert stored["total_amount"] == "1200.50"
     assert stored["status"] == "pending"
-    assert len(stored["date_created"]) == 10
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", stored["date_created"])
+    assert obj["date_created"] == stored["date_created"]
     assert obj["href"] == f"{drf_url}/bookings/{obj['id']}"
     assert obj["customer"] == {"id": 3, "href": f"{drf_url}/customers/3"}
     path = f"/bookings/{obj['id']}"
@@ -117,6 +121,8 @@ def test_create_a_customer(drf_url: str) -> None:
     created = call(drf_url, "POST", "/customers/", json={**body, "nationality": "GB"})
     assert created.status_code == 201
     assert {key: created.json()[key] for key in body} == body
+    british = {"id": "GB", "href": f"{drf_url}/nationalities/GB", "name": "British"}
+    assert created.json()["nationality"] == british
 
 
 @pytest.mark.parametrize(

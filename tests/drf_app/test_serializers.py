@@ -4,7 +4,9 @@ from typing import Any
 
 import pytest
 
-from drf_app.serializers import BookingSerializer, CustomerSerializer
+from drf_app.serializers import NATIONALITIES, BookingSerializer, CustomerSerializer
+from legacy_flask import resources
+from source_systems import demo
 
 BOOKING = {
     "customer_id": 1,
@@ -69,12 +71,26 @@ def test_booking_messages(field: str, value: Any, message: str) -> None:
             "01/02/2000",
             "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.",
         ),
-        ("nationality", "CAN", "This value does not match the required pattern."),
-        ("nationality", ["CA"], "Not a valid string."),
+        ("nationality", "CAN", '"CAN" is not a valid choice.'),
+        ("nationality", ["CA"], "\"['CA']\" is not a valid choice."),
+        ("nationality", {"name": "Canadian"}, '"None" is not a valid choice.'),
     ],
 )
 def test_customer_messages(field: str, value: Any, message: str) -> None:
     assert first_errors(CustomerSerializer(data={**CUSTOMER, field: value})) == {field: message}
+
+
+def test_the_nationalities_are_legacys_and_the_seeds() -> None:
+    """The table is kept in each gateway: the same codes and names, the codes the seed uses."""
+    assert dict(NATIONALITIES) == resources.NATIONALITIES
+    assert set(NATIONALITIES) == set(demo.NATIONALITIES)
+
+
+def test_a_nationality_is_stored_by_its_id_whether_sent_bare_or_as_the_read_object() -> None:
+    for sent in ("IE", {"id": "IE", "href": "http://h/nationalities/IE", "name": "Irish"}):
+        serializer = CustomerSerializer(data={**CUSTOMER, "nationality": sent})
+        assert serializer.is_valid()
+        assert serializer.wire_data()["nationality"] == "IE"
 
 
 def test_a_valid_customer_keeps_its_date_as_text() -> None:

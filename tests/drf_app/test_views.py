@@ -151,6 +151,11 @@ def test_allow_only_on_options_and_405_in_legacy_order(
     assert (response.status_code, response.get("Allow")) == (status, allow)
 
 
-def test_options_has_no_body_and_no_content_type(world: World) -> None:
+def test_options_names_the_resource_and_its_methods(world: World) -> None:
     response = world.respond("OPTIONS", "/bookings/1")
-    assert (response.content, response.get("Content-Type")) == (b"", None)
+    methods = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH"]
+    assert json.loads(response.content) == {"name": "bookings", "methods": methods}
+    assert (response.get("Content-Type"), response.get("Allow")) == (
+        "application/json",
+        ", ".join(methods),
+    )

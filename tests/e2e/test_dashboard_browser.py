@@ -128,7 +128,7 @@ async def test_the_dashboard_shows_traffic_and_flips_a_resource(proxy: Proxy) ->
             "[...document.querySelectorAll('#audit tbody tr:first-child td')]"
             ".map(td => td.textContent)"
         )
-        assert first[1:] == ["flip", "bookings", "legacy → drf", "admin-api", "browser e2e"]
+        assert first[1:] == ["flip", "bookings", "legacy → drf", "admin", "browser e2e"]
         # the charts have more than one step of history (the proxy has run for over 5 s)
         await browser.wait_for(
             "document.querySelector('[data-backend=\"drf\"] svg.spark path.line:not(.dot)')"
@@ -281,5 +281,5 @@ async def test_the_dashboard_shows_a_rollout_and_pauses_it(
         audit = (tmp_path / "routes.audit.jsonl").read_text().splitlines()
         [entry] = [json.loads(line) for line in audit]
         assert (entry["action"], entry["resource"], entry["user"], entry["reason"]) == (
-            "rollout-pause", "bookings", "admin-api", "hold it"
+            "rollout-pause", "bookings", "admin", "hold it"
         )  # fmt: skip

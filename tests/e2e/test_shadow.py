@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,7 @@ PATHS = [
 ]
 HOST = "api.example.test"
 ALTERED_EMAIL = "shadow@altered.example"
+ALTERED_XML = b"<email>shadow@altered.example</email>"
 
 
 def routes_text(world: World, altered_url: str, customers_shadow: str) -> str:
@@ -82,12 +84,15 @@ async def altering_relay(target: str) -> AsyncIterator[str]:
             request.method, target + request.path_qs, headers=headers
         ) as answer:
             body = await answer.read()
-            if request.path.startswith("/customers/") and answer.status == 200:
-                document: Any = json.loads(body)
-                if "email" in document:
-                    document["email"] = ALTERED_EMAIL
-                body = json.dumps(document).encode()
             content_type = answer.headers.get("Content-Type", "application/json")
+            if request.path.startswith("/customers/") and answer.status == 200:
+                if content_type.startswith("application/xml"):
+                    body = re.sub(rb"<email>[^<]*</email>", ALTERED_XML, body, count=1)
+                else:
+                    document: Any = json.loads(body)
+                    if "email" in document:
+                        document["email"] = ALTERED_EMAIL
+                    body = json.dumps(document).encode()
         return web.Response(status=answer.status, body=body, headers={"Content-Type": content_type})
 
     app = web.Application()
@@ -108,6 +113,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         started.start_legacy()
         started.start_drf()
         yield started
+
+
+@pytest.fixture(autouse=True)
+def own_proxy(world: World) -> Iterator[None]:
+    """Each test starts its proxy (fresh counters, its own routes file); stopped after it."""
+    yield
+    world.stack.stop("proxy")
 
 
 def first_variation(world: World) -> int:
@@ -180,5 +192,65 @@ async def test_every_resource_shadowed_to_drf_matches_then_a_changed_field_shows
     assert (mismatch["backend"], mismatch["shadow_backend"]) == ("legacy", "drf_altered")
     assert (mismatch["live_status"], mismatch["shadow_status"]) == (200, 200)
     assert mismatch["differences"] == [
-        {"field": "$.email", "kind": "changed", "live": live["email"], "shadow": ALTERED_EMAIL}
+        {
+            "field": "$.email",
+            "kind": "changed",
+            "class": "value",
+            "live": live["email"],
+            "shadow": ALTERED_EMAIL,
+        }
+    ]
+
+
+async def test_xml_answers_are_compared_as_trees_and_a_changed_element_shows_its_path(
+    world: World, tmp_path: Path
+) -> None:
+    """The same reads asking XML (Accept, and ?format=xml): every copy matches; then a changed
+    <email> element is reported at its path with both values."""
+    vid = first_variation(world)
+    paths = [path.format(vid=vid) for path in PATHS if "?" not in path][:40]
+    routes = tmp_path / "routes.yaml"
+    async with altering_relay(world.url("drf")) as altered:
+        routes.write_text(routes_text(world, altered, customers_shadow="drf"))
+        base = world.start_proxy(routes, {"STRANGLER_ACCESS_LOG": "0"})
+        admin = world.url("proxy_admin")
+        xml = {**HEADERS, "Host": HOST, "Accept": "application/xml"}
+        sent = 0
+        async with aiohttp.ClientSession() as session:
+            for path in paths:
+                for target, headers in ((path, xml), (path + "?format=xml", {**HEADERS})):
+                    async with session.get(base + target, headers=headers) as response:
+                        body = await response.read()
+                        if response.status == 200:
+                            assert response.headers["Content-Type"].startswith("application/xml")
+                            assert body.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
+                    sent += 1
+            summary = await drained(session, admin, sent)
+            compared = sum(f["match"] + f["mismatch"] + f["error"] for f in summary.values())
+            assert compared == sent
+            assert sum(f["mismatch"] + f["error"] + f["noise"] for f in summary.values()) == 0
+
+            routes.write_text(routes_text(world, altered, customers_shadow="drf_altered"))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                table = await get_json(session, f"{admin}/-/routes")
+                if table["resources"]["customers"]["shadow"]["backend"] == "drf_altered":
+                    break
+                await asyncio.sleep(0.05)
+            async with session.get(f"{base}/customers/3", headers=xml) as response:
+                live = await response.read()
+            await drained(session, admin, sent + 1)
+            diffs = await get_json(session, f"{admin}/-/diffs?resource=customers")
+    email = re.search(rb"<email>([^<]*)</email>", live)
+    assert email is not None
+    (mismatch,) = [m for m in diffs["mismatches"] if m["class"] != "noise"]
+    assert (mismatch["path"], mismatch["class"]) == ("/customers/3", "value")
+    assert mismatch["differences"] == [
+        {
+            "field": "$.email",
+            "kind": "changed",
+            "class": "value",
+            "live": email.group(1).decode(),
+            "shadow": ALTERED_EMAIL,
+        }
     ]

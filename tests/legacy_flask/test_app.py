@@ -128,12 +128,12 @@ def test_unknown_method_on_a_known_path_names_the_allowed_ones(client):
     assert response.headers["Allow"] == "GET, HEAD, OPTIONS, PUT, PATCH"
 
 
-def test_options_is_an_empty_answer_without_content_type(client):
+def test_options_names_the_resource_and_its_methods(client):
     response = client.options("/tours/1/departures", headers=KEY)
     assert response.status_code == 200
-    assert response.data == b""
-    assert sorted(response.headers.keys()) == ["Allow", "Content-Length"]
-    assert response.headers["Content-Length"] == "0"
+    assert response.get_json() == {"name": "departures", "methods": ["GET", "HEAD", "OPTIONS"]}
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["Content-Type"] == "application/json"
 
 
 def test_normal_answers_carry_no_allow(client):

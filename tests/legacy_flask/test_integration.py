@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from legacy_flask.resources import NATIONALITIES
 from tests.support import HEADERS, RESOURCE_SOURCES, World
 from tests.support.contract import assert_conforms, load_spec
 
@@ -63,11 +64,18 @@ def expected_object(world: World, base: str, resource: str, object_id: int) -> J
         if field in merged:
             value = merged.pop(field)
             merged[field[:-3]] = {"id": value, "href": f"{base}/{target}/{value}"}
+    if "nationality" in merged:
+        code = merged["nationality"]
+        href = f"{base}/nationalities/{code}"
+        merged["nationality"] = {"id": code, "href": href, "name": NATIONALITIES[code]}
     if "variation_ids" in merged and resource == "itineraries":
         merged["variations"] = [
-            {"id": vid, "href": f"{base}/itineraries/{object_id}/{vid}"}
+            {"id": object_id, "href": f"{base}/itineraries/{object_id}/{vid}", "variation_id": vid}
             for vid in merged.pop("variation_ids")
         ]
+    nested = {"tours": "departures", "itineraries": "itinerary_maps"}.get(resource)
+    if nested is not None:
+        merged[nested] = {"href": f"{base}/{resource}/{object_id}/{nested}"}
     merged["href"] = f"{base}/{resource}/{object_id}"
     return merged
 
@@ -177,15 +185,18 @@ def test_nested_departures_of_a_tour(http, world, legacy_url):
 def test_itinerary_variation_and_maps(http, world, legacy_url):
     itinerary = get(http, legacy_url, "/itineraries/3").json()
     variation_ids = source(world, "operations", "itineraries/3")["variation_ids"]
-    assert [v["id"] for v in itinerary["variations"]] == variation_ids
+    assert [v["variation_id"] for v in itinerary["variations"]] == variation_ids
+    assert {v["id"] for v in itinerary["variations"]} == {3}
     vid = variation_ids[-1]
     record = source(world, "operations", f"itinerary_variations/{vid}")
     response = get(http, legacy_url, f"/itineraries/3/{vid}/")
     assert response.status_code == 200
-    expected = {k: v for k, v in record.items() if k != "itinerary_id"}
+    expected = {"id": 3, "variation_id": vid}
+    expected |= {k: v for k, v in record.items() if k not in ("id", "itinerary_id")}
     expected |= {
-        "href": f"{legacy_url}/itineraries/3/{vid}",
         "itinerary": {"id": 3, "href": f"{legacy_url}/itineraries/3"},
+        "itinerary_maps": {"href": f"{legacy_url}/itineraries/3/{vid}/itinerary_maps"},
+        "href": f"{legacy_url}/itineraries/3/{vid}",
     }
     assert response.json() == expected
     maps = source(world, "operations", f"itinerary_maps?itinerary_id=3&variation_id={vid}")
@@ -279,6 +290,14 @@ NEW_BOOKING = {
 }
 
 
+def assert_made_since(date_created: str, since: datetime.datetime) -> None:
+    """`date_created` is a UTC date-time to the second (gapipy's format), between `since`
+    (to the second) and now."""
+    made = datetime.datetime.strptime(date_created, "%Y-%m-%dT%H:%M:%SZ")
+    made = made.replace(tzinfo=datetime.UTC)
+    assert since.replace(microsecond=0) <= made <= datetime.datetime.now(datetime.UTC)
+
+
 def create(http, legacy_url, path, body) -> Json:
     response = http.post(legacy_url + path, json=body)
     assert response.status_code == 201, response.text
@@ -288,9 +307,10 @@ def create(http, legacy_url, path, body) -> Json:
 
 @pytest.mark.parametrize("path", ["/bookings", "/bookings/", "/bookings/resource"])
 def test_create_booking(http, world, legacy_url, path):
+    since = datetime.datetime.now(datetime.UTC)
     created = create(http, legacy_url, path, NEW_BOOKING)
     new_id = created["id"]
-    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    assert_made_since(created["date_created"], since)
     assert created == {
         "id": new_id,
         "href": f"{legacy_url}/bookings/{new_id}",
@@ -301,7 +321,7 @@ def test_create_booking(http, world, legacy_url, path):
         "total_amount": "1999.50",
         "contact_email": "new@example.com",
         "status": "pending",
-        "date_created": today,
+        "date_created": created["date_created"],
     }
     assert get(http, legacy_url, f"/bookings/{new_id}").json() == created
     assert source(world, "reservations", f"bookings/{new_id}")["total_amount"] == "1999.50"
@@ -329,6 +349,7 @@ def test_put_and_patch_booking_reach_only_reservations(http, world, legacy_url):
 
 
 def test_put_keeps_date_created_and_omitted_optional_fields(http, world, legacy_url):
+    since = datetime.datetime.now(datetime.UTC)
     new_id = create(http, legacy_url, "/bookings", {**NEW_BOOKING, "status": "confirmed"})["id"]
     before = source(world, "reservations", f"bookings/{new_id}")
     required = {k: v for k, v in NEW_BOOKING.items() if k not in ("contact_email", "agent_notes")}
@@ -336,7 +357,7 @@ def test_put_keeps_date_created_and_omitted_optional_fields(http, world, legacy_
     assert response.status_code == 200
     assert source(world, "reservations", f"bookings/{new_id}") == {**before, "travellers": 7}
     assert (before["status"], before["contact_email"]) == ("confirmed", "new@example.com")
-    assert before["date_created"] == datetime.datetime.now(datetime.UTC).date().isoformat()
+    assert_made_since(before["date_created"], since)
 
 
 def test_customer_writes(http, world, legacy_url):
@@ -355,12 +376,17 @@ def test_customer_writes(http, world, legacy_url):
     assert response.status_code == 200
     response = http.patch(f"{legacy_url}/customers/{new_id}", json={"last_name": "Murray"})
     assert response.json()["last_name"] == "Murray"
+    american = {"id": "US", "href": f"{legacy_url}/nationalities/US", "name": "American"}
     assert get(http, legacy_url, f"/customers/{new_id}").json() == {
         **created,
         "last_name": "Murray",
         "date_of_birth": "1906-12-09",
-        "nationality": "US",
+        "nationality": american,
     }
+    # The nationality as reads show it is accepted back; its id is what is stored.
+    response = http.patch(f"{legacy_url}/customers/{new_id}", json={"nationality": american})
+    assert response.json()["nationality"] == american
+    assert source(world, "reservations", f"customers/{new_id}")["nationality"] == "US"
     assert requests.get(f"{world.url('crm')}/customers/{new_id}", timeout=5).status_code == 404
 
 
@@ -386,7 +412,7 @@ def test_validation_errors(http, legacy_url):
         "message": "Invalid data.",
         "errors": [
             {"field": "email", "message": "Enter a valid email address."},
-            {"field": "nationality", "message": "This value does not match the required pattern."},
+            {"field": "nationality", "message": '"X" is not a valid choice.'},
         ],
     }
 

@@ -56,18 +56,45 @@ def test_booking_links_and_href():
     assert "customer_id" in record
 
 
-def test_itinerary_variations_become_links():
+def test_itinerary_variations_become_gapipy_stubs_and_nested_lists_links():
     record = {"id": 4, "tour_id": 4, "name": "x", "variation_ids": [9, 10]}
-    assert build_object("itineraries", record, BASE) == {
+    obj = build_object("itineraries", record, BASE)
+    assert obj == {
         "id": 4,
         "href": f"{BASE}/itineraries/4",
         "tour": {"id": 4, "href": f"{BASE}/tours/4"},
         "name": "x",
         "variations": [
-            {"id": 9, "href": f"{BASE}/itineraries/4/9"},
-            {"id": 10, "href": f"{BASE}/itineraries/4/10"},
+            {"id": 4, "href": f"{BASE}/itineraries/4/9", "variation_id": 9},
+            {"id": 4, "href": f"{BASE}/itineraries/4/10", "variation_id": 10},
         ],
+        "itinerary_maps": {"href": f"{BASE}/itineraries/4/itinerary_maps"},
     }
+    assert list(obj) == ["id", "name", "tour", "variations", "itinerary_maps", "href"]
+
+
+def test_tour_links_its_departures():
+    assert build_object("tours", {"id": 3, "name": "t"}, BASE) == {
+        "id": 3,
+        "name": "t",
+        "departures": {"href": f"{BASE}/tours/3/departures"},
+        "href": f"{BASE}/tours/3",
+    }
+
+
+def test_nationality_code_becomes_a_reference_in_place():
+    record = {"id": 5, "nationality": "IE", "email": "e@x"}
+    obj = build_object("customers", record, BASE)
+    assert obj == {
+        "id": 5,
+        "nationality": {"id": "IE", "href": f"{BASE}/nationalities/IE", "name": "Irish"},
+        "email": "e@x",
+        "href": f"{BASE}/customers/5",
+    }
+    assert list(obj) == ["id", "nationality", "email", "href"]
+    unknown = build_object("customers", {"id": 5, "nationality": "us"}, BASE)["nationality"]
+    assert unknown == {"id": "us", "href": f"{BASE}/nationalities/us", "name": None}
+    assert "nationality" not in build_object("customers", {"id": 6}, BASE)
 
 
 def test_itinerary_map_keeps_variation_id():
@@ -80,15 +107,27 @@ def test_itinerary_map_keeps_variation_id():
     }
 
 
-def test_variation_object():
+def test_variation_object_is_the_itinerary_with_its_variation_id():
     record = {"id": 5, "itinerary_id": 2, "name": "Low", "days": [{"day": 1, "summary": "s"}]}
-    assert build_variation("itineraries", 2, record, BASE) == {
-        "id": 5,
-        "href": f"{BASE}/itineraries/2/5",
-        "itinerary": {"id": 2, "href": f"{BASE}/itineraries/2"},
+    obj = build_variation("itineraries", 2, record, BASE)
+    assert obj == {
+        "id": 2,
+        "variation_id": 5,
         "name": "Low",
         "days": [{"day": 1, "summary": "s"}],
+        "itinerary": {"id": 2, "href": f"{BASE}/itineraries/2"},
+        "itinerary_maps": {"href": f"{BASE}/itineraries/2/5/itinerary_maps"},
+        "href": f"{BASE}/itineraries/2/5",
     }
+    assert list(obj) == [
+        "id",
+        "variation_id",
+        "name",
+        "days",
+        "itinerary",
+        "itinerary_maps",
+        "href",
+    ]
 
 
 @pytest.mark.parametrize(

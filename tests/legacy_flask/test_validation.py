@@ -128,9 +128,12 @@ def test_total_amount_stored_with_two_decimals(value, stored):
         ("date_of_birth", "01/02/1990", DATE_MESSAGE),
         ("date_of_birth", "", DATE_MESSAGE),
         ("date_of_birth", 19900101, DATE_MESSAGE),
-        ("nationality", "CAN", "This value does not match the required pattern."),
-        ("nationality", "C1", "This value does not match the required pattern."),
-        ("nationality", "a\x00", "This value does not match the required pattern."),
+        ("nationality", "CAN", '"CAN" is not a valid choice.'),
+        ("nationality", "gb", '"gb" is not a valid choice.'),
+        ("nationality", "a\x00", '"a\x00" is not a valid choice.'),
+        ("nationality", ["CA"], "\"['CA']\" is not a valid choice."),
+        ("nationality", {"name": "Canadian"}, '"None" is not a valid choice.'),
+        ("nationality", {"id": "XX"}, '"XX" is not a valid choice.'),
     ],
 )
 def test_customer_messages(field, value, message):
@@ -143,7 +146,7 @@ def test_valid_customer_is_cleaned():
         "first_name": " Ada ",
         "email": "ada@localhost",
         "date_of_birth": "1815-12-10",
-        "nationality": "gb",
+        "nationality": {"id": "GB", "href": "http://h/nationalities/GB", "name": "British"},
     }
     data, errors = validate(CUSTOMERS, body, partial=False)
     assert errors == []
@@ -152,7 +155,7 @@ def test_valid_customer_is_cleaned():
         "last_name": "Lovelace",
         "email": "ada@localhost",
         "date_of_birth": "1815-12-10",
-        "nationality": "gb",
+        "nationality": "GB",
     }
 
 

@@ -19,7 +19,7 @@ from tests.support.control import ROUTES, make_state, write
 
 
 def strangler(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "USER": "ana"}
+    env = {**os.environ, "USER": "ana", "LOGNAME": "ana"}  # the login name getpass reads
     return subprocess.run(
         [sys.executable, "-m", "proxy", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=30,

@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "proxy.errors": 0,
     "proxy.clock": 0,
     "proxy.tasks": 0,
+    "proxy.dryrun": 0,  # the signed dry-run headers of shadowed writes (also for the gateways)
     "proxy.routing": 1,
     "proxy.http": 2,
     "proxy.observe": 3,
@@ -32,6 +33,10 @@ LAYERS: dict[str, int] = {
     "proxy.store_commands": 7,  # `strangler store …`, flip/rollback --store (for proxy.cli)
     "proxy.ready_text": 7,  # `strangler ready` and status's stage parts as text (for proxy.cli)
     "proxy.rollout_commands": 7,  # `strangler rollout …` (for proxy.cli)
+    "proxy.group_commands": 7,  # `flip`/`rollback --group` on routes.yaml, `--user` (for proxy.cli)
+    "proxy.diffs_commands": 7,  # `strangler diffs …`: the report as text, --noise, --export
+    "proxy.init_commands": 7,  # `strangler init`: a first routes.yaml from a spec or a log
+    "proxy.pin_commands": 7,  # `strangler pin`, status's PINNED column (for proxy.cli)
     "proxy.cli": 8,
     "proxy.__main__": 9,
     "proxy": 0,  # the package itself (its __init__)

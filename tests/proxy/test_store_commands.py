@@ -22,7 +22,7 @@ from tests.support.etcd import EtcdServer
 def strangler(
     *args: str, cwd: Path, store: str | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "USER": "ana", "XDG_STATE_HOME": str(cwd / "state")}
+    env = {**os.environ, "USER": "ana", "LOGNAME": "ana", "XDG_STATE_HOME": str(cwd / "state")}
     env.pop("STRANGLER_STORE", None)
     if store is not None:
         env["STRANGLER_STORE"] = store

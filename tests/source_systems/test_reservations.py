@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from source_systems import reservations
@@ -63,6 +63,7 @@ def test_bookings_point_at_seeded_records_and_add_up() -> None:
         assert MONEY.fullmatch(booking["total_amount"])
         price = Decimal(departure["price_amount"]) * booking["travellers"]
         assert Decimal(booking["total_amount"]) == price
-        booked = date.fromisoformat(booking["date_created"])
+        # A UTC date-time to the second, as gapipy reads Booking.date_created.
+        booked = datetime.strptime(booking["date_created"], "%Y-%m-%dT%H:%M:%SZ").date()
         assert booked <= date.fromisoformat(departure["start_date"]) - timedelta(days=21)
     assert {booking["status"] for booking in data["bookings"]} == set(reservations.STATUSES)

@@ -6,32 +6,47 @@ and normalises the file, and the result is compared with stack/services.py.
 
 from __future__ import annotations
 
+import os
 import subprocess
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import yaml
 
+from proxy.dryrun import SECRET_VARIABLE
 from stack.services import container_config, fleet_services, seed
 from tests.support import ROOT
 
-COMPOSE_CONFIG = container_config().fleet()  # each admin port is on its replica's host
+# The dry-run secret comes from the host's environment, as `make run` hands it to every process.
+COMPOSE_SECRET = "compose-test-secret"
+# Each admin port is on its replica's host.
+COMPOSE_CONFIG = replace(container_config().fleet(), shadow_secret=COMPOSE_SECRET)
 FLEET = fleet_services(COMPOSE_CONFIG)
 APPS = [service for service in FLEET if service.name != "etcd"]  # etcd has its own image
 REPLICAS = [service for service in FLEET if service.name.startswith("proxy")]
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def compose_config(secret: str | None) -> dict[str, Any]:
+    """`docker-compose config` with STRANGLER_SHADOW_SECRET set to `secret` (None: unset)."""
+    env = {name: value for name, value in os.environ.items() if name != SECRET_VARIABLE}
+    if secret is not None:
+        env[SECRET_VARIABLE] = secret
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
+        env=env,
     )
     parsed: dict[str, Any] = yaml.safe_load(result.stdout)
     return parsed
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return compose_config(COMPOSE_SECRET)
 
 
 MONITORING = {"prometheus", "grafana"}
@@ -70,7 +85,7 @@ def test_every_process_of_ours_runs_the_stacks_image(compose: dict[str, Any], se
     assert compose["services"][service.name]["image"] == "strangler:local"
 
 
-@pytest.mark.parametrize("name", ["reservations", "crm", "operations"])
+@pytest.mark.parametrize("name", ["reservations", "crm", "operations", "auth"])
 def test_source_systems_keep_their_sqlite_file_on_a_volume(
     compose: dict[str, Any], name: str
 ) -> None:
@@ -118,3 +133,11 @@ def test_each_replica_uses_the_store_and_caches_its_table_on_a_volume(
     admin = command[command.index("--admin-port") + 1]
     published = {(p["published"], p["target"]) for p in service["ports"]}
     assert published == {(replica.port, replica.port), (int(admin), int(admin))}
+
+
+def test_without_a_secret_every_process_has_an_empty_one_and_refuses_dry_runs() -> None:
+    services = compose_config(None)["services"]
+    for service in FLEET:
+        if service.name not in ("etcd", "auth"):  # auth never handles a dry run: no secret
+            assert services[service.name]["environment"][SECRET_VARIABLE] == "", service.name
+    assert "environment" not in services["auth"]

@@ -63,7 +63,7 @@ def test_the_fleet_starts_seeds_the_store_and_a_flip_reaches_every_replica(
         urls = {line.split()[0]: line.split()[1] for line in lines if "http://" in line}
         local = "http://127.0.0.1:{}".format
         assert urls == {
-            **{name: local(ports[name]) for name in ("reservations", "crm", "operations")},
+            **{name: local(ports[name]) for name in ("reservations", "crm", "operations", "auth")},
             "legacy": local(ports["legacy"]),
             "drf": local(ports["drf"]),
             "etcd": local(ports["etcd"]),
@@ -106,9 +106,9 @@ def test_the_fleet_starts_seeds_the_store_and_a_flip_reaches_every_replica(
         assert [replica["revision"] for replica in fleet["replicas"]] == [int(written[1])] * 3
 
         leaders = pgrep("-P", str(proc.pid))
-        assert len(leaders) == 9  # 3 sources, 2 gateways, etcd, 3 proxies; the seed is done
+        assert len(leaders) == 10  # 3 sources, auth, 2 gateways, etcd, 3 proxies; seed done
         members = {pid for leader in leaders for pid in pgrep("-g", str(leader))}
-        assert len(members) == 11  # each gunicorn adds one worker
+        assert len(members) == 12  # each gunicorn adds one worker
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)

@@ -21,6 +21,7 @@ def test_defaults_are_the_documented_ports() -> None:
         "reservations": 5101,
         "crm": 5102,
         "operations": 5103,
+        "auth": 5104,
         "legacy": 5000,
         "drf": 8000,
         "proxy": 8080,
@@ -36,6 +37,7 @@ def test_defaults_are_the_documented_ports() -> None:
         "reservations",
         "crm",
         "operations",
+        "auth",
         "legacy",
         "drf",
         "proxy",
@@ -79,6 +81,7 @@ def test_the_fleet_is_the_stack_with_etcd_and_three_replicas_on_the_store() -> N
         "reservations",
         "crm",
         "operations",
+        "auth",
         "legacy",
         "drf",
         "etcd",
@@ -112,7 +115,7 @@ def test_the_fleet_is_the_stack_with_etcd_and_three_replicas_on_the_store() -> N
 
 
 def test_etcd_keeps_its_data_in_the_data_directory_and_answers_health() -> None:
-    etcd = fleet_services(StackConfig.from_env({"STRANGLER_DATA_DIR": "/srv/var"}).fleet())[5]
+    etcd = fleet_services(StackConfig.from_env({"STRANGLER_DATA_DIR": "/srv/var"}).fleet())[6]
     assert etcd.argv == (
         "etcd",
         "--name",
@@ -136,8 +139,67 @@ def test_etcd_keeps_its_data_in_the_data_directory_and_answers_health() -> None:
 def test_in_containers_etcd_listens_everywhere_and_is_reached_by_name() -> None:
     config = container_config().fleet()
     assert config.store == "etcd://etcd:2379/strangler"
-    etcd = fleet_services(config)[5]
+    etcd = fleet_services(config)[6]
     after = {etcd.argv[i]: etcd.argv[i + 1] for i in range(1, len(etcd.argv) - 1, 2)}
     assert after["--listen-client-urls"] == "http://0.0.0.0:2379"
     assert after["--advertise-client-urls"] == "http://etcd:2379"
     assert after["--initial-cluster"] == "strangler=http://etcd:2380"
+
+
+def test_the_shadow_secret_goes_to_every_process_of_ours_and_nowhere_else() -> None:
+    config = StackConfig.from_env({"STRANGLER_SHADOW_SECRET": "k3y"}).fleet()
+    secrets = {s.name: s.env.get("STRANGLER_SHADOW_SECRET") for s in fleet_services(config)}
+    assert secrets == {
+        "reservations": "k3y",
+        "crm": "k3y",
+        "operations": "k3y",
+        "auth": None,  # it never handles a dry run
+        "legacy": "k3y",
+        "drf": "k3y",
+        "etcd": None,
+        "proxy": "k3y",
+        "proxy-2": "k3y",
+        "proxy-3": "k3y",
+    }
+    assert "k3y" not in repr(config) + repr(fleet_services(config))
+
+
+def test_without_a_shadow_secret_no_process_is_given_one() -> None:
+    for empty in ({}, {"STRANGLER_SHADOW_SECRET": ""}):
+        config = StackConfig.from_env(empty)
+        assert config.shadow_secret is None
+        assert all("STRANGLER_SHADOW_SECRET" not in s.env for s in services(config))
+
+
+def test_each_gunicorn_has_a_control_socket_of_its_own_in_the_data_directory() -> None:
+    config = StackConfig.from_env({"STRANGLER_DATA_DIR": "/srv/var"})
+    sockets = {
+        s.name: s.argv[s.argv.index("--control-socket") + 1]
+        for s in services(config)
+        if "--control-socket" in s.argv
+    }
+    assert sockets == {"legacy": "/srv/var/legacy.gunicorn.ctl", "drf": "/srv/var/drf.gunicorn.ctl"}
+
+
+def test_in_containers_gunicorn_keeps_its_default_control_socket() -> None:
+    assert all("--control-socket" not in s.argv for s in services(container_config()))
+
+
+def test_the_auth_system_runs_like_a_source_system_and_the_gateways_reach_it() -> None:
+    config = StackConfig.from_env({"AUTH_PORT": "6104", "STRANGLER_DATA_DIR": "/srv/var"})
+    auth = next(s for s in services(config) if s.name == "auth")
+    assert auth.argv[1:] == (
+        "-m",
+        "source_systems",
+        "auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "6104",
+        "--db",
+        "/srv/var/auth.sqlite3",
+    )
+    assert auth.health_url == "http://127.0.0.1:6104/healthz"
+    assert source_urls(config)["AUTH_URL"] == "http://127.0.0.1:6104"
+    for gateway in (s for s in services(config) if s.name in ("legacy", "drf")):
+        assert gateway.env["AUTH_URL"] == "http://127.0.0.1:6104"

@@ -13,6 +13,7 @@ from aiohttp import web
 from stack.ports import free_port as free_port  # the tests' one place to ask
 from stack.runner import Stack
 from stack.services import (
+    AUTH_SYSTEM,
     DEFAULT_PORTS,
     SOURCE_SYSTEMS,
     StackConfig,
@@ -48,10 +49,12 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "strangler_config_last_reload_success": ("gauge", frozenset()),
     "strangler_shadow_comparisons_total": ("counter", frozenset({"resource", "result"})),
     "strangler_shadow_dropped_total": ("counter", frozenset({"resource"})),
+    "strangler_shadow_mismatches_total": ("counter", frozenset({"resource", "class"})),
     "strangler_fallbacks_total": (
         "counter",
         frozenset({"resource", "from_backend", "to_backend", "code"}),
     ),
+    "strangler_pinned_total": ("counter", frozenset({"resource", "backend"})),
     "strangler_guard_rollbacks_total": ("counter", frozenset({"resource"})),
     "strangler_guard_dry_run_trips_total": ("counter", frozenset({"resource"})),
     "strangler_open_tunnels": ("gauge", frozenset({"backend"})),
@@ -82,12 +85,15 @@ class World:
         return self.config.url(name)
 
     def start_sources(self) -> None:
+        """The source systems, and the auth system the gateways introspect tokens at."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        for name in SOURCE_SYSTEMS:
+        for name in (*SOURCE_SYSTEMS, AUTH_SYSTEM):
             self.stack.start(source_system(self.config, name))
 
-    def start_legacy(self) -> str:
-        self.stack.start(gunicorn(self.config, "legacy", "legacy_flask:create_app()"))
+    def start_legacy(self, env: Mapping[str, str] | None = None) -> str:
+        """The legacy gateway; `env` adds to its environment (e.g. STRANGLER_DEMO_NOW)."""
+        service = gunicorn(self.config, "legacy", "legacy_flask:create_app()")
+        self.stack.start(replace(service, env={**service.env, **(env or {})}))
         return self.url("legacy")
 
     def start_drf(self, env: Mapping[str, str] | None = None) -> str:
@@ -109,9 +115,10 @@ class World:
 
 
 @contextmanager
-def make_world(data_dir: Path, log_dir: Path | None = None) -> Iterator[World]:
-    """Source systems on free ports, stopped (with anything else started) on exit."""
-    config = free_config(data_dir)
+def make_world(data_dir: Path, log_dir: Path | None = None, **overrides: object) -> Iterator[World]:
+    """Source systems on free ports, stopped (with anything else started) on exit; `overrides`
+    change the configuration (e.g. `shadow_secret`)."""
+    config = free_config(data_dir, **overrides)
     with Stack(cwd=ROOT, log_dir=log_dir or data_dir / "logs") as stack:
         world = World(config, stack)
         world.start_sources()

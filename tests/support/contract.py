@@ -9,16 +9,28 @@ The validator knows the subset of JSON Schema openapi.yaml uses: type, propertie
 items, enum, nullable, $ref (local) and additionalProperties; other keywords (format,
 minimum, description...) are annotations here. Conventions the paths cannot express are part
 of the contract (see openapi.yaml's description): a path not listed answers 401 or 404, a
-method not listed on a listed path answers 401 or 405, both with the Error envelope.
+method not listed on a listed path answers 401 or 405, both with the Error envelope,
+OPTIONS on a listed path answers 401 or 200 with the Options object, a ``?format=``
+naming no format of the API answers 401 or 404 on any path, and any method on any path may
+refuse its credentials (400, 401, 403; 502 when the auth system cannot be asked: openapi.yaml's
+components/securitySchemes/OAuth2).
+
+XML answers are read back into JSON data by openapi.yaml's mapping, the schema telling each
+element's type (XML has only text), then validated like JSON ones::
+
+    assert_xml_conforms(spec, "GET", "/bookings/1", response.status_code, response.content)
 """
 
 from __future__ import annotations
 
+import json
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -35,6 +47,16 @@ TYPES: dict[str, tuple[type, ...]] = {
 }
 UNMATCHED_PATH = {"401": "Unauthorized", "404": "NotFound"}
 UNMATCHED_METHOD = {"401": "Unauthorized", "405": "MethodNotAllowed"}
+OPTIONS = {"200": "Options", "401": "Unauthorized"}
+UNKNOWN_FORMAT = {"401": "Unauthorized", "404": "NotFound"}
+CREDENTIALS = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "502": "BadGateway"}
+FORMATS = ("json", "xml")
+JSON_MEDIA_TYPE = "application/json"
+XML_MEDIA_TYPE = "application/xml"
+XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
+LIST_ITEM = "list-item"
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 Spec = Mapping[str, Any]
 
@@ -156,17 +178,30 @@ def match_path(spec: Spec, path: str) -> str | None:
     return None if best is None else best[1]
 
 
-def response_schema(spec: Spec, method: str, path: str, status: int) -> Mapping[str, Any] | None:
-    """The JSON schema the contract gives this answer; ContractError when the status is not
-    documented for it; None when the documented answer has no JSON body."""
+def unknown_format(path: str) -> bool:
+    """Whether `path` asks for a format the API does not have (the first ``?format=``)."""
+    values = parse_qs(urlsplit(path).query, keep_blank_values=True).get("format", [""])
+    return values[0] not in ("", *FORMATS)
+
+
+def response_schema(
+    spec: Spec, method: str, path: str, status: int, media_type: str = JSON_MEDIA_TYPE
+) -> Mapping[str, Any] | None:
+    """The schema the contract gives this answer in `media_type`; ContractError when the
+    status or the media type is not documented for it; None when it has no body."""
     code = str(status)
     template = match_path(spec, path)
-    if template is None:
-        documented: Mapping[str, Any] = UNMATCHED_PATH
+    if unknown_format(path):
+        documented: Mapping[str, Any] = UNKNOWN_FORMAT
+    elif template is None:
+        documented = UNMATCHED_PATH
+    elif method.upper() == "OPTIONS":
+        documented = OPTIONS
     elif method.lower() not in spec["paths"][template]:
         documented = UNMATCHED_METHOD
     else:
         documented = spec["paths"][template][method.lower()]["responses"]
+    documented = {**CREDENTIALS, **documented}
     if code not in documented and "default" not in documented:
         raise ContractError(f"{method} {path}: status {status} not documented ({template})")
     response = documented.get(code, documented.get("default"))
@@ -175,7 +210,10 @@ def response_schema(spec: Spec, method: str, path: str, status: int) -> Mapping[
     content = resolve(spec, response).get("content")
     if not content:
         return None
-    return content["application/json"]["schema"]
+    if media_type not in content:
+        raise ContractError(f"{method} {path}: {status} not documented as {media_type}")
+    schema: Mapping[str, Any] = content[media_type]["schema"]
+    return schema
 
 
 def check_response(spec: Spec, method: str, path: str, status: int, body: Any) -> list[str]:
@@ -193,3 +231,76 @@ def assert_conforms(spec: Spec, method: str, path: str, status: int, body: Any) 
     errors = check_response(spec, method, path, status, body)
     if errors:
         raise ContractError(f"{method} {path} -> {status}:\n  " + "\n  ".join(errors[:20]))
+
+
+def xml_value(spec: Spec, schema: Mapping[str, Any], element: ET.Element) -> Any:
+    """`element` as JSON data by openapi.yaml's XML mapping, `schema` telling the types.
+
+    Child elements are an object's members, ``<list-item>`` children an array's items; an
+    empty element is null where the schema allows it, else its type's empty value; text is
+    a string, or an integer, number or boolean (``true``/``false``) where the schema says so
+    and the text is one (else left a string, for the validator to report).
+
+    >>> xml_value({}, {"type": "array", "items": {"type": "integer"}},
+    ...           ET.fromstring("<a><list-item>1</list-item><list-item/></a>"))
+    [1, '']
+    """
+    nullable = bool(schema.get("nullable"))
+    while "$ref" in schema:
+        schema = deref(spec, schema["$ref"])
+        nullable = nullable or bool(schema.get("nullable"))
+    children, text = list(element), element.text or ""
+    if not children and not text and nullable:
+        return None
+    kind = schema.get("type")
+    if kind == "array" and all(child.tag == LIST_ITEM for child in children):
+        return [xml_value(spec, schema.get("items", {}), child) for child in children]
+    if kind == "object" or children:
+        return {
+            child.tag: xml_value(spec, member_schema(schema, child.tag), child)
+            for child in children
+        }
+    return scalar(kind, text)
+
+
+def member_schema(schema: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    return properties.get(name, extra if isinstance(extra, Mapping) else {})
+
+
+def scalar(kind: Any, text: str) -> Any:
+    if kind == "integer" and _INTEGER.fullmatch(text):
+        return int(text)
+    if kind == "number" and _NUMBER.fullmatch(text):
+        return json.loads(text)
+    if kind == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def decode_xml(spec: Spec, schema: Mapping[str, Any], document: bytes) -> Any:
+    """An XML answer's data: the declaration and ``<root>`` checked, then `xml_value`."""
+    if not document.startswith(XML_DECLARATION):
+        raise ContractError(f"no XML declaration: {document[:60]!r}")
+    root = ET.fromstring(document)
+    if root.tag != "root":
+        raise ContractError(f"root element is <{root.tag}>, not <root>")
+    return xml_value(spec, schema, root)
+
+
+def check_xml_response(spec: Spec, method: str, path: str, status: int, body: bytes) -> list[str]:
+    """Every way an XML answer breaks the contract (empty: it conforms)."""
+    try:
+        schema = response_schema(spec, method, path, status, XML_MEDIA_TYPE)
+        if schema is None:
+            return [] if body == b"" else [f"{method} {path}: {status} should have no body"]
+        return validate(spec, schema, decode_xml(spec, schema, body))
+    except (ContractError, ET.ParseError) as exc:
+        return [str(exc)]
+
+
+def assert_xml_conforms(spec: Spec, method: str, path: str, status: int, body: bytes) -> None:
+    errors = check_xml_response(spec, method, path, status, body)
+    if errors:
+        raise ContractError(f"{method} {path} -> {status} (XML):\n  " + "\n  ".join(errors[:20]))

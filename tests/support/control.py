@@ -33,6 +33,29 @@ resources:
 # trailing comment
 """
 
+GROUP_ROUTES = """\
+# a table with groups (proxy.routing.group_edit)
+version: 1
+backends:
+  legacy:
+    url: http://127.0.0.1:5000
+  drf:
+    url: http://127.0.0.1:8000
+default: legacy
+resources:
+  bookings: legacy               # short form
+  customers: 'legacy'
+  payments:                      # long form
+    backend: legacy              # whole resource
+    methods: {GET: drf}
+  tours: drf
+  departures: legacy
+groups:
+  reservations: [bookings, customers, payments]   # flipped together
+  catalogue: [tours, departures]
+# trailing comment
+"""
+
 
 def write(path: Path, text: str = ROUTES) -> Path:
     path.write_text(text)

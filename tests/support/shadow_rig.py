@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 from proxy.dataplane.forward import Forwarder
 from proxy.dataplane.listener import Listener
 from proxy.http.pool import Upstreams
-from proxy.migration.shadow import Mismatch, Shadows
+from proxy.migration.mismatches import Mismatch
+from proxy.migration.shadow import Shadows
 from proxy.observe.metrics import Metrics
 from proxy.routing.parser import parse_table
 from proxy.settings import Settings
@@ -66,8 +67,12 @@ def fixed(value: Any, status: bytes = b"200 OK") -> Answer:
     return lambda request: (status, body)
 
 
-def routes(live: str, shadow: str, percent: float = 100, ignore: str | None = None) -> str:
+def routes(
+    live: str, shadow: str, percent: float = 100, ignore: str | None = None, more: str = ""
+) -> str:
+    """`more`: further shadow options, e.g. `"writes: dry-run, learn_noise: 1"`."""
     options = f"backend: shadow, percent: {percent}" + (f", ignore: {ignore}" if ignore else "")
+    options += f", {more}" if more else ""
     return f"""version: 1
 backends:
   live: {{url: "{live}"}}
@@ -90,8 +95,8 @@ class ShadowsUnderTest(Shadows):
 
     def recent(self, resource: str, limit: int) -> list[Mismatch]:
         """The last `limit` mismatches of `resource`, newest first."""
-        kept = self.mismatches.get(resource, ())
-        return list(reversed(kept))[:limit]
+        kept = sorted(self.kept.of(resource), key=lambda mismatch: mismatch.time, reverse=True)
+        return kept[:limit]
 
 
 @dataclass

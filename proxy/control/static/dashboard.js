@@ -1,6 +1,6 @@
 // strangler dashboard: polls /-/stats and /-/audit, draws the tables and sparklines, and sends
-// flips, rollbacks and rollout pauses, resumes and aborts to the admin API with the token the
-// operator typed (sessionStorage only).
+// flips, rollbacks (of a resource or of a group) and rollout pauses, resumes and aborts to the
+// admin API with the token the operator typed (sessionStorage only).
 "use strict";
 
 (function () {
@@ -9,6 +9,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
   const rows = new Map();
+  const groupRows = new Map();
   const cards = new Map();
   let backendNames = [];
   let pending = null;
@@ -87,6 +88,8 @@
     cells.errors.classList.add("num");
     if (resource.listed) {
       cells.name.appendChild(el("span", "resource-name", resource.resource));
+      cells.group = el("span", "small group-tag");
+      cells.name.appendChild(cells.group);
       const select = el("select");
       select.setAttribute("aria-label", "New backend for " + resource.resource);
       const flip = el("button", "primary", "Flip");
@@ -165,6 +168,61 @@
     if (cells.plan) fillRollout(cells.plan, resource.rollout);
     else setText(cells.rollout, "—");
     if (cells.select) fillSelect(cells.select, resource.backend);
+    if (cells.group) setText(cells.group, resource.group ? "group " + resource.group : "");
+  }
+
+  // -- groups: each with its members' backends, flipped or rolled back as one -----------------
+
+  function groupRow(group) {
+    const row = el("tr");
+    row.dataset.group = group.group;
+    const name = el("th", "c-name");
+    name.scope = "row";
+    name.appendChild(el("span", "resource-name", group.group));
+    const members = el("td", "c-members");
+    const actions = el("td", "c-actions actions");
+    const select = el("select");
+    select.setAttribute("aria-label", "New backend for group " + group.group);
+    const flip = el("button", "primary", "Flip group");
+    flip.type = "button";
+    flip.dataset.action = "flip-group";
+    flip.addEventListener("click", () => askGroupFlip(group.group, select.value));
+    const undo = el("button", "", "Rollback group");
+    undo.type = "button";
+    undo.dataset.action = "rollback-group";
+    undo.addEventListener("click", () => askGroupRollback(group.group));
+    actions.append(select, flip, undo);
+    row.append(name, members, actions);
+    return { row, members, select };
+  }
+
+  function renderGroups(groups) {
+    $("groups-section").hidden = groups.length === 0;
+    const body = document.querySelector("#groups tbody");
+    const seen = new Set();
+    groups.forEach((group, index) => {
+      let entry = groupRows.get(group.group);
+      if (!entry) {
+        entry = groupRow(group);
+        groupRows.set(group.group, entry);
+      }
+      seen.add(group.group);
+      if (body.children[index] !== entry.row) body.insertBefore(entry.row, body.children[index] || null);
+      entry.members.replaceChildren(...group.members.map((member) => {
+        const box = el("span", "member");
+        box.dataset.member = member.resource;
+        box.append(document.createTextNode(member.resource + " "), badge(member.backend));
+        return box;
+      }));
+      const backends = new Set(group.members.map((member) => member.backend));
+      fillSelect(entry.select, backends.size === 1 ? [...backends][0] : null);
+    });
+    for (const [name, entry] of groupRows) {
+      if (!seen.has(name)) {
+        entry.row.remove();
+        groupRows.delete(name);
+      }
+    }
   }
 
   // The rollout plan: "step 3/6 · 25% · 2m10s on step · running", and the buttons its state
@@ -235,7 +293,14 @@
     } else {
       parts.push(el("span", shadow.configured ? "" : "muted", shadow.configured ? "no data" : "—"));
     }
-    if (shadow.configured) parts.push(el("span", "small", shadow.percent + "% → " + shadow.backend));
+    if (shadow.worst) {
+      const severe = shadow.worst === "status" || shadow.worst === "schema";
+      parts.push(el("span", "shadow-worst " + (severe ? "bad-value" : "small"), "worst: " + shadow.worst));
+    }
+    if (shadow.configured) {
+      const writes = shadow.writes ? ", writes dry-run" : "";
+      parts.push(el("span", "small", shadow.percent + "% → " + shadow.backend + writes));
+    }
     return parts;
   }
 
@@ -388,9 +453,20 @@
     body.replaceChildren(...entries.map((entry) => {
       const row = el("tr");
       const move = el("td");
-      move.append(badge(entry.from), document.createTextNode(" → "), badge(entry.to));
+      if (entry.group) {
+        const moved = Object.entries(entry.members || {});
+        move.append(...moved.map(([name, m]) => {
+          const box = el("span", "member", name + ": ");
+          box.append(badge(m.from), document.createTextNode(" → "), badge(m.to));
+          return box;
+        }));
+        if (!moved.length) move.appendChild(el("span", "muted", "—"));
+      } else {
+        move.append(badge(entry.from), document.createTextNode(" → "), badge(entry.to));
+      }
+      const what = entry.group ? "group " + entry.group : entry.resource;
       row.append(el("td", "", when(entry.time)), el("td", "", entry.action),
-        el("td", "resource-name", entry.resource), move, el("td", "", entry.user),
+        el("td", "resource-name", what), move, el("td", "", entry.user),
         el("td", "", entry.reason || ""));
       return row;
     }));
@@ -412,6 +488,7 @@
       backendNames = stats.backends.map((b) => b.backend);
       renderTable(stats.table);
       renderResources(stats.resources);
+      renderGroups(stats.groups || []);
       setText($("progress"), stats.progress ? "Progress: " + stats.progress.text : "");
       renderBackends(stats.backends, stats.history_seconds);
       renderAudit(audit.entries);
@@ -460,6 +537,17 @@
       change("POST", "routes/" + encodeURIComponent(resource) + "/rollback", {}));
   }
 
+  function askGroupFlip(group, backend) {
+    if (!backend) return showError("No backend to flip group " + group + " to.");
+    ask("Flip every member of group " + group + " to " + backend + "?", () =>
+      change("POST", "flip", { group: group, backend: backend }));
+  }
+
+  function askGroupRollback(group) {
+    ask("Roll back group " + group + ": each member to its backend before the group's last flip?",
+      () => change("POST", "rollback", { group: group }));
+  }
+
   function askRollout(resource, action) {
     const entry = rows.get(resource);
     const plan = entry ? entry.cells.plan.rollout : null;
@@ -487,6 +575,10 @@
         const message = answer && answer.message ? answer.message : "HTTP " + response.status;
         const details = answer && answer.errors && answer.errors.length ? "\n" + answer.errors.join("\n") : "";
         showError(message + details);
+      } else if (answer.group !== undefined) {
+        const moved = Object.entries(answer.members).map(([name, m]) => name + " " + m.from + " → " + m.to);
+        showNotice(answer.action + ": group " + answer.group + ": " +
+          (moved.length ? moved.join(", ") : "nothing changed"));
       } else if (!answer.changed) {
         showNotice(answer.resource + " already goes to " + answer.to + ": nothing changed.");
       } else {

@@ -64,7 +64,8 @@ async def test_routes(client: TestClient, state: ProxyState) -> None:
     del body["loaded_at"]
     progress_window = body["progress"]["window_seconds"]  # since the first sample: about 0
     plain: dict[str, object] = {
-        "methods": {}, "canary": None, "shadow": None, "fallback": None, "guard": None
+        "methods": {}, "canary": None, "shadow": None, "fallback": None, "guard": None,
+        "clients": [],
     }  # fmt: skip
     idle = {"requests_per_second": 0.0, "error_rate": None}
     assert body == {
@@ -84,6 +85,7 @@ async def test_routes(client: TestClient, state: ProxyState) -> None:
         "traffic": {name: idle for name in ("bookings", "customers", "itineraries", "tours",
                                             "other")},
         "traffic_window_seconds": 10.0,
+        "groups": {},
         "store": None,  # no --store: the table is the file
         "stages": {"bookings": "legacy", "customers": "legacy", "itineraries": "legacy",
                    "tours": "retired", "other": "legacy"},
@@ -157,7 +159,7 @@ async def test_flip_writes_the_file_the_audit_and_reloads(
     answer = await response.json()
     assert answer.pop("time").endswith("Z")
     assert answer == {
-        "user": "admin-api", "resource": "bookings", "from": "legacy", "to": "drf",
+        "user": "admin", "resource": "bookings", "from": "legacy", "to": "drf",
         "reason": "contract green", "action": "flip", "changed": True,
         "sha256": state.table.sha256,
     }  # fmt: skip
@@ -167,7 +169,7 @@ async def test_flip_writes_the_file_the_audit_and_reloads(
     )
     [entry] = audit(state)
     assert (entry["user"], entry["resource"], entry["from"], entry["to"], entry["action"]) == (
-        "admin-api", "bookings", "legacy", "drf", "flip"
+        "admin", "bookings", "legacy", "drf", "flip"
     )  # fmt: skip
     response = await client.post(
         "/-/routes/bookings/rollback", json={"reason": "5xx"}, headers=AUTH

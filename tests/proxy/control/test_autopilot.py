@@ -121,7 +121,7 @@ def entries(routes: Path) -> list[dict[str, Any]]:
 
 def strangler(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "proxy", *args]
-    env = {**os.environ, "USER": "ana"}
+    env = {**os.environ, "USER": "ana", "LOGNAME": "ana"}  # the login name getpass reads
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
 
 

@@ -48,7 +48,8 @@ resources:
     guard: {max_p99_ms: 250, min_requests: 10, window: 30, dry_run: true}
 """
 NO_SHADOW = {
-    "configured": False, "backend": None, "percent": None, "match_rate": None, "comparisons": 0
+    "configured": False, "backend": None, "percent": None, "writes": False, "match_rate": None,
+    "comparisons": 0, "worst": None,
 }  # fmt: skip
 NO_FALLBACK = {"configured": False, "backend": None, "on": [], "count": 0.0, "recent": 0.0}
 NO_LIVE_GUARD = {
@@ -163,6 +164,8 @@ async def test_stats_shows_the_table_and_its_configuration(
     idle = {"requests_per_second": 0.0, "error_rate": None}
     plans = {name: entry.pop("rollout") for name, entry in resources.items()}
     assert plans == {"bookings": None, "itineraries": None, "tours": None, "other": None}
+    groups = {name: entry.pop("group") for name, entry in resources.items()}
+    assert (groups, body["groups"]) == (dict.fromkeys(plans), [])  # no groups: see test_groups_view
     assert resources["bookings"] == {
         "listed": True, "backend": "legacy", "methods": {}, **idle, "canary": None,
         "shadow": NO_SHADOW, "fallback": NO_FALLBACK, "guard": NO_GUARD,
@@ -359,7 +362,7 @@ async def test_audit_lists_the_last_changes_newest_first(client: TestClient) -> 
         ("flip", "legacy", "drf", "to drf"),
         ("flip", "drf", "legacy", "to legacy"),
     ]
-    assert all(e["user"] == "admin-api" and e["resource"] == "tours" for e in entries)
+    assert all(e["user"] == "admin" and e["resource"] == "tours" for e in entries)
     limited = (await (await client.get("/-/audit?limit=2")).json())["entries"]
     assert limited == entries[:2]
 

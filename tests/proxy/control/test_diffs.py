@@ -5,6 +5,7 @@ shadow traffic."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -65,21 +66,39 @@ async def test_diffs_endpoint(
         plain = await (await client.get("/-/diffs?resource=plain")).json()
     finally:
         await client.close()
-    (mismatch,) = body.pop("mismatches")
+    mismatches = body.pop("mismatches")
     assert body == {
         "resource": "things",
         "shadow": {
             "backend": "shadow",
             "percent": 100.0,
             "ignore": ["$.meta.generated_at", "$.results[*].href"],
+            "learn_noise": 0.0,
+            "noise_after": 3,
+            "writes": "off",
         },
-        "match": 2.0,
+        # /things/1 (twice) differs only in ignored fields: noise, apart from the match rate
+        "match": 0.0,
         "mismatch": 1.0,
+        "noise": 2.0,
         "error": 0.0,
         "dropped": 0.0,
-        "match_rate": 2 / 3,
+        "match_rate": 0.0,
+        "classes": {"status": 0.0, "schema": 0.0, "value": 1.0, "header": 0.0, "noise": 2.0},
+        "worst": "value",
+        "noise_paths": {},
+        "noise_rules": 'ignore: ["$.meta.generated_at", "$.results[*].href"]',
     }
+    # the most severe class first, newest first within a class
+    assert [(m["path"], m["class"]) for m in mismatches] == [
+        ("/things/2", "value"),
+        ("/things/1", "noise"),
+        ("/things/1", "noise"),
+    ]
+    assert mismatches[1]["time"] >= mismatches[2]["time"]
+    mismatch = mismatches[0]
     assert mismatch.pop("time").endswith("Z")
+    noise = {"class": "noise", "kind": "changed"}
     assert mismatch == {
         "resource": "things",
         "method": "GET",
@@ -89,19 +108,52 @@ async def test_diffs_endpoint(
         "shadow_backend": "shadow",
         "live_status": 200,
         "shadow_status": 200,
+        "class": "value",
+        "dry_run": False,
         "differences": [
+            {
+                "field": "$.meta.generated_at",
+                "live": "2026-11-28T10:00:00Z",
+                "shadow": "2026-11-28T10:00:01Z",
+                **noise,
+            },
+            {
+                "field": "$.results[0].href",
+                "live": "http://api/things/1",
+                "shadow": "http://drf/things/1",
+                **noise,
+            },
+            {
+                "field": "$.results[1].href",
+                "live": "http://api/things/2",
+                "shadow": "http://drf/things/2",
+                **noise,
+            },
             {
                 "field": "$.results[1].contact_email",
                 "kind": "changed",
+                "class": "value",
                 "live": "b@example.com",
                 "shadow": "B@example.com",
             },
-            {"field": "$.results[2]", "kind": "added", "live": None, "shadow": {"id": 3}},
+            {
+                "field": "$.results[2]",
+                "kind": "added",
+                "class": "value",
+                "live": None,
+                "shadow": {"id": 3},
+            },
         ],
+        "request": {"headers": [["Host", "api.example"]], "body": ""},
+        "live": {"content_type": "application/json", "body": json.dumps(LIVE_BODY)},
     }
+    summary_keys = ("noise_paths", "noise_rules")
     assert summary == {
         "resources": {
-            "things": {**{k: v for k, v in body.items() if k != "resource"}, "kept": 1},
+            "things": {
+                **{k: v for k, v in body.items() if k != "resource" and k not in summary_keys},
+                "kept": 3,
+            },
         }
     }
     assert unknown.status == 404
@@ -135,32 +187,44 @@ async def test_strangler_diffs_and_status(
     code, out, err = diffs
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[:2] == [
+    assert lines[:5] == [
         "things: shadowed to shadow at 100%",
-        "compared: 2 match, 1 mismatch, 0 error, 0 dropped; match rate 66.7%",
+        "compared: 0 match, 1 mismatch, 2 noise, 0 error, 0 dropped; match rate 0.0%",
+        "by class: 1 value, 2 noise",
+        "",
+        "value (1)",
     ]
-    assert lines[2] == ""
-    assert lines[3].endswith("Z  GET /things/2  request rid-/things/2")
-    assert lines[4:] == [
-        "  live live 200, shadow shadow 200",
-        '  $.results[1].contact_email: live="b@example.com" shadow="B@example.com"',
-        '  $.results[2]: added, shadow={"id": 3}',
+    assert lines[5].endswith("Z  GET /things/2  request rid-/things/2")
+    assert lines[6:12] == [
+        "    live live 200, shadow shadow 200",
+        '    $.meta.generated_at: live="2026-11-28T10:00:00Z" shadow="2026-11-28T10:00:01Z"'
+        "  (noise)",
+        '    $.results[0].href: live="http://api/things/1" shadow="http://drf/things/1"  (noise)',
+        '    $.results[1].href: live="http://api/things/2" shadow="http://drf/things/2"  (noise)',
+        '    $.results[1].contact_email: live="b@example.com" shadow="B@example.com"',
+        '    $.results[2]: added, shadow={"id": 3}',
     ]
+    assert lines[12:14] == ["", "noise (2)"]
+    assert [line for line in lines[14:] if "GET" in line] == [
+        line for line in lines[14:] if line.endswith("GET /things/1  request rid-/things/1")
+    ]
+    assert len(lines) == 24  # the two noise mismatches, five lines each
     code, out, err = status
     assert (code, err) == (0, "")
     assert out.splitlines()[4:] == [
         "progress:    1 legacy, 1 shadow; last 5m: no requests",
         "RESOURCE  STAGE   BACKEND  METHODS  REQ/S  ERRORS  SHADOW",
-        "things    shadow  live     -        0.0    -       66.7% of 3",
+        "things    shadow  live     -        0.0    -       0.0% of 1, 2 noise, worst value",
         "plain     legacy  live     -        0.0    -       -",
         "(other)   legacy  live     -        0.0    -       -",
     ]
     assert unknown == (1, "", "strangler diffs: Not found: no resource 'nope'.\n")
 
 
-def test_merge_mismatches_keeps_the_newest_per_resource() -> None:
-    def mismatch(second: int) -> dict:
-        return {"time": f"2026-11-28T10:00:{second:02d}.000Z", "path": f"/things/{second}"}
+def test_merge_mismatches_keeps_the_newest_per_resource_and_class() -> None:
+    def mismatch(second: int, kind: str = "value") -> dict:
+        time = f"2026-11-28T10:00:{second:02d}.000Z"
+        return {"time": time, "path": f"/things/{second}", "class": kind}
 
     one = {"things": [mismatch(9), mismatch(5), mismatch(1)], "other": [mismatch(3)]}
     two = {"things": [mismatch(7), mismatch(2)]}
@@ -170,6 +234,12 @@ def test_merge_mismatches_keeps_the_newest_per_resource() -> None:
         "other": [mismatch(3)],
     }
     assert len(one["things"]) == 3
+    # a flood of newer value mismatches never pushes an older status one out
+    three = {"things": [mismatch(50 - n) for n in range(6)] + [mismatch(1, "status")]}
+    assert [m["class"] for m in merge_mismatches([three], keep=4)["things"]] == [
+        *["value"] * 4,
+        "status",
+    ]
 
 
 def test_figures_sum_the_counters() -> None:
@@ -180,11 +250,16 @@ def test_figures_sum_the_counters() -> None:
     metrics.shadow_drop("a")
     metrics.shadow_drop("b")
     found = figures(registry)
+    metrics.shadow_result("a", "noise", "noise")
+    found = figures(registry)
     assert found["a"].to_json() == {
         "match": 3.0,
         "mismatch": 0.0,
+        "noise": 1.0,
         "error": 1.0,
         "dropped": 1.0,
-        "match_rate": 0.75,
+        "match_rate": 0.75,  # noise is neither for nor against
+        "classes": {"status": 0.0, "schema": 0.0, "value": 0.0, "header": 0.0, "noise": 1.0},
+        "worst": "noise",
     }
     assert found["b"].match_rate is None

@@ -151,7 +151,7 @@ async def test_twenty_flips_under_load_reach_every_replica_and_lose_nothing(flee
     )
     entries = [entry for entry in await audit(fleet.url) if entry.get("action") == "flip"]
     assert [(entry["resource"], entry["to"], entry["user"]) for entry in entries] == [
-        ("bookings", "drf" if n % 2 == 0 else "legacy", "admin-api") for n in range(FLIPS)
+        ("bookings", "drf" if n % 2 == 0 else "legacy", "admin") for n in range(FLIPS)
     ]
 
 
@@ -281,7 +281,7 @@ async def test_a_guard_tripping_on_three_replicas_at_once_rolls_back_once(fleet:
     await asyncio.sleep(1.0)  # any second rollback would have been written by now
     entries = [e for e in await audit(fleet.url) if e.get("resource") == "orders"]
     assert [(e["action"], e["user"], e["from"], e["to"]) for e in entries] == [
-        ("flip", "admin-api", "legacy", "drf"),
+        ("flip", "admin", "legacy", "drf"),
         ("rollback", "guard", "drf", "legacy"),
     ]
     counted = [

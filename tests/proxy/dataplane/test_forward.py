@@ -60,6 +60,8 @@ async def test_headers_upstream_exact_list(upstream_factory, proxy_factory):
         b"X-Application-Key: demo\r\n"
         b"X-Request-ID: client-chosen-1\r\n"
         b"X-Strangler-Force: app; token=none-configured\r\n"
+        b"X-Strangler-Shadow: dry-run\r\n"
+        b"x-strangler-signature: t=1,v1=forged\r\n"
         b"Cache-Control: max-age=0\r\n"
         b"x-lower-case: Value  With  Spaces\r\n"
         b"X-Forwarded-For: 6.6.6.6\r\n"
@@ -367,6 +369,7 @@ async def test_access_log_switch(upstream_factory, proxy_factory, capsys):
         "forced": False,
         "fallback": False,
         "shadow": False,
+        "client": False,
     }
 
 

@@ -130,6 +130,22 @@ def test_same_key_same_side_1000_times() -> None:
     assert upper == side(chooser, routes, request([(b"x-application-key", b"alpha")]))
 
 
+def test_sticky_on_authorization_hashes_the_whole_header_value() -> None:
+    chooser = BackendChooser(Settings())
+    routes = table(30, sticky="header:Authorization")
+    tokens = [b"Bearer tok-%d" % n for n in range(10_000)]
+    sides = {token: side(chooser, routes, request([(b"Authorization", token)])) for token in tokens}
+    on_drf = {token for token, name in sides.items() if name == "drf"}
+    limit, salt = threshold(30), resource_salt("bookings")
+    assert on_drf == {token for token in tokens if bucket(token, salt) < limit}
+    assert 2700 <= len(on_drf) <= 3300  # bearer tokens spread over the buckets
+    for token in tokens[:20]:  # and keep their side
+        again = {side(chooser, routes, request([(b"authorization", token)])) for _ in range(50)}
+        assert again == {sides[token]}
+    # the scheme is part of the key: another scheme with the same credential is another client
+    assert bucket(b"Bearer abc", salt) != bucket(b"abc", salt)
+
+
 def test_keyless_requests_spread_per_request() -> None:
     chooser = BackendChooser(Settings(), random.Random(7))
     routes = table(30)
@@ -350,6 +366,29 @@ async def test_tester_override_on_a_canary_resource_both_ways(upstream_factory) 
         assert await get(proxy.port, b"/bookings/1", force) == b"legacy"
         assert await get(proxy.port, b"/bookings/1") == b"drf"
     assert [r.head.count(b"Strangler") for r in legacy.requests + drf.requests] == [0, 0]
+
+
+async def test_tester_override_beats_an_authorization_sticky_canary(upstream_factory) -> None:
+    legacy, drf = await two_upstreams(upstream_factory)
+    canary = "{backend: drf, percent: 100, sticky: 'header:Authorization'}"
+    log = io.StringIO()
+    async with routed_proxy(
+        proxy_routes(legacy.url, drf.url, canary), Settings(tester_token=TOKEN), log
+    ) as proxy:
+        auth = b"Authorization: Bearer abc"
+        force = b"X-Strangler-Force: legacy; token=" + TOKEN.encode()
+        assert await get(proxy.port, b"/bookings/1", auth, force) == b"legacy"
+        assert await get(proxy.port, b"/bookings/1", auth) == b"drf"
+        lines = log_lines(proxy, log)
+    # the credential goes upstream untouched; the tester's header never does
+    [forced], [chosen] = legacy.requests, drf.requests
+    assert (b"Authorization", b"Bearer abc") in forced.headers
+    assert (b"Authorization", b"Bearer abc") in chosen.headers
+    assert b"Strangler" not in forced.head
+    assert [(line["forced"], line["canary"], line["client"]) for line in lines] == [
+        (True, False, "sha256:c355dce9"),
+        (False, True, "sha256:c355dce9"),
+    ]
 
 
 async def test_keep_alive_connection_each_request_chooses_anew(upstream_factory) -> None:

@@ -202,6 +202,24 @@ def test_a_guard_that_fired_stays_quiet_until_the_resource_is_flipped_anew() -> 
     assert guards.describe("customers")["state"] == "armed"
 
 
+def test_a_groups_entries_count_as_changes_of_each_member() -> None:
+    """After the guard's rollback, a group flip and a group rollback of customers: the latest
+    change of customers is the group's, not the guard's (proxy.routing.audit)."""
+    moved = {"customers": {"from": "legacy", "to": "drf"}}
+    history = [
+        flip_entry("customers", "legacy", "drf"),
+        rollback_entry("customers", "drf", "legacy"),
+        {"group": "crm", "members": moved, "action": "flip", "user": "ana"},
+    ]
+    guards = Guards()
+    guards.sync(parse_table(TABLE.replace("backend: legacy", "backend: drf")), history)
+    assert guards.watches["customers"].backend == "drf"  # a rollback would go to legacy
+    back = {"customers": {"from": "drf", "to": "legacy"}}
+    history.append({"group": "crm", "members": back, "action": "rollback", "user": "ana"})
+    guards.sync(parse_table(TABLE), history)
+    assert (guards.fired, guards.describe("customers")["state"]) == ({}, "off")
+
+
 def test_after_a_manual_rollback_the_guard_watches_what_is_left_to_undo() -> None:
     history = [
         flip_entry("bookings", "legacy", "drf"),

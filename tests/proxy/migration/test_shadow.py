@@ -141,7 +141,7 @@ async def test_a_shadow_backend_down_counts_errors(
         assert (response.status, response.body) == (200, b'{"ok": true}')
     await rig.settled()
     assert (rig.count("match"), rig.count("mismatch"), rig.count("error")) == (0, 0, 3)
-    assert rig.shadows.mismatches == {}
+    assert rig.shadows.snapshot() == {}
     # shadow failures are not the live backends' upstream errors
     assert (
         rig.state.registry.get_sample_value(
@@ -174,8 +174,15 @@ async def test_mismatches_name_the_fields_and_respect_ignore_paths(
     for path in ("/things/1", "/things/2", "/things/3"):
         await rig.get(path)
     await rig.settled()
-    assert (rig.count("match"), rig.count("mismatch")) == (2, 1)
-    (mismatch,) = rig.shadows.recent("things", 10)
+    # /things/1 and /things/3 differ only in ignored fields: noise, neither match nor mismatch
+    assert (rig.count("match"), rig.count("mismatch"), rig.count("noise")) == (0, 1, 2)
+    kept = rig.shadows.recent("things", 10)
+    assert sorted((m.target, m.kind) for m in kept) == [
+        ("/things/1", "noise"),
+        ("/things/2", "value"),
+        ("/things/3", "noise"),
+    ]
+    (mismatch,) = [m for m in kept if m.kind == "value"]
     assert (mismatch.method, mismatch.target, mismatch.request_id) == (
         "GET",
         "/things/2",
@@ -183,10 +190,17 @@ async def test_mismatches_name_the_fields_and_respect_ignore_paths(
     )
     assert (mismatch.backend, mismatch.shadow_backend) == ("live", "shadow")
     assert (mismatch.live_status, mismatch.shadow_status) == (200, 200)
-    assert [d.text() for d in mismatch.differences] == [
-        '$.results[1].contact_email: live="b@example.com" shadow="B@example.com"',
-        '$.results[2]: added, shadow={"id": 3}',
+    assert [(d.text(), d.class_) for d in mismatch.differences] == [
+        ('$.meta.generated_at: live="2026-11-28T10:00:00Z" shadow="2026-11-28T10:00:01Z"', "noise"),
+        ('$.results[0].href: live="http://api/things/1" shadow="http://drf/things/1"', "noise"),
+        ('$.results[1].href: live="http://api/things/2" shadow="http://drf/things/2"', "noise"),
+        ('$.results[1].contact_email: live="b@example.com" shadow="B@example.com"', "value"),
+        ('$.results[2]: added, shadow={"id": 3}', "value"),
     ]
+    counted = rig.state.registry.get_sample_value(
+        "strangler_shadow_mismatches_total", {"resource": "things", "class": "value"}
+    )
+    assert counted == 1
 
 
 async def test_status_differences_and_big_bodies_by_hash(

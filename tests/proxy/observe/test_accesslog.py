@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy.observe.accesslog import BATCH_BYTES, AccessLog
+from proxy.observe.accesslog import BATCH_BYTES, AccessLog, client, digest, without_userinfo
 from stack.ports import wait_port
 from tests.support import ROOT, free_port
 from tests.support.raw_http import canned, exchange, respond, write_routes
+from tests.support.routed import routed_proxy, routes_yaml
 
 
 class Writes(io.StringIO):
@@ -49,13 +51,14 @@ def test_line_keys_values_and_escaping() -> None:
         canary=True,
         fallback="legacy",
         shadow=True,
+        client="sha256:2a97516c",
     )
     text = stream.getvalue()
     assert text.endswith("}\n") and text.count("\n") == 1 and text.isascii()
     line = json.loads(text)
     assert list(line) == [
         "time", "request_id", "method", "path", "resource", "backend", "status", "duration_ms",
-        "bytes_in", "bytes_out", "canary", "forced", "fallback", "shadow",
+        "bytes_in", "bytes_out", "canary", "forced", "fallback", "shadow", "client",
     ]  # fmt: skip
     assert line["request_id"] == 'id"\\\n'
     assert line["path"] == '/bookings/"x"\u00e9\t'
@@ -71,8 +74,72 @@ def test_line_keys_values_and_escaping() -> None:
         "legacy",
         True,
     )
+    assert line["client"] == "sha256:2a97516c"
     assert time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S")
     assert line["time"][19] == "." and line["time"].endswith("Z") and len(line["time"]) == 24
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"Authorization", b"Bearer abc"), (b"X-Application-Key", b"demo")], "sha256:c355dce9"),
+        ([(b"x-application-key", b"demo"), (b"AUTHORIZATION", b"Bearer abc")], "sha256:c355dce9"),
+        ([(b"Accept", b"*/*"), (b"X-Application-Key", b"demo")], "sha256:2a97516c"),
+        ([(b"Authorization", b""), (b"X-Application-Key", b"demo")], "sha256:2a97516c"),
+        ([(b"Cookie", b"session=s3cret"), (b"X-Application-Kez", b"demo")], None),
+        ([], None),
+    ],
+)
+def test_client_is_the_digest_of_authorization_else_the_application_key(
+    headers: list[tuple[bytes, bytes]], expected: str | None
+) -> None:
+    assert client(headers) == expected
+
+
+def test_digest_and_user_information() -> None:
+    assert digest(b"Bearer abc") == "sha256:c355dce9"
+    assert without_userinfo("http://u:pw@h:80/b/7") == "http://sha256:aa12c3c4@h:80/b/7"
+    assert without_userinfo("http://h/a@b") == "http://h/a@b"  # an @ in the path is no userinfo
+    assert without_userinfo("/a@b") == "/a@b"
+
+
+def normalised(text: str) -> str:
+    """A line with its time and duration (which vary) replaced by T and 0."""
+    text = re.sub(r'"time": "[^"]+"', '"time": "T"', text)
+    return re.sub(r'"duration_ms": [0-9.]+', '"duration_ms": 0', text)
+
+
+async def test_secrets_are_written_only_as_digest_prefixes(upstream_factory) -> None:
+    upstream = await upstream_factory(canned(respond(b"200 OK", b"hello")))
+    log = io.StringIO()
+    async with routed_proxy(routes_yaml({"app": upstream.url}, "app"), log=log) as proxy:
+        secrets = b"Authorization: Bearer abc\r\nX-Application-Key: demo\r\nCookie: s=s3cret\r\n"
+        for target, headers in [
+            (b"/bookings/7?access_token=xyz&page=2", secrets),
+            (b"/bookings/7?key=xyz&api_key=xyz", b"X-Application-Key: demo\r\n"),
+            (b"http://u:xyz@h/bookings/7?password=xyz", b""),
+        ]:
+            request = b"GET %b HTTP/1.1\r\nHost: h\r\nX-Request-ID: r-1\r\n%b\r\n" % (
+                target,
+                headers,
+            )
+            assert (await exchange(proxy.port, request)).status == 200
+        proxy.listener.forwarder.access_log.flush()
+    text = log.getvalue()
+    assert all(secret not in text for secret in ("abc", "demo", "xyz", "s3cret"))
+    common = (
+        '"request_id": "r-1", "method": "GET", "path": "{}", "resource": "other", '
+        '"backend": "app", "status": 200, "duration_ms": 0, "bytes_in": 0, "bytes_out": 5, '
+        '"canary": false, "forced": false, "fallback": false, "shadow": false, "client": {}}}'
+    )
+    assert normalised(text).splitlines() == [
+        '{"time": "T", ' + common.format("/bookings/7", '"sha256:c355dce9"'),
+        '{"time": "T", ' + common.format("/bookings/7", '"sha256:2a97516c"'),
+        '{"time": "T", ' + common.format("http://sha256:b463bcec@h/bookings/7", "false"),
+    ]
+    # the backend still gets every credential as the client sent it
+    assert b"Authorization: Bearer abc" in upstream.requests[0].head
+    assert upstream.requests[0].request_line == b"GET /bookings/7?access_token=xyz&page=2 HTTP/1.1"
 
 
 async def test_lines_are_batched_in_whole_lines_of_at_most_pipe_buf() -> None:

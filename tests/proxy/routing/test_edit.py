@@ -104,7 +104,7 @@ def test_unknown_backend_is_refused_and_nothing_written(routes: Path) -> None:
     assert audit(routes) == []
 
 
-@pytest.mark.parametrize("resource", ["a/b", "other", "", "sp ace"])
+@pytest.mark.parametrize("resource", ["a//b", "*/b", "other", "", "sp ace"])
 def test_invalid_resource_name_is_refused(routes: Path, resource: str) -> None:
     with pytest.raises(edit.EditError, match=f"^invalid resource name '{re.escape(resource)}'$"):
         flip(routes, resource, "drf")

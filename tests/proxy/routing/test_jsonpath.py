@@ -25,6 +25,8 @@ from proxy.routing.jsonpath import (
         ("$.results[3].contact_email", ("results", 3, "contact_email")),
         ("$[0][*]", (0, WILDCARD)),
         ("$._x-y.Z9", ("_x-y", "Z9")),
+        ("$.@version", ("@version",)),  # an XML attribute
+        ("$.tags.list-item[1].@id", ("tags", "list-item", 1, "@id")),
     ],
 )
 def test_parse(text: str, steps: tuple[Step, ...]) -> None:
@@ -34,7 +36,23 @@ def test_parse(text: str, steps: tuple[Step, ...]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "meta", "$.", "$..a", "$.a.", "$.9a", "$.a b", "$[x]", "$[-1]", "$['a']", "$[*", "$a"],
+    [
+        *(
+            "",
+            "meta",
+            "$.",
+            "$..a",
+            "$.a.",
+            "$.9a",
+            "$.a b",
+            "$[x]",
+            "$[-1]",
+            "$['a']",
+            "$[*",
+            "$a",
+        ),
+        *("$.@", "$@a", "$.@@a", "$.a@b", "$.@9", "$[@a]"),
+    ],
 )
 def test_parse_rejects(text: str) -> None:
     with pytest.raises(JSONPathError):
@@ -77,3 +95,39 @@ def walk(ignore: Ignore, steps: tuple[Step, ...]) -> bool:
 )
 def test_ignore(paths: list[str], node: tuple[Step, ...], ignored: bool) -> None:
     assert walk(Ignore.compile(paths), node) is ignored
+
+
+def walk_xml(ignore: Ignore, steps: tuple[tuple[str, int] | str, ...]) -> bool:
+    """Whether the XML node at `steps` is ignored: (name, index) for an element, `@name` for an
+    attribute."""
+    for step in steps:
+        if ignore.ignored:
+            return True
+        ignore = ignore.child(step) if isinstance(step, str) else ignore.element(*step)
+    return ignore.ignored
+
+
+@pytest.mark.parametrize(
+    ("paths", "node", "ignored"),
+    [
+        (["$.tags.list-item[1]"], (("tags", 0), ("list-item", 1)), True),
+        (["$.tags.list-item[1]"], (("tags", 0), ("list-item", 0)), False),
+        (["$.tags.list-item[*]"], (("tags", 0), ("list-item", 7)), True),
+        (["$.tags.list-item[*]"], (("tags", 0), ("list-item", 0)), True),  # a list of one too
+        (["$.tags.list-item"], (("tags", 0), ("list-item", 3)), True),  # every list-item
+        (["$.tags[0]"], (("tags", 0), ("list-item", 3)), True),
+        (["$.tags[1]"], (("tags", 0),), False),
+        (["$.r.list-item[*].href"], (("r", 0), ("list-item", 2), ("href", 0)), True),
+        (["$.r.list-item[*].href"], (("r", 0), ("list-item", 2), ("id", 0)), False),
+        (["$.r.list-item[*].href"], (("r", 0), ("list-item", 2), "@href"), False),
+        (["$.@version"], ("@version",), True),
+        (["$.@version"], (("version", 0),), False),  # an attribute is not an element
+        (["$.a.@id"], (("a", 1), "@id"), True),
+        (["$.a[0].@id"], (("a", 1), "@id"), False),
+        (["$.version"], ("@version",), False),
+    ],
+)
+def test_ignore_xml(
+    paths: list[str], node: tuple[tuple[str, int] | str, ...], ignored: bool
+) -> None:
+    assert walk_xml(Ignore.compile(paths), node) is ignored

@@ -38,6 +38,18 @@ def with_resources(body: str) -> str:
     return HEAD + "resources:\n" + body
 
 
+def test_shadow_writes_and_learned_noise_options() -> None:
+    text = with_resources(
+        "  tours:\n    backend: drf\n    shadow:\n      backend: legacy\n"
+        "      writes: dry-run\n      learn_noise: 0.05\n      noise_after: 5\n"
+        "  bookings: {backend: drf, shadow: {backend: legacy, writes: off}}\n"
+    )
+    parsed = parse_table(text, environ={})
+    assert parsed.routes["tours"].shadow == Shadow("legacy", 100.0, (), 0.05, 5, True)
+    shadow = parsed.routes["bookings"].shadow
+    assert shadow is not None and shadow.writes is False  # YAML's bare off is false: off
+
+
 def test_design_example_parses_whole(table: RouteTable) -> None:
     assert table.version == 1
     assert table.default == "legacy"
@@ -71,6 +83,11 @@ def test_defaults_and_full_options() -> None:
     route = parsed.routes["tours"]
     assert route.canary == Canary("legacy", 0.5, "client_ip")
     assert route.shadow == Shadow("legacy", 100.0, ())
+    assert (route.shadow.writes, route.shadow.learn_noise, route.shadow.noise_after) == (
+        False,
+        0.0,
+        3,
+    )
     assert route.guard == Guard(None, 250.0, 20, 60.0, True)
 
 
@@ -113,9 +130,9 @@ def test_env_defaults_to_process_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 # -- validation: every error, exact text -----------------------------------------------------------
 
-KEYS = "expected one of: backends, default, max_in_flight, resources, version"
+KEYS = "expected one of: backends, default, groups, max_in_flight, resources, version"
 BACKEND_KEYS = "expected one of: connect_timeout, max_connections, read_timeout, tls, url"
-ROUTE_KEYS = "expected one of: backend, canary, fallback, guard, methods, rollout, shadow"
+ROUTE_KEYS = "expected one of: backend, canary, clients, fallback, guard, methods, rollout, shadow"
 METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 STICKY = '"header:NAME", "cookie:NAME" or "client_ip"'
 URL = "must be http(s)://host:port"
@@ -315,7 +332,9 @@ INVALID = [
         id="resource-empty",
     ),
     pytest.param(
-        with_resources("  'a/b': drf\n"), ["7: resource name 'a/b' is invalid"], id="resource-name"
+        with_resources("  'a//b': drf\n"),
+        ["7: resource name 'a//b' is invalid"],
+        id="resource-name",
     ),
     pytest.param(
         with_resources("  other: drf\n"),
@@ -439,6 +458,18 @@ INVALID = [
         with_resources("  tours: {backend: drf, shadow: {backend: legacy, percent: 101}}\n"),
         ["7: shadow of resource 'tours': percent must be a number from 0 to 100, got 101"],
         id="shadow-percent",
+    ),
+    pytest.param(
+        with_resources(
+            "  tours: {backend: drf, shadow: {backend: legacy, writes: yes, learn_noise: 5,"
+            " noise_after: 0}}\n"
+        ),
+        [
+            "7: shadow of resource 'tours': learn_noise must be a number from 0 to 1, got 5",
+            "7: shadow of resource 'tours': noise_after must be an integer >= 1, got 0",
+            "7: shadow of resource 'tours': writes must be off or dry-run, got True",
+        ],
+        id="shadow-writes-and-noise",
     ),
     pytest.param(
         with_resources("  tours: {backend: drf, shadow: {backend: legacy, ignore: $.a}}\n"),
