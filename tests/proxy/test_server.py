@@ -22,6 +22,7 @@ from tests.support.raw_http import (
     read_head,
     respond,
     worker_pids,
+    workers_listening,
     write_routes,
 )
 
@@ -130,7 +131,7 @@ async def test_workers_share_the_port_and_sum_metrics(upstream_factory, proxy_pr
     two = await upstream_factory(canned(respond(body=b"two")))
     routes = write_routes(tmp_path / "routes.yaml", {"one": one.url, "two": two.url}, "one")
     proxy = proxy_process(routes, "--workers", "2")
-    await asyncio.sleep(0.5)
+    await workers_listening(proxy.proc.pid, proxy.port, 2)
     results = await asyncio.gather(*(exchange(proxy.port, GET) for _ in range(60)))
     assert {r.body for r in results} == {b"one"}
     # Each worker flushes its counts every FLUSH_SECONDS: the sum is exact within that time.

@@ -5,8 +5,10 @@ upstreams that record the exact bytes they received, and handles on the proxies 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +180,46 @@ def worker_pids(parent: int) -> list[int]:
     """The worker processes of a `--workers N` proxy (its children)."""
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     return [int(pid) for pid in children]
+
+
+def listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on 127.0.0.1:`port` (one per SO_REUSEPORT listener)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            found.add(inode)
+    return found
+
+
+async def workers_listening(parent: int, port: int, workers: int, timeout: float = 20) -> None:
+    """Wait until each of the `workers` worker processes holds its own listener on `port`:
+    until then the kernel sends every connection to the ones that do."""
+    deadline = time.monotonic() + timeout
+    while True:
+        inodes = listening_inodes(port)
+        pids = worker_pids(parent)
+        holding = [pid for pid in pids if inodes & socket_inodes(pid)]
+        if len(holding) == workers:
+            return
+        assert time.monotonic() < deadline, f"{len(holding)} of {workers} workers listen"
+        await asyncio.sleep(0.05)
+
+
+def socket_inodes(pid: int) -> set[str]:
+    found = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                found.add(target[8:-1])
+    except OSError:
+        pass
+    return found
 
 
 @dataclass

@@ -26,7 +26,14 @@ from proxy.routing.parser import load_table
 from proxy.routing.reload import reload_now
 from proxy.settings import Settings
 from proxy.state import ProxyState
-from tests.support.raw_http import ProxyProcess, RawRequest, Upstream, canned, respond
+from tests.support.raw_http import (
+    ProxyProcess,
+    RawRequest,
+    Upstream,
+    canned,
+    respond,
+    workers_listening,
+)
 
 UpstreamFactory = Callable[[Callable[[Upstream], object]], Awaitable[Upstream]]
 
@@ -268,7 +275,7 @@ async def test_three_workers_roll_back_exactly_once(
     legacy, drf = two_backends
     routes = routes_file(tmp_path, legacy.url, drf.url, "max_error_rate: 0.05, min_requests: 5")
     proxy = proxy_process(routes, "--workers", "3", env={"STRANGLER_ACCESS_LOG": "0"})
-    await asyncio.sleep(1.0)  # every worker up and listening
+    await workers_listening(proxy.proc.pid, proxy.port, 3)
     # Right after an evaluation instant (every 0.5 s on the wall clock), so that every worker
     # has its share of the burst when they all evaluate at the next one.
     await asyncio.sleep(0.5 - time.time() % 0.5 + 0.02)

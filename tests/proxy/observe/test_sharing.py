@@ -15,7 +15,14 @@ from pathlib import Path
 
 from proxy.observe.sharing import SHARE_SECONDS, others, publish, share
 from proxy.settings import shared_directory
-from tests.support.raw_http import RawRequest, canned, exchange, respond, worker_pids
+from tests.support.raw_http import (
+    RawRequest,
+    canned,
+    exchange,
+    respond,
+    worker_pids,
+    workers_listening,
+)
 
 
 def test_shared_directory_only_with_several_workers(tmp_path: Path) -> None:
@@ -92,7 +99,7 @@ async def test_every_worker_reports_the_debt_and_mismatches_of_all(
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES.format(legacy=legacy.url, drf=drf.url))
     proxy = proxy_process(routes, "--workers", "2", env={"STRANGLER_ACCESS_LOG": "0"})
-    await asyncio.sleep(0.5)  # both workers listening
+    await workers_listening(proxy.proc.pid, proxy.port, 2)  # else one may get every connection
     requests = [f"GET /bookings/{n} HTTP/1.1\r\nHost: a\r\n\r\n" for n in range(FALLBACKS)]
     requests += [f"GET /customers/{n} HTTP/1.1\r\nHost: a\r\n\r\n" for n in range(SHADOWED)]
     answers = await asyncio.gather(*(exchange(proxy.port, r.encode()) for r in requests))
