@@ -1,4 +1,5 @@
-"""Dry runs through the DRF gateway under gunicorn, in front of real source systems.
+"""Dry runs through both gateways under gunicorn, in front of real source systems: each test runs
+against legacy and against DRF, which must agree.
 
 The world here is the module's own: every process shares a known STRANGLER_SHADOW_SECRET, so
 the test signs dry runs as the proxy would. A genuine dry run answers what the real request then
@@ -22,7 +23,7 @@ from proxy.dryrun import SHADOW_HEADER, SIGNATURE_HEADER, WINDOW, sign
 from stack.runner import Stack
 from tests.support import HEADERS, ROOT, World, free_config
 
-SECRET = "drf-dry-run-test-secret"
+SECRET = "dry-run-test-secret"
 REFUSED = b'{"http_status_code": 403, "message": "Invalid dry-run signature.", "errors": []}'
 UNAUTHORIZED = (
     b'{"http_status_code": 401, "message": "Missing or invalid X-Application-Key.", "errors": []}'
@@ -53,8 +54,14 @@ def shadowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with Stack(cwd=ROOT, log_dir=base / "logs") as stack:
         world = World(free_config(base / "data", shadow_secret=SECRET), stack)
         world.start_sources()
+        world.start_legacy()
         world.start_drf()
         yield world
+
+
+@pytest.fixture(params=["legacy", "drf"])
+def gateway(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,10 @@ class Answer:
         return cls(response.status_code, tuple(headers), response.content)
 
 
-def send(world: World, method: str, target: str, body: bytes, headers: dict[str, str]) -> Answer:
-    url = world.url("drf") + target
+def send(
+    world: World, gateway: str, method: str, target: str, body: bytes, headers: dict[str, str]
+) -> Answer:
+    url = world.url(gateway) + target
     sent = {**HEADERS, "Content-Type": "application/json", **headers}
     return Answer.of(requests.request(method, url, data=body, headers=sent, timeout=10))
 
@@ -109,13 +118,13 @@ WRITES = [
 
 @pytest.mark.parametrize(("method", "target", "fields"), WRITES)
 def test_a_dry_run_answers_what_the_write_answers_and_stores_nothing(
-    shadowed: World, method: str, target: str, fields: Any
+    shadowed: World, gateway: str, method: str, target: str, fields: Any
 ) -> None:
     body = json.dumps(fields).encode()
     before = stored(shadowed)
-    dry = send(shadowed, method, target, body, signed(method, target, body))
+    dry = send(shadowed, gateway, method, target, body, signed(method, target, body))
     assert stored(shadowed) == before
-    assert timeless(dry) == timeless(send(shadowed, method, target, body, {}))
+    assert timeless(dry) == timeless(send(shadowed, gateway, method, target, body, {}))
 
 
 def timeless(answer: Answer) -> Answer:
@@ -124,18 +133,20 @@ def timeless(answer: Answer) -> Answer:
     return replace(answer, body=CREATED.sub(b'"date_created": "..."', answer.body))
 
 
-def test_a_dry_run_post_gets_the_id_the_real_post_then_gets(shadowed: World) -> None:
+def test_a_dry_run_post_gets_the_id_the_real_post_then_gets(shadowed: World, gateway: str) -> None:
     body = json.dumps(BOOKING).encode()
-    dry = send(shadowed, "POST", "/bookings", body, signed("POST", "/bookings", body))
-    real = send(shadowed, "POST", "/bookings", body, {})
+    dry = send(shadowed, gateway, "POST", "/bookings", body, signed("POST", "/bookings", body))
+    real = send(shadowed, gateway, "POST", "/bookings", body, {})
     assert (dry.status, real.status) == (201, 201)
     assert json.loads(dry.body)["id"] == json.loads(real.body)["id"]
 
 
 @pytest.mark.parametrize("target", ["/bookings?page=2&max_per_page=3", "/bookings/7", "/nowhere"])
-def test_a_genuine_dry_run_read_answers_as_usual(shadowed: World, target: str) -> None:
-    dry = send(shadowed, "GET", target, b"", signed("GET", target, b""))
-    assert dry == send(shadowed, "GET", target, b"", {})
+def test_a_genuine_dry_run_read_answers_as_usual(
+    shadowed: World, gateway: str, target: str
+) -> None:
+    dry = send(shadowed, gateway, "GET", target, b"", signed("GET", target, b""))
+    assert dry == send(shadowed, gateway, "GET", target, b"", {})
 
 
 def forgeries(method: str, target: str, body: bytes) -> list[dict[str, str]]:
@@ -166,6 +177,7 @@ REQUESTS = [
 @pytest.mark.parametrize(("method", "target", "body"), REQUESTS)
 def test_anything_but_a_genuine_dry_run_is_refused_first_and_changes_nothing(
     shadowed: World,
+    gateway: str,
     method: str,
     target: str,
     body: bytes,
@@ -174,9 +186,8 @@ def test_anything_but_a_genuine_dry_run_is_refused_first_and_changes_nothing(
 ) -> None:
     before = stored(shadowed)
     headers = {"X-Application-Key": key.get("X-Application-Key", "")}
-    answer = send(
-        shadowed, method, target, body, {**headers, **forgeries(method, target, body)[forgery]}
-    )
+    forged = {**headers, **forgeries(method, target, body)[forgery]}
+    answer = send(shadowed, gateway, method, target, body, forged)
     assert answer == Answer(
         403,
         (("content-length", str(len(REFUSED))), ("content-type", "application/json")),
@@ -185,16 +196,18 @@ def test_anything_but_a_genuine_dry_run_is_refused_first_and_changes_nothing(
     assert stored(shadowed) == before
 
 
-def test_a_genuine_dry_run_still_needs_a_key(shadowed: World) -> None:
+def test_a_genuine_dry_run_still_needs_a_key(shadowed: World, gateway: str) -> None:
     body = json.dumps(BOOKING).encode()
     headers = {"X-Application-Key": "", **signed("POST", "/bookings", body)}
-    answer = send(shadowed, "POST", "/bookings", body, headers)
+    answer = send(shadowed, gateway, "POST", "/bookings", body, headers)
     assert (answer.status, answer.body) == (401, UNAUTHORIZED)
 
 
-def test_refusals_are_logged_with_their_reason_and_never_the_secret(shadowed: World) -> None:
+def test_refusals_are_logged_with_their_reason_and_never_the_secret(
+    shadowed: World, gateway: str
+) -> None:
     headers = signed("GET", "/bookings/9", b"", now=time.time() - WINDOW - 5)
-    assert send(shadowed, "GET", "/bookings/9", b"", headers).status == 403
-    log = shadowed.log("drf")
+    assert send(shadowed, gateway, "GET", "/bookings/9", b"", headers).status == 403
+    log = shadowed.log(gateway)
     assert "refused dry run GET /bookings/9: signature expired" in log
     assert SECRET not in log
