@@ -12,11 +12,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP_RUN): pyproject.toml | $(BIN)/python
+$(STAMP_RUN): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[demo]'
 	touch $@
 
-$(STAMP_DEV): pyproject.toml | $(BIN)/python
+$(STAMP_DEV): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@ $(STAMP_RUN)
 
@@ -39,8 +39,17 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy
 
+# The hot path's tests run twice where it is compiled: once compiled (the whole suite), once on
+# its Python source (STRANGLER_NO_EXTENSIONS=1, only the hot path's packages: about a minute).
+HOT_PATH_TESTS := tests/proxy/http tests/proxy/dataplane tests/proxy/routing tests/proxy/migration \
+	tests/proxy/test_speedups.py
+
 pytest: $(STAMP_DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@if [ "$$($(BIN)/python -c 'import proxy; print(proxy.HOT_PATH_MODE)')" = compiled ]; then \
+		echo "again on the hot path's Python source (STRANGLER_NO_EXTENSIONS=1):"; \
+		STRANGLER_NO_EXTENSIONS=1 $(BIN)/pytest $(HOT_PATH_TESTS); \
+	fi
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m bench

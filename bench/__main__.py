@@ -43,8 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="interleaved rounds (default 3): best req/s kept; gateways: median DRF/legacy ratio",
+        default=None,
+        help="interleaved rounds: proxy (default 5): median ratios to nginx; gateways (default 3):"
+        " median DRF/legacy ratio",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="gateways: gunicorn workers of each (default 2)"
@@ -61,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flips", type=int, default=50, help="fleet: flips timed (default 50)")
     args = parser.parse_args(argv)
     for name in ("seconds", "rounds", "workers", "connections", "requests", "flips"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
     return args
 
@@ -69,11 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs: dict[str, Callable[[], object]] = {
-        "proxy": partial(proxy.run, args.seconds, args.rounds),
+        "proxy": partial(proxy.run, args.seconds, args.rounds or 5),
         "instructions": partial(instructions.run, args.requests),
         "routing": partial(routing.run, args.requests),
         "gateways": partial(
-            gateways.run, args.seconds, args.rounds, args.workers, args.connections
+            gateways.run, args.seconds, args.rounds or 3, args.workers, args.connections
         ),
         "fleet": partial(fleet.run, args.flips),
     }

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench import nginx
 from bench.load import apt_install
-from bench.proxy import PROXY_ENV, RESULTS, ROOT, proxy_command
+from bench.proxy import PROXY_ENV, RESULTS, ROOT, hot_path_mode, proxy_command
 from stack.ports import free_port, wait_port
 
 CONNECTIONS = 32
@@ -34,6 +34,12 @@ WARM_UP = 500
 PATH = "/bookings/1?expand=all"
 REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n".encode()
 TOTALS = re.compile(rb"^totals: (\d+)", re.M)
+# proxy: the hot path compiled where built (proxy/speedups.py); proxy-python: its .py sources.
+ENVIRONMENTS = {
+    "proxy": PROXY_ENV,
+    "proxy-python": {**PROXY_ENV, "STRANGLER_NO_EXTENSIONS": "1"},
+    "nginx": PROXY_ENV,  # proxy_buffering on, as in production
+}
 
 
 def valgrind_binary() -> str:
@@ -106,13 +112,15 @@ def complete_response(buffer: bytearray) -> int | None:
     return size if len(buffer) >= size else None
 
 
-def count(command: list[str], port: int, out_file: Path, requests: int) -> float:
+def count(
+    command: list[str], port: int, out_file: Path, requests: int, env: dict[str, str] = PROXY_ENV
+) -> float:
     """Instructions per request of the server that `command` starts on `port`, under callgrind.
 
     `out_file` is callgrind's --callgrind-out-file in `command`.
     """
     proc = subprocess.Popen(
-        command, cwd=ROOT, env=PROXY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_port(port, timeout=180)
@@ -151,15 +159,18 @@ def measure(directory: Path, requests: int) -> dict[str, float]:
     static = nginx.start_static(directory, upstream)
     try:
         wait_port(upstream)
-        ports = {"proxy": free_port(), "nginx": free_port()}
+        ports = {name: free_port() for name in ENVIRONMENTS}
         commands = {
             "proxy": proxy_command(directory, ports["proxy"], upstream),
+            "proxy-python": proxy_command(directory, ports["proxy-python"], upstream),
             "nginx": nginx.proxy_command(directory, ports["nginx"], upstream),
         }
         per_request = {}
         for name, command in commands.items():
             out = directory / f"{name}.callgrind"
-            per_request[name] = count(callgrind(out) + command, ports[name], out, requests)
+            prefixed = callgrind(out) + command
+            env = ENVIRONMENTS[name]
+            per_request[name] = count(prefixed, ports[name], out, requests, env)
         return per_request
     finally:
         static.send_signal(signal.SIGTERM)
@@ -172,6 +183,7 @@ def run(requests: int) -> dict[str, float]:
         per_request = measure(Path(tmp), requests)
     ratio = per_request["nginx"] / per_request["proxy"]
     report = {
+        "hot_path": hot_path_mode(),
         "requests": requests,
         "connections": CONNECTIONS,
         "instructions_per_request": {name: round(value) for name, value in per_request.items()},
@@ -181,7 +193,8 @@ def run(requests: int) -> dict[str, float]:
     (RESULTS / "instructions.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"instructions per request ({requests} requests over {CONNECTIONS} connections):")
     for name, value in per_request.items():
-        print(f"  {name:<6} {value:>10,.0f}")
+        print(f"  {name:<12} {value:>10,.0f}")
+    print(f"hot path of `proxy`: {report['hot_path']}")
     print(f"nginx_vs_proxy_instructions: {ratio:.3f}")
     print(f"written: {RESULTS / 'instructions.json'}")
     return per_request

@@ -6,7 +6,9 @@ tables in front of the same static nginx:
 
 - `table7`: the seven resources of today's routes.yaml, no nested key;
 - `table90`: 90 resources, 30 of them nested keys (`bookings/*/customers`, ...), ten first
-  segments with nested keys, `bookings` among them, so that every request walks its trie.
+  segments with nested keys, `bookings` among them, so that every request walks its trie; and
+  the migration's features on a third of the others (`FEATURES`: canaries, shadows, guards), so
+  that their per-table setup and per-request observers are in the count.
 
 The admin side samples the metrics on timers (the dashboard every second, the lifecycle every
 five), and that work grows with the table (90 resources: about 14 M instructions a second under
@@ -47,10 +49,28 @@ def table7(upstream: int) -> str:
     return head(upstream) + "\n".join(lines) + "\n"
 
 
+# Cycled over resource_00..52: a canary, a shadow, a guard, then three resources without any.
+FEATURES = (
+    "canary: {{backend: {other}, percent: 10}}",
+    "shadow: {{backend: {other}}}",
+    "guard: {{max_p99_ms: 250}}",
+    None,
+    None,
+    None,
+)
+
+
 def table90(upstream: int) -> str:
-    """60 plain resources and 30 nested keys, three under each of ten first segments."""
-    names = [*API, "accommodations", *(f"resource_{n:02d}" for n in range(53))]
+    """60 resources (a third with a canary, a shadow or a guard) and 30 nested keys, three under
+    each of ten first segments."""
+    names = [*API, "accommodations"]
     lines = [f"  {name}: {'drf' if n % 2 else 'legacy'}" for n, name in enumerate(names)]
+    for n in range(53):
+        feature = FEATURES[n % len(FEATURES)]
+        backend = "drf" if n % 2 else "legacy"
+        other = "legacy" if n % 2 else "drf"
+        extra = "" if feature is None else ", " + feature.format(other=other)
+        lines.append(f"  resource_{n:02d}: {{backend: {backend}{extra}}}")
     for first in NESTED_UNDER:
         lines += [
             f"  {first}/*/customers: drf",

@@ -94,6 +94,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
                 self._stop_reading()
             return
         started = self._head_started
+        begun = self._heads_begun
         between = started is None and self._body is None
         messages = self._messages
         try:
@@ -108,7 +109,10 @@ class ClientConnection(RequestReading, asyncio.Protocol):
             context = exc.__context__
             self._reject(context if isinstance(context, ProxyError) else BadRequest())
         else:
-            if started is not None and self._head_started is started:  # still the same head
+            # Still the same head (a count, not the start time's identity: compiled, a float
+            # attribute is boxed anew on each read; and uvloop's clock ticks in milliseconds).
+            same = self._heads_begun == begun and self._head_started is not None
+            if started is not None and same:
                 self._count_head_bytes(len(data))
 
     def eof_received(self) -> bool:

@@ -85,11 +85,13 @@ class RequestReading:
         self._body_seen = 0  # body bytes received when the body timer last looked
         self._switching: bytearray | None = None  # an upgrade awaits its answer: bytes after it
         self._head_started: float | None = None  # loop time the request head now arriving began
+        self._heads_begun = 0  # request heads begun here: tells one head from the next
 
     # httptools callbacks
 
     def on_message_begin(self) -> None:
         self._head_started = self._loop.time()
+        self._heads_begun += 1
         if self._headers:  # trailers of the previous request: never part of this head
             self._reset_head()
 

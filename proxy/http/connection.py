@@ -55,7 +55,7 @@ class Owner(Protocol):
     def forget(self, conn: UpstreamConnection) -> None: ...
 
 
-@dataclass(slots=True)
+@dataclass
 class _Exchange:
     method: str
     read_timeout: float

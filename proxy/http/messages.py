@@ -35,7 +35,7 @@ CONNECTION_SIZE = len(b"connection")
 COMMON_CONNECTION = {value: frozenset({value}) for value in (b"keep-alive", b"close")}
 
 
-@dataclass(slots=True)
+@dataclass
 class Request:
     """A client request whose head has been parsed; the body (if any) is still arriving."""
 

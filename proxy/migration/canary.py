@@ -48,7 +48,7 @@ FORCED = "forced"
 PINNED = "pinned"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CanaryPlan:
     """A route's canary, pre-parsed for the hot path."""
 

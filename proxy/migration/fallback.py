@@ -116,7 +116,7 @@ def stream_of(*chunks: bytes) -> BodyStream:
     return body
 
 
-@dataclass(slots=True)
+@dataclass
 class Replay:
     """A request that may be replayed on `backend` if the first answer's code is in `on`."""
 

@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
-@dataclass(slots=True)
+@dataclass
 class RequestSeries:
     """One (resource, backend, method, code) series: its children and what is not flushed yet."""
 

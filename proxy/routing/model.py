@@ -223,8 +223,6 @@ class RouteTable:
         object.__setattr__(self, "_plans", plans)
         object.__setattr__(self, "_fallthrough", Decision(OTHER_RESOURCE, default, None))
         object.__setattr__(self, "_nested", nested_tries({n: plans[n] for n in self.routes}))
-        if self._nested:  # only then: a table without nested keys matches as it always did
-            object.__setattr__(self, "match", self._match_nested)
 
     def _plan(self, route: Route) -> _Plan:
         by_method = {
@@ -241,6 +239,8 @@ class RouteTable:
         >>> table.match("GET", "/bookings%2F7/customers")   # doctest: +SKIP
         Decision(resource='bookings', backend=Backend(name='drf', ...), route=Route(...))
         """
+        if self._nested:  # only then: a table without nested keys matches as it always did
+            return self._match_nested(method, path)
         plan = self._plans.get(routing_key(path))
         if plan is None:
             return self._fallthrough

@@ -16,7 +16,8 @@ import pytest
 from bench import instructions
 from bench.__main__ import parse_args
 from bench.instructions import complete_response, dumped_instructions, send_exactly
-from bench.proxy import verdict
+from bench.load import Result
+from bench.proxy import median_ratio, verdict
 from tests.support import free_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -35,20 +36,36 @@ def test_bad_request_count_exits_with_usage() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rps", "p50", "expected"),
+    ("rps", "p50", "cpu", "expected"),
     [
-        (0.312, 0.25, ["PASS", "PASS", "proxy: PASS"]),
-        (0.3, 0.5, ["PASS", "PASS", "proxy: PASS"]),
-        (0.299, 0.25, ["FAIL", "PASS", "proxy: FAIL"]),
-        (0.35, 0.51, ["PASS", "FAIL", "proxy: FAIL"]),
+        (0.70, 0.08, 1.4, ["PASS", "PASS", "PASS", "proxy: PASS"]),
+        (0.65, 0.10, 1.5, ["PASS", "PASS", "PASS", "proxy: PASS"]),
+        (0.649, 0.08, 1.4, ["FAIL", "PASS", "PASS", "proxy: FAIL"]),
+        (0.70, 0.11, 1.4, ["PASS", "FAIL", "PASS", "proxy: FAIL"]),
+        (0.70, 0.08, 1.51, ["PASS", "PASS", "FAIL", "proxy: FAIL"]),
     ],
 )
-def test_verdict_against_both_targets(rps: float, p50: float, expected: list[str]) -> None:
-    lines = verdict({"proxy_vs_nginx_rps": rps, "proxy_added_p50_ms_c1": p50})
+def test_verdict_against_the_three_targets(
+    rps: float, p50: float, cpu: float, expected: list[str]
+) -> None:
+    figures = {"proxy_vs_nginx_rps": rps, "proxy_added_p50_ms_c1": p50, "proxy_vs_nginx_cpu": cpu}
+    lines = verdict(figures)
     assert lines[0] == "proxy targets:"
-    assert lines[1] == f"  {'throughput >= 0.30 x nginx':<32} {rps:.3f}  {expected[0]}"
-    assert lines[2] == f"  {'added p50 at c1 <= 0.5 ms':<32} {p50:.3f}  {expected[1]}"
-    assert lines[3] == expected[2]
+    assert lines[1] == f"  {'throughput >= 0.65 x nginx':<32} {rps:.3f}  {expected[0]}"
+    assert lines[2] == f"  {'added p50 at c1 <= 0.1 ms':<32} {p50:.3f}  {expected[1]}"
+    assert lines[3] == f"  {'CPU/request <= 1.5 x nginx':<32} {cpu:.3f}  {expected[2]}"
+    assert lines[4] == expected[3]
+
+
+def test_the_ratio_is_the_median_of_the_rounds() -> None:
+    def runs(*rps: float) -> list[Result]:
+        return [Result(rps=r, p50_ms=1.0, p99_ms=2.0, errors=0) for r in rps]
+
+    both = {
+        "proxy": {"c32": runs(60, 70, 10), "c1": []},
+        "nginx": {"c32": runs(100, 100, 100), "c1": []},
+    }
+    assert median_ratio(both, "proxy", "nginx") == 0.6
 
 
 def test_complete_response_sizes_one_answer() -> None:
@@ -149,5 +166,5 @@ def test_instruction_count_of_both_proxies(tmp_path: Path) -> None:
     Needs valgrind and nginx (.ci/system-deps installs both).
     """
     counts = instructions.measure(tmp_path, 300)
-    assert set(counts) == {"proxy", "nginx"}
+    assert set(counts) == {"proxy", "proxy-python", "nginx"}
     assert 2_000 < counts["nginx"] < counts["proxy"] < 2_000_000

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "proxy.clock": 0,
     "proxy.tasks": 0,
     "proxy.dryrun": 0,  # the signed dry-run headers of shadowed writes (also for the gateways)
+    "proxy.speedups": -1,  # the compiled hot path's switch, run first by the package's __init__
     "proxy.routing": 1,
     "proxy.http": 2,
     "proxy.observe": 3,

@@ -1,0 +1,115 @@
+"""The hot path compiled with mypyc, and the switch back to its Python source.
+
+`pip install` compiles the modules in `HOT_PATH` with mypyc where a C compiler and Python's
+headers exist (setup.py); the `.py` files stay the source of truth, compiled as they are. An
+extension module found next to its `.py` wins the import, so the way back to the source is
+deliberate: `install()` (run by `proxy/__init__.py`, before any hot-path module is imported)
+puts a finder first on `sys.meta_path` that loads the `.py` of every hot-path module when
+
+- `STRANGLER_NO_EXTENSIONS` is set (to anything but "" or "0"), or
+- the build is stale: the sources' hash differs from the one the build recorded in
+  `proxy/hotpath.sha256` (an edited `.py` never runs as its old compiled self), or incomplete.
+
+All or nothing: compiled modules call each other natively, so one `.py` among them would make
+two copies of its classes. This module reads the environment itself (not through `Settings`):
+the choice is made at import time, before anything else of the proxy exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+
+ENV = "STRANGLER_NO_EXTENSIONS"
+PACKAGE = Path(__file__).resolve().parent
+MANIFEST = PACKAGE / "hotpath.sha256"
+GROUP = "strangler_hotpath"  # mypyc's shared library: strangler_hotpath__mypyc.*.so
+HOT_PATH = (
+    "proxy.http.streams",
+    "proxy.http.batch",
+    "proxy.http.messages",
+    "proxy.http.connection",
+    "proxy.http.pool",
+    "proxy.dataplane.reading",
+    "proxy.dataplane.listener",
+    "proxy.dataplane.forward",
+    "proxy.dataplane.heads",
+    "proxy.routing.model",
+    "proxy.observe.series",
+    "proxy.observe.accesslog",
+    "proxy.migration.canary",
+    "proxy.migration.fallback",  # its KeptBody subclasses http.streams' BodyStream
+)
+
+
+def source_path(module: str, package: Path = PACKAGE) -> Path:
+    """`proxy.http.streams` -> <package>/http/streams.py"""
+    return package.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
+def source_hash(package: Path = PACKAGE) -> str:
+    """One sha256 over the hot path's sources, in `HOT_PATH` order (names included)."""
+    digest = hashlib.sha256()
+    for module in HOT_PATH:
+        digest.update(module.encode() + b"\0" + source_path(module, package).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def built(module: str) -> bool:
+    """Whether an extension module lies next to `module`'s `.py`."""
+    source = source_path(module)
+    return any(
+        source.with_name(source.stem + suffix).exists()
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    )
+
+
+def disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(ENV, "") not in ("", "0")
+
+
+def mode() -> str:
+    """Why the hot path runs as it does: "compiled", or "python (<reason>)"."""
+    if disabled():
+        return f"python ({ENV}=1)"
+    present = [module for module in HOT_PATH if built(module)]
+    if not present:
+        return "python (not compiled)"
+    if len(present) < len(HOT_PATH):
+        return "python (incomplete build: pip install -e . rebuilds it)"
+    recorded = MANIFEST.read_text().strip() if MANIFEST.exists() else ""
+    if recorded != source_hash():
+        return "python (sources changed since the build: pip install -e . rebuilds it)"
+    return "compiled"
+
+
+class SourceFirst(importlib.abc.MetaPathFinder):
+    """Finds the hot path's modules as `.py` (or their bytecode cache), never as extensions."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname not in HOT_PATH or not path:
+            return None
+        loaders = (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
+        for entry in path:
+            spec = importlib.machinery.FileFinder(entry, loaders).find_spec(fullname, target)
+            if spec is not None:
+                return spec
+        return None
+
+
+def install() -> str:
+    """Put `SourceFirst` first on `sys.meta_path` unless the compiled hot path may run; the
+    mode (see `mode`)."""
+    found = mode()
+    if found != "compiled" and not any(isinstance(f, SourceFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, SourceFirst())
+    return found
