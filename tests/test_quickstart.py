@@ -78,7 +78,9 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     shutil.copy(ROOT / "pyproject.toml", checkout)
     shutil.copy(ROOT / "README.md", checkout)
     shutil.copytree(
-        ROOT / "proxy", checkout / "proxy", ignore=shutil.ignore_patterns("__pycache__")
+        ROOT / "proxy",
+        checkout / "proxy",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "hotpath.sha256"),
     )
     (tmp_path / "your-api.yaml").write_text(yaml.safe_dump(YOUR_API))
     yield tmp_path
