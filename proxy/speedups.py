@@ -34,6 +34,7 @@ GROUP = "strangler_hotpath"  # mypyc's shared library: strangler_hotpath__mypyc.
 HOT_PATH = (
     "proxy.http.streams",
     "proxy.http.batch",
+    "proxy.http.exchange",
     "proxy.http.messages",
     "proxy.http.connection",
     "proxy.http.pool",
@@ -41,10 +42,12 @@ HOT_PATH = (
     "proxy.dataplane.listener",
     "proxy.dataplane.forward",
     "proxy.dataplane.heads",
+    "proxy.dataplane.observers",
     "proxy.routing.model",
     "proxy.observe.series",
     "proxy.observe.accesslog",
     "proxy.migration.canary",
+    "proxy.migration.guard",
     "proxy.migration.fallback",  # its KeptBody subclasses http.streams' BodyStream
 )
 

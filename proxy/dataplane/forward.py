@@ -80,8 +80,7 @@ class Forwarder:
         decision = table.match(request.method, request.path)
         backend, via = self.chooser.choose(table, decision, request)
         outcome = Outcome(backend, via)
-        metrics = state.metrics
-        gauge = metrics.in_flight(backend.name)
+        gauge = state.metrics.counts.in_flight(backend.name)
         route = decision.route
         tee = None
         if (

@@ -9,7 +9,6 @@ its lines).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from proxy.http.messages import Request
@@ -20,18 +19,27 @@ from proxy.observe.metrics import Metrics
 from proxy.routing.model import Backend
 
 
-@dataclass(slots=True)
 class Outcome:
-    """How a request was answered: for metrics, the access log and observers."""
+    """How a request was answered: for metrics, the access log and observers.
 
-    backend: Backend  # the backend whose answer the client got (or was to get)
-    via: str = ROUTED  # canary.ROUTED, CANARY (the canary share), PINNED or FORCED (a tester)
-    status: int = 0  # 0: no answer was sent
-    keep_alive: bool = False
-    bytes_out: int = 0  # response body bytes sent to the client
-    fallback_from: str | None = None  # the backend whose answer a fallback replaced
-    shadow: bool = False  # a copy may go to a shadow backend
-    switched: float = 0.0  # perf_counter() when a 101 went out: the request's duration ends there
+    A plain class, not a dataclass: mypyc compiles its `__init__` (proxy/speedups.py).
+    """
+
+    __slots__ = (
+        "backend", "via", "status", "keep_alive", "bytes_out", "fallback_from", "shadow",
+        "switched",
+    )  # fmt: skip
+
+    def __init__(self, backend: Backend, via: str = ROUTED) -> None:
+        self.backend = backend  # the backend whose answer the client got (or was to get)
+        self.via = via  # canary.ROUTED, CANARY (the canary share), PINNED or FORCED (a tester)
+        self.status = 0  # 0: no answer was sent
+        self.keep_alive = False
+        self.bytes_out = 0  # response body bytes sent to the client
+        self.fallback_from: str | None = None  # the backend whose answer a fallback replaced
+        self.shadow = False  # a copy may go to a shadow backend
+        # perf_counter() when a 101 went out: the request's duration ends there
+        self.switched = 0.0
 
 
 class Observer(Protocol):
@@ -45,15 +53,15 @@ class Observer(Protocol):
 class RequestMetrics:
     """`strangler_requests_total` and `strangler_request_duration_seconds`."""
 
-    __slots__ = ("_metrics",)
+    __slots__ = ("_counts",)
 
     def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+        self._counts = metrics.counts
 
     def request_done(
         self, request: Request, resource: str, outcome: Outcome, seconds: float
     ) -> None:
-        self._metrics.request_done(
+        self._counts.request_done(
             resource, outcome.backend.name, request.method, outcome.status, seconds
         )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
 from typing import Protocol, cast
 
 import httptools
@@ -31,12 +30,12 @@ from proxy.http.errors import translated
 from proxy.http.exchange import (
     FRAMING_NAME_SIZES,
     NO_BODY_STATUS,
-    Headers,
-    InterimSink,
+    ExchangeState,
     Response,
     UpstreamRequest,
     keep_alive_timeout,
 )
+from proxy.http.messages import value_tokens
 from proxy.http.streams import BodyStream, WriteFlow
 from proxy.http.tunnel import End
 
@@ -55,25 +54,6 @@ class Owner(Protocol):
     def forget(self, conn: UpstreamConnection) -> None: ...
 
 
-@dataclass
-class _Exchange:
-    method: str
-    read_timeout: float
-    head: asyncio.Future[Response]
-    headers: Headers
-    interim: InterimSink | None = None
-    upgrade: bool = False
-    reason: bytes = b""
-    response: Response | None = None
-    sized: bool = False
-    chunked: bool = False
-    connection: bool = False
-    until_eof: bool = False
-    sent: bool = False
-    complete: bool = False
-    idle_timeout: float | None = None  # from the backend's `Keep-Alive: timeout=N`
-
-
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a backend, carrying one exchange at a time."""
 
@@ -84,7 +64,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.received = 0
         self._parser: httptools.HttpResponseParser | None = None
-        self._exchange: _Exchange | None = None
+        self._exchange: ExchangeState | None = None
         self._upload: asyncio.Task[None] | None = None
         self._flow = WriteFlow()
         self._last_io = 0.0
@@ -167,7 +147,7 @@ class UpstreamConnection(asyncio.Protocol):
                     raise UpstreamProtocolError()
                 exchange.chunked = True
             elif lowered == b"connection":
-                exchange.connection = True
+                exchange.connection |= value_tokens(value)
             elif lowered == b"keep-alive":
                 exchange.idle_timeout = keep_alive_timeout(value)
 
@@ -197,7 +177,7 @@ class UpstreamConnection(asyncio.Protocol):
         if not has_body:
             self._finish()
 
-    def _interim(self, exchange: _Exchange, status: int) -> bool:
+    def _interim(self, exchange: ExchangeState, status: int) -> bool:
         """A head whose status is not 200-599: True for an interim (1xx) response, handed to
         `exchange.interim` if there is one (parsing goes on to the final response); False for a
         101 the request asked for, its final answer. Any other status (101 unasked, or outside
@@ -213,7 +193,8 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.interim is not None:
             exchange.interim.interim(status, exchange.reason, exchange.headers)
         exchange.reason, exchange.headers = b"", []
-        exchange.sized = exchange.chunked = exchange.connection = False
+        exchange.sized = exchange.chunked = False
+        exchange.connection = frozenset()
         return True
 
     def on_body(self, body: bytes) -> None:
@@ -238,8 +219,8 @@ class UpstreamConnection(asyncio.Protocol):
         """
         assert self.transport is not None
         head: asyncio.Future[Response] = self._loop.create_future()
-        self._exchange = _Exchange(
-            request.method, read_timeout, head, [], request.interim, request.upgrade
+        self._exchange = ExchangeState(
+            request.method, read_timeout, head, request.interim, request.upgrade
         )
         if self._parser is None:
             self._parser = httptools.HttpResponseParser(self)

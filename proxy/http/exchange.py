@@ -1,7 +1,8 @@
 """One exchange with a backend, as data: the request as it goes on the wire (`UpstreamRequest`),
-the response as parsed (`Response`), where interim (1xx) responses go (`InterimSink`), and the
-facts about response heads the parser works with (statuses without a body, the framing fields'
-name sizes, a `Keep-Alive` timeout).
+the response as parsed (`Response`), where interim (1xx) responses go (`InterimSink`), the state
+of the exchange as a connection parses it (`ExchangeState`), and the facts about response heads
+the parser works with (statuses without a body, the framing fields' name sizes, a `Keep-Alive`
+timeout).
 
 `proxy.http.connection` fills these in; `proxy.http.pool.Upstreams.send` takes an
 `UpstreamRequest` and returns the `Response` inside an `Exchange`.
@@ -9,7 +10,7 @@ name sizes, a `Keep-Alive` timeout).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
 from typing import Protocol
 
 from proxy.http.streams import BodyStream
@@ -21,17 +22,33 @@ FRAMING_NAME_SIZES = frozenset(
 )
 
 
-@dataclass(slots=True)
 class UpstreamRequest:
-    """A request ready for the wire: `head` ends with the blank line; the body is re-framed."""
+    """A request ready for the wire: `head` ends with the blank line; the body is re-framed.
 
-    method: str
-    head: bytes
-    body: BodyStream | None = None
-    chunked: bool = False
-    idempotent: bool = False
-    upgrade: bool = False  # asks to switch protocols: a 101 is its final answer (proxy.http.tunnel)
-    interim: InterimSink | None = None  # gets the backend's 1xx other than 101; None: dropped
+    The hot path's messages are plain classes, not dataclasses: mypyc compiles their `__init__`
+    (a dataclass's is generated Python, interpreted for every request).
+    """
+
+    __slots__ = ("method", "head", "body", "chunked", "idempotent", "upgrade", "interim")
+
+    def __init__(
+        self,
+        method: str,
+        head: bytes,
+        body: BodyStream | None = None,
+        chunked: bool = False,
+        idempotent: bool = False,
+        upgrade: bool = False,
+        interim: InterimSink | None = None,
+    ) -> None:
+        self.method = method
+        self.head = head
+        self.body = body
+        self.chunked = chunked
+        self.idempotent = idempotent
+        # Asks to switch protocols: a 101 is its final answer (proxy.http.tunnel).
+        self.upgrade = upgrade
+        self.interim = interim  # gets the backend's 1xx other than 101; None: dropped
 
 
 class InterimSink(Protocol):
@@ -40,17 +57,69 @@ class InterimSink(Protocol):
     def interim(self, status: int, reason: bytes, headers: Headers) -> None: ...
 
 
-@dataclass(slots=True)
 class Response:
-    status: int
-    reason: bytes
-    headers: Headers
-    body: BodyStream
-    has_body: bool
-    keep_alive: bool
-    sized: bool = False  # Content-Length present
-    chunked: bool = False  # Transfer-Encoding: chunked
-    connection: bool = False  # a Connection header present
+    """A backend's final response head, and its body as it arrives."""
+
+    __slots__ = (
+        "status", "reason", "headers", "body", "has_body", "keep_alive", "sized", "chunked",
+        "connection",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        status: int,
+        reason: bytes,
+        headers: Headers,
+        body: BodyStream,
+        has_body: bool,
+        keep_alive: bool,
+        sized: bool = False,
+        chunked: bool = False,
+        connection: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.has_body = has_body
+        self.keep_alive = keep_alive
+        self.sized = sized  # Content-Length present
+        self.chunked = chunked  # Transfer-Encoding: chunked
+        # The names its Connection fields list, in lower case (keep-alive, close, X-Foo, ...).
+        self.connection = connection
+
+
+class ExchangeState:
+    """The exchange a connection (`proxy.http.connection`) carries, as its parser fills it in."""
+
+    __slots__ = (
+        "method", "read_timeout", "head", "headers", "interim", "upgrade", "reason", "response",
+        "sized", "chunked", "connection", "until_eof", "sent", "complete", "idle_timeout",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        method: str,
+        read_timeout: float,
+        head: asyncio.Future[Response],
+        interim: InterimSink | None,
+        upgrade: bool,
+    ) -> None:
+        self.method = method
+        self.read_timeout = read_timeout
+        self.head = head
+        self.headers: Headers = []
+        self.interim = interim
+        self.upgrade = upgrade
+        self.reason = b""
+        self.response: Response | None = None
+        self.sized = False
+        self.chunked = False
+        self.connection: frozenset[bytes] = frozenset()  # see Response.connection
+        self.until_eof = False
+        self.sent = False
+        self.complete = False
+        self.idle_timeout: float | None = None  # from the backend's `Keep-Alive: timeout=N`
 
 
 def keep_alive_timeout(value: bytes) -> float | None:

@@ -8,14 +8,13 @@ repetitions; names compare case-insensitively.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from proxy.http.exchange import Headers as Headers
 from proxy.http.streams import BodyStream
 from proxy.http.tunnel import End
 
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -29,29 +28,55 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-NOTHING: frozenset[bytes] = frozenset()
-CONNECTION_SIZE = len(b"connection")
-# The Connection values nearly every peer sends, parsed once.
-COMMON_CONNECTION = {value: frozenset({value}) for value in (b"keep-alive", b"close")}
+NOTHING: Final[frozenset[bytes]] = frozenset()
+CONNECTION_SIZE: Final = len(b"connection")
+# Connection options that name no header beyond the hop-by-hop ones.
+OPTIONS: Final = HOP_BY_HOP | {b"close"}
+# The Connection values nearly every peer sends: they add no header to drop.
+COMMON_CONNECTION: Final = {value: NOTHING for value in (b"keep-alive", b"close", b"upgrade")}
 
 
-@dataclass
 class Request:
-    """A client request whose head has been parsed; the body (if any) is still arriving."""
+    """A client request whose head has been parsed; the body (if any) is still arriving.
 
-    method: str
-    target: bytes
-    version: str
-    headers: Headers
-    peer: str
-    trusted: bool
-    keep_alive: bool
-    body: BodyStream | None = None
-    chunked: bool = False
-    connection: bool = False  # a Connection header is present
-    request_id: bytes = b""  # set by request_head: the client's X-Request-ID or a new one
-    length: int | None = None  # the declared Content-Length of the body, if not chunked
-    upgrade: bytes | None = None  # the `Upgrade` to forward: a tunnel on a 101 (proxy.http.tunnel)
+    A plain class, not a dataclass: mypyc compiles this `__init__` (a dataclass's is generated
+    Python, interpreted on every request).
+    """
+
+    __slots__ = (
+        "method", "target", "version", "headers", "peer", "trusted", "keep_alive", "body",
+        "chunked", "connection", "request_id", "length", "upgrade",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        version: str,
+        headers: Headers,
+        peer: str,
+        trusted: bool,
+        keep_alive: bool,
+        body: BodyStream | None = None,
+        chunked: bool = False,
+        connection: bool = False,
+        length: int | None = None,
+        upgrade: bytes | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.peer = peer
+        self.trusted = trusted
+        self.keep_alive = keep_alive
+        self.body = body
+        self.chunked = chunked
+        self.connection = connection  # a Connection header is present
+        self.request_id = b""  # set by request_head: the client's X-Request-ID or a new one
+        self.length = length  # the declared Content-Length of the body, if not chunked
+        # The `Upgrade` to forward: a tunnel on a 101 (proxy.http.tunnel).
+        self.upgrade = upgrade
 
     @property
     def path(self) -> str:
@@ -72,16 +97,22 @@ class Client(Protocol):
 
 
 def connection_tokens(headers: Headers) -> frozenset[bytes]:
-    """Header names listed in `Connection` fields: `Connection: close, X-Foo` -> {close, x-foo}."""
+    """The header names `Connection` fields add to the hop-by-hop ones, in lower case:
+    `Connection: close, X-Foo` -> {x-foo}; `Connection: keep-alive` -> {} (the usual case)."""
     tokens = NOTHING
     for name, value in headers:
         if len(name) == CONNECTION_SIZE and name.lower() == b"connection":
-            lowered = value.lower()
-            found = COMMON_CONNECTION.get(lowered)
-            if found is None:
-                found = frozenset(token.strip() for token in lowered.split(b","))
-            tokens = found if not tokens else tokens | found
+            tokens = tokens | value_tokens(value) if tokens else value_tokens(value)
     return tokens
+
+
+def value_tokens(value: bytes) -> frozenset[bytes]:
+    """What one `Connection` field adds to the hop-by-hop headers: `close, X-Foo` -> {x-foo}."""
+    lowered = value.lower()
+    found = COMMON_CONNECTION.get(lowered)
+    if found is None:
+        found = frozenset(token.strip() for token in lowered.split(b",")) - OPTIONS
+    return found
 
 
 def end_to_end(headers: Headers, named: frozenset[bytes] = NOTHING) -> list[bytes]:

@@ -20,7 +20,6 @@ dashboard, the shadow report) goes through `samples` (the exposition: `collectin
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -37,18 +36,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.samples import Sample
 
 from proxy.observe.series import DURATION_BUCKETS as DURATION_BUCKETS
-from proxy.observe.series import InFlight, RequestSeries
-from proxy.routing.model import METHODS, OTHER_RESOURCE, RouteTable
+from proxy.observe.series import InFlight, RequestCounts, RequestSeries, SeriesKey
+from proxy.observe.series import method_label as method_label
+from proxy.routing.model import OTHER_RESOURCE, RouteTable
 
 UPSTREAM_ERROR_KINDS = frozenset({"connect", "timeout", "reset", "protocol", "tls"})
 FLUSH_SECONDS = 0.25
 SHADOW_RESULTS = ("match", "mismatch", "error")  # {result} a match rate is over; noise is apart
 SHADOW_NOISE = "noise"
-
-
-def method_label(method: str) -> str:
-    """`"GET"` -> `"GET"`; anything non-standard (`"PROPFIND"`, `"get"`) -> `"other"`."""
-    return method if method in METHODS else OTHER_RESOURCE
 
 
 class _Flusher:
@@ -74,8 +69,8 @@ class Metrics:
     ) -> None:
         # prometheus_client cannot remove a labelled child in multiprocess mode (it warns).
         self._can_remove = not multiprocess
-        self._request_series: dict[tuple[str, str, str, int], RequestSeries] = {}
-        self._in_flight: dict[str, InFlight] = {}
+        # the hot path counts here (proxy.observe.series), flushed to the children below
+        self.counts = RequestCounts(self._new_series, self._new_level)
         registry.register(_Flusher(self))  # first, so that it runs before the metrics report
         self.requests = Counter(
             "strangler_requests_total",
@@ -215,17 +210,11 @@ class Metrics:
         self, resource: str, backend: str, method: str, code: int, seconds: float
     ) -> None:
         """Count one answered request. `resource` must be a table resource or "other"."""
-        key = (resource, backend, method_label(method), code)
-        series = self._request_series.get(key)
-        if series is None:
-            series = RequestSeries(
-                self.requests.labels(resource, backend, key[2], str(code)),
-                self.duration.labels(resource, backend),
-            )
-            self._request_series[key] = series
-        series.requests += 1
-        series.seconds += seconds
-        series.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.counts.request_done(resource, backend, method, code, seconds)
+
+    def in_flight(self, backend: str) -> InFlight:
+        """The in-flight count to inc()/dec() around a forwarded request."""
+        return self.counts.in_flight(backend)
 
     def upstream_error(self, backend: str, kind: str) -> None:
         """`kind`: connect, timeout, reset, protocol or tls."""
@@ -233,12 +222,15 @@ class Metrics:
             raise ValueError(f"unknown upstream error kind {kind!r}")
         self.upstream_errors.labels(backend, kind).inc()
 
-    def in_flight(self, backend: str) -> InFlight:
-        """The in-flight count to inc()/dec() around a forwarded request."""
-        level = self._in_flight.get(backend)
-        if level is None:
-            level = self._in_flight[backend] = InFlight(self.in_flight_requests.labels(backend))
-        return level
+    def _new_series(self, key: SeriesKey) -> RequestSeries:
+        resource, backend, method, code = key
+        return RequestSeries(
+            self.requests.labels(resource, backend, method, str(code)),
+            self.duration.labels(resource, backend),
+        )
+
+    def _new_level(self, backend: str) -> InFlight:
+        return InFlight(self.in_flight_requests.labels(backend))
 
     def tunnel(self, backend: str) -> Gauge:
         """The open-tunnels gauge of `backend`, to inc()/dec() around a tunnel (not hot: one
@@ -247,9 +239,9 @@ class Metrics:
 
     def flush(self) -> None:
         """Add the hot-path counts to their prometheus_client children."""
-        for series in self._request_series.values():
+        for series in self.counts.series.values():
             series.flush()
-        for level in self._in_flight.values():
+        for level in self.counts.levels.values():
             level.gauge.set(level.value)
 
     def routes_loaded(self, table: RouteTable) -> None:

@@ -1,25 +1,43 @@
 """The per-request series of `proxy.observe.metrics`, counted in plain numbers on the hot path
-and handed to their prometheus_client children by `Metrics.flush`."""
+(`RequestCounts`) and handed to their prometheus_client children by `Metrics.flush`.
+
+Compiled with the hot path (proxy/speedups.py): the classes are plain, not dataclasses, so
+that their `__init__` is compiled too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
-DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+from proxy.routing.model import METHODS, OTHER_RESOURCE
+
+DURATION_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
+SeriesKey = tuple[str, str, str, int]  # resource, backend, method label, code
 
 
-@dataclass
+def method_label(method: str) -> str:
+    """`"GET"` -> `"GET"`; anything non-standard (`"PROPFIND"`, `"get"`) -> `"other"`."""
+    return method if method in METHODS else OTHER_RESOURCE
+
+
 class RequestSeries:
     """One (resource, backend, method, code) series: its children and what is not flushed yet."""
 
-    count: Counter
-    duration: Histogram
-    requests: int = 0
-    seconds: float = 0.0
-    # per DURATION_BUCKETS bound (an observation lands in the first bound >= it), then +Inf
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    __slots__ = ("count", "duration", "requests", "seconds", "buckets")
+
+    def __init__(self, count: Counter, duration: Histogram) -> None:
+        self.count = count
+        self.duration = duration
+        self.requests = 0
+        self.seconds = 0.0
+        # per DURATION_BUCKETS bound (an observation lands in the first bound >= it), then +Inf
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
 
     def flush(self) -> None:
         if not self.requests:
@@ -57,3 +75,40 @@ class InFlight:
 
     def dec(self) -> None:
         self.value -= 1
+
+
+class RequestCounts:
+    """The hot path's counts: a `RequestSeries` per (resource, backend, method, code) and an
+    `InFlight` per backend, each made by `new_series` / `new_level` the first time it is needed.
+    """
+
+    __slots__ = ("series", "levels", "_new_series", "_new_level")
+
+    def __init__(
+        self,
+        new_series: Callable[[SeriesKey], RequestSeries],
+        new_level: Callable[[str], InFlight],
+    ) -> None:
+        self.series: dict[SeriesKey, RequestSeries] = {}
+        self.levels: dict[str, InFlight] = {}
+        self._new_series = new_series
+        self._new_level = new_level
+
+    def request_done(
+        self, resource: str, backend: str, method: str, code: int, seconds: float
+    ) -> None:
+        """Count one answered request. `resource` must be a table resource or "other"."""
+        key = (resource, backend, method_label(method), code)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = self._new_series(key)
+        series.requests += 1
+        series.seconds += seconds
+        series.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+
+    def in_flight(self, backend: str) -> InFlight:
+        """The in-flight count to inc()/dec() around a forwarded request."""
+        level = self.levels.get(backend)
+        if level is None:
+            level = self.levels[backend] = self._new_level(backend)
+        return level

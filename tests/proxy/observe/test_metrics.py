@@ -146,7 +146,7 @@ def test_label_children_are_cached(metrics: Metrics) -> None:
     metrics.request_done("bookings", "drf", "GET", 200, 0.01)
     metrics.request_done("bookings", "drf", "X-RANDOM-1", 200, 0.01)
     metrics.request_done("bookings", "drf", "X-RANDOM-2", 200, 0.01)
-    assert len(metrics._request_series) == 2
+    assert len(metrics.counts.series) == 2
     assert metrics.in_flight("drf") is metrics.in_flight("drf")
 
 
