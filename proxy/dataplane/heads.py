@@ -15,7 +15,8 @@ them), `SCRIPT_NAME`, `PATH_INFO` and `HTTP2-Settings` never leave the proxy.
 
 from __future__ import annotations
 
-import random
+from binascii import hexlify
+from random import getrandbits
 from typing import Final
 
 from proxy.http.exchange import Headers, Response
@@ -54,8 +55,8 @@ RESPONSE_NAME_SIZES: Final = frozenset(len(name) for name in HOP_BY_HOP | {b"x-r
 
 def new_request_id() -> bytes:
     """32 hex digits. Not a secret, so no system call per request: `random` is seeded from
-    os.urandom when each (worker) interpreter starts."""
-    return b"%032x" % random.getrandbits(128)
+    os.urandom when each (worker) interpreter starts. (hexlify: a third of `b"%032x" %`'s cost.)"""
+    return hexlify(getrandbits(128).to_bytes(16))
 
 
 def request_head(request: Request, backend: Backend) -> bytes:
