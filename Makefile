@@ -42,7 +42,7 @@ typecheck: $(STAMP_DEV)
 # The hot path's tests run twice where it is compiled: once compiled (the whole suite), once on
 # its Python source (STRANGLER_NO_EXTENSIONS=1, only the hot path's packages: about a minute).
 HOT_PATH_TESTS := tests/proxy/http tests/proxy/dataplane tests/proxy/routing tests/proxy/migration \
-	tests/proxy/test_speedups.py
+	tests/proxy/observe tests/proxy/test_speedups.py
 
 pytest: $(STAMP_DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -68,7 +68,8 @@ def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
 
 
 def test_wrk_report_parsed() -> None:
-    assert parse(WRK_REPORT) == Result(rps=189.78, p50_ms=40.5, p99_ms=1020.0, errors=8)
+    expected = Result(rps=189.78, p50_ms=40.5, p99_ms=1020.0, errors=8, requests=761)
+    assert parse(WRK_REPORT) == expected
 
 
 def test_lua_script_sends_headers_and_cycles_paths() -> None:
@@ -174,6 +175,7 @@ def test_report_json_per_endpoint_and_sources() -> None:
             "p50_ms": 10.0,
             "p99_ms": 20.0,
             "errors": 0,
+            "requests": 0,
             "rps_per_round": [1500.0, 1700.0],
         }
     }
