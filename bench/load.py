@@ -21,6 +21,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0  # responses completed within the run (wrk's "N requests in")
 
 
 def apt_install(package: str, binary: str) -> str | None:
@@ -90,8 +91,10 @@ def wrk_result(command: list[str]) -> Result:
 
 
 def parse(report: str) -> Result:
-    """Requests/sec, 50% and 99% latency and error count from wrk's text report."""
+    """Requests/sec, 50% and 99% latency, error count and completed requests from wrk's text
+    report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", report).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"^\s*(\d+) requests in ", report, re.M).group(1))  # type: ignore[union-attr]
     percentiles = {
         pct: float(value) * UNITS[unit]
         for pct, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", report, re.M)
@@ -99,4 +102,4 @@ def parse(report: str) -> Result:
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", report))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
     errors += int(non2xx.group(1)) if non2xx else 0
-    return Result(rps, percentiles["50"], percentiles["99"], errors)
+    return Result(rps, percentiles["50"], percentiles["99"], errors, requests)

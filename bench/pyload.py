@@ -70,7 +70,8 @@ async def run(
     def percentile(fraction: float) -> float:
         return latencies[min(len(latencies) - 1, int(len(latencies) * fraction))] * 1000
 
-    return Result(len(latencies) / elapsed, percentile(0.5), percentile(0.99), sum(errors))
+    rps = len(latencies) / elapsed
+    return Result(rps, percentile(0.5), percentile(0.99), sum(errors), len(latencies))
 
 
 def main(argv: list[str]) -> None:
