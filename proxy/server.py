@@ -15,6 +15,7 @@ then sums over all of them.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import gc
 import logging
@@ -43,6 +44,10 @@ WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
 # Collections rarer than the defaults: less CPU per request, and a routes reload parsing in a
 # thread does not trigger full collections that hold the GIL (and so the loop) for 0.2 s.
 GC_THRESHOLDS = (50_000, 20, 100)
+# glibc's mallopt parameters (<malloc.h>) and what `keep_heap` sets them to.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_MMAP_THRESHOLD = 1 << 20  # blocks under 1 MiB come from the heap, not an mmap each
+HEAP_TRIM_THRESHOLD = 8 << 20  # free bytes at the heap's top kept before it shrinks
 log = logging.getLogger("strangler.server")
 
 
@@ -75,6 +80,24 @@ def run(main: Coroutine[Any, Any, int]) -> int:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def keep_heap() -> None:
+    """Keep the memory of freed body chunks in the process (glibc; elsewhere nothing changes).
+
+    Streaming a body allocates and frees a 256 KB bytes object per read (uvloop's read size).
+    With glibc's adaptive defaults (trim above twice the largest block freed so far) the heap's
+    top went back to the kernel and was taken again for the next chunks, every page faulted in
+    and zeroed anew: 160 000 page faults and about twice the CPU per GiB streamed, depending on
+    how many chunks happened to be alive at once. The cost: up to HEAP_TRIM_THRESHOLD bytes of
+    freed memory stay in the process.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
+    mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD)
 
 
 def build_state(settings: Settings, table: RouteTable) -> ProxyState:
@@ -196,6 +219,7 @@ async def run_worker(settings: Settings, table: RouteTable | None, *, reuse_port
     # the young generation less often (requests make short-lived, acyclic garbage): ~10% less CPU.
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    keep_heap()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)

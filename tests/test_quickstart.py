@@ -108,7 +108,9 @@ async def test_the_readme_quickstart_runs_as_written(
                 line = line.replace(f":{default_port}", f":{actual}")
             if line.endswith(" &"):
                 line = line[:-2] + f" --port {port} --admin-port {admin}"
-                server = subprocess.Popen(line, shell=True, cwd=workdir, env=env)
+                # exec: the shell becomes the server, so that terminate() below reaches it
+                # (dash forks for `sh -c`, and the server outlived every run)
+                server = subprocess.Popen(f"exec {line}", shell=True, cwd=workdir, env=env)
                 wait_until_ready(admin)
                 continue
             # off the event loop: the tiny backends answer on it meanwhile

@@ -1,6 +1,7 @@
 """One keep-alive HTTP/1.1 connection to a backend (`UpstreamConnection`, an asyncio protocol),
 carrying one exchange at a time: it writes a request head (and streams its body), parses the
-response with httptools and feeds its body to a `BodyStream`.
+response with httptools and feeds its body to a `BodyStream` (a sized body's later reads go there
+without the parser, which would copy every chunk once more).
 
 The response head answers the future `exchange()` returns; interim (1xx) responses go to the
 request's `interim` sink, if any; a 101 is the final answer of a request that asked to upgrade
@@ -78,6 +79,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        exchange = self._exchange
+        if exchange is not None and exchange.left and not exchange.complete:
+            self._body_received(exchange, data)
+            return
         parser = self._parser
         if parser is None or self._exchange is None or self._exchange.complete:
             self.close()
@@ -140,6 +145,7 @@ class UpstreamConnection(asyncio.Protocol):
             lowered = name.lower()
             if lowered == b"content-length":
                 exchange.sized = True
+                exchange.length = int(value)  # llhttp has checked it: digits, only one
             elif lowered == b"transfer-encoding":
                 # Only `chunked`, once (nginx too): another coding would stay on a body the
                 # proxy re-frames without saying so.
@@ -159,6 +165,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         has_body = exchange.method != "HEAD" and status not in NO_BODY_STATUS
         exchange.until_eof = has_body and not exchange.sized and not exchange.chunked
+        if has_body and exchange.sized and not exchange.chunked:
+            exchange.left = exchange.length
         assert self.transport is not None
         response = Response(
             status,
@@ -202,6 +210,8 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is not None and exchange.response is not None:
             if exchange.complete:
                 raise UpstreamProtocolError()  # a body after a HEAD answer's head
+            if exchange.left:  # a sized body: what its first reads leave to the bypass
+                exchange.left -= len(body)
             exchange.response.body.feed(body)
 
     def on_message_complete(self) -> None:
@@ -209,14 +219,30 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is not None and exchange.response is not None:
             self._finish()
 
+    def _body_received(self, exchange: ExchangeState, data: bytes) -> None:
+        """More of a sized body whose head the parser has read: fed as it is, without the parser
+        (which would copy every chunk). The parser, left in the middle of that body, is dropped
+        at its end; the next response gets a new one."""
+        assert exchange.response is not None
+        self.received += len(data)
+        self._last_io = self._loop.time()
+        left = exchange.left
+        if len(data) < left:
+            exchange.left = left - len(data)
+            exchange.response.body.feed(data)
+            return
+        exchange.left = 0
+        self._parser = None
+        exchange.response.body.feed(data if len(data) == left else data[:left])
+        self._finish()
+        if len(data) > left:
+            self.close()  # bytes after a complete response break the connection
+
     # the exchange
 
     def exchange(self, request: UpstreamRequest, read_timeout: float) -> asyncio.Future[Response]:
-        """Send `request`; the future is the response once its head has arrived.
-
-        A plain method returning the future, not a coroutine: one frame less to resume per
-        request.
-        """
+        """Send `request`; the future is the response once its head has arrived (a plain
+        method, not a coroutine: one frame less to resume per request)."""
         assert self.transport is not None
         head: asyncio.Future[Response] = self._loop.create_future()
         self._exchange = ExchangeState(
@@ -249,11 +275,8 @@ class UpstreamConnection(asyncio.Protocol):
         )
 
     def reset(self) -> None:
-        """Forget the finished exchange: the connection is idle again.
-
-        The read timer is left to run out (it re-arms only while an exchange waits): cheaper than
-        cancelling and re-creating it for every request.
-        """
+        """Forget the finished exchange: the connection is idle again. The read timer is left
+        to run out (it re-arms only while an exchange waits): cheaper than cancelling it."""
         exchange = self._exchange
         if exchange is not None:
             if exchange.method == "HEAD":

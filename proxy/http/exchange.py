@@ -95,6 +95,7 @@ class ExchangeState:
     __slots__ = (
         "method", "read_timeout", "head", "headers", "interim", "upgrade", "reason", "response",
         "sized", "chunked", "connection", "until_eof", "sent", "complete", "idle_timeout",
+        "length", "left",
     )  # fmt: skip
 
     def __init__(
@@ -120,6 +121,8 @@ class ExchangeState:
         self.sent = False
         self.complete = False
         self.idle_timeout: float | None = None  # from the backend's `Keep-Alive: timeout=N`
+        self.length = 0  # the Content-Length value, when `sized`
+        self.left = 0  # bytes of a sized body not yet fed: past the first read, no parser
 
 
 def keep_alive_timeout(value: bytes) -> float | None:

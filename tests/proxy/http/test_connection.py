@@ -254,6 +254,83 @@ async def test_bytes_after_a_complete_answer_break_the_connection(
     assert upstream.connections == 2
 
 
+def in_pieces(*answers: tuple[bytes, ...], then_close: bool = False):
+    """Answers the backend's n-th request with the pieces of `answers[n]`, each its own write a
+    little apart, so that the proxy reads them one by one (a sized body past its first read goes
+    to the body stream without the parser: proxy.http.connection)."""
+
+    def make(upstream: Upstream):
+        async def handle(reader, writer):
+            while head := await read_head(reader):
+                upstream.requests.append(RawRequest(head, await read_body(reader, head)))
+                for piece in answers[min(len(upstream.requests), len(answers)) - 1]:
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+                if then_close:
+                    return
+
+        return handle
+
+    return make
+
+
+def sized(body: bytes, cuts: int) -> tuple[bytes, ...]:
+    """A 200 with a Content-Length, its head and the first bytes in one piece, the rest in
+    `cuts` more."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    size = len(body) // (cuts + 1)
+    return (head + body[:size], *(body[i * size : (i + 1) * size] for i in range(1, cuts)),
+            body[cuts * size :])  # fmt: skip
+
+
+async def test_sized_bodies_over_many_reads_arrive_whole_on_one_connection(
+    upstream_factory, proxy_factory
+):
+    one, two = bytes(range(256)) * 1200, b"second answer " * 9000
+    upstream = await upstream_factory(in_pieces(sized(one, 4), sized(two, 3)))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(GET)
+    first = await asyncio.wait_for(read_response(reader), 5)
+    writer.write(GET)
+    second = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert (first.status, first.body) == (200, one)
+    assert (second.status, second.body) == (200, two)
+    assert upstream.connections == 1  # the parser dropped mid-body, a new one for the second
+
+
+async def test_bytes_after_a_sized_body_in_a_later_read_break_the_connection(
+    upstream_factory, proxy_factory
+):
+    first = (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab", b"cdSTRAY")
+    second = (b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond",)
+    upstream = await upstream_factory(in_pieces(first, second))
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(GET)
+    one = await asyncio.wait_for(read_response(reader), 5)
+    writer.write(GET)
+    two = await asyncio.wait_for(read_response(reader), 5)
+    writer.close()
+    assert (one.status, one.body) == (200, b"abcd")
+    assert (two.status, two.body) == (200, b"second")
+    assert upstream.connections == 2
+
+
+async def test_sized_body_cut_after_its_first_read_resets_the_client(
+    upstream_factory, proxy_factory
+):
+    pieces = (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", b"def")
+    upstream = await upstream_factory(in_pieces(pieces, then_close=True))
+    proxy = await proxy_factory(upstream.url)
+    received, reset = await read_all_or_reset(proxy.port, GET)
+    assert reset
+    assert received.endswith(b"\r\n\r\nabcdef")
+    assert errors(proxy, "reset") == 1
+
+
 async def test_head_answer_followed_by_a_body_is_not_pooled(upstream_factory, proxy_factory):
     first = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbody!"
     second = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
