@@ -1,5 +1,5 @@
-"""`python -m bench [proxy|instructions|routing|gateways|fleet]`: the benchmarks, all by
-default, in turn.
+"""`python -m bench [proxy|instructions|routing|workers|streaming|gateways|fleet]`: the
+benchmarks, all by default, in turn.
 
 proxy:        a static backend direct, through our proxy and through nginx, against the proxy's
               targets (bench.proxy); bench/results/latest.json.
@@ -9,6 +9,12 @@ instructions: instructions per request of our proxy and of nginx, counted by cal
 routing:      instructions per request of our proxy on today's 7-resource table and on a
               90-resource table with 30 nested keys, against the 5% target (bench.routing);
               bench/results/routing.json.
+workers:      `--workers 2`: each worker's share of an exact load (SO_REUSEPORT) and /metrics
+              counting every request once, against the 40-60% target; `--workers 1` and 2
+              req/s side by side (bench.workers); bench/results/workers.json.
+streaming:    a 1 GiB download direct, through the proxy and through nginx (buffering on, 64 KiB
+              buffers), against the 0.7 rate target; the proxy's peak RSS growth
+              (bench.streaming); bench/results/streaming.json.
 gateways:     the legacy and the DRF gateway under gunicorn, DRF/legacy throughput against the
               70% target (bench.gateways); bench/results/gateways.json.
 fleet:        etcd and three proxy replicas: from `strangler flip --store` returning until every
@@ -25,9 +31,9 @@ import sys
 from collections.abc import Callable
 from functools import partial
 
-from bench import fleet, gateways, instructions, proxy, routing
+from bench import fleet, gateways, instructions, proxy, routing, streaming, workers
 
-WHICH = ("all", "proxy", "instructions", "routing", "gateways", "fleet")
+WHICH = ("all", "proxy", "instructions", "routing", "workers", "streaming", "gateways", "fleet")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,8 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help="interleaved rounds: proxy (default 5): median ratios to nginx; gateways (default 3):"
-        " median DRF/legacy ratio",
+        help="interleaved rounds: proxy and streaming (default 5): median ratios to nginx;"
+        " workers and gateways (default 3): shares of each round, median DRF/legacy ratio",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="gateways: gunicorn workers of each (default 2)"
@@ -73,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         "proxy": partial(proxy.run, args.seconds, args.rounds or 5),
         "instructions": partial(instructions.run, args.requests),
         "routing": partial(routing.run, args.requests),
+        "workers": partial(workers.run, args.seconds, args.rounds or 3),
+        "streaming": partial(streaming.run, args.rounds or 5),
         "gateways": partial(
             gateways.run, args.seconds, args.rounds or 3, args.workers, args.connections
         ),
