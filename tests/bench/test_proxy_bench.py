@@ -6,9 +6,6 @@ The throughput benchmark itself (wrk against three servers for a minute) is left
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,7 @@ from bench.instructions import complete_response, dumped_instructions, send_exac
 from bench.load import Result
 from bench.proxy import median_ratio, verdict
 from tests.support import free_port
-
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+from tests.support.counting_server import OK, counting_server
 
 
 def test_instructions_is_a_benchmark_of_its_own() -> None:
@@ -101,58 +97,12 @@ def test_dumped_instructions_reads_the_explicit_dump(tmp_path: Path) -> None:
         dumped_instructions(out)
 
 
-class CountingServer:
-    """A real loopback HTTP server answering OK to each request head, counting them."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
-        self.threads: list[threading.Thread] = []
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            thread = threading.Thread(target=self.answer, args=(conn,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def answer(self, conn: socket.socket) -> None:
-        buffer = b""
-        with conn:
-            while data := conn.recv(65536):
-                buffer += data
-                while b"\r\n\r\n" in buffer:
-                    _, buffer = buffer.split(b"\r\n\r\n", 1)
-                    with self.lock:
-                        self.requests += 1
-                    conn.sendall(OK)
-
-
-@pytest.fixture
-def counting_server() -> Iterator[CountingServer]:
-    server = CountingServer()
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    yield server
-    server.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
-    server.listener.close()
-    thread.join(5)
-    assert not thread.is_alive()
-
-
 @pytest.mark.parametrize(("connections", "total"), [(32, 500), (4, 3), (1, 1)])
-def test_send_exactly_sends_that_many_requests(
-    counting_server: CountingServer, connections: int, total: int
-) -> None:
-    send_exactly(counting_server.port, connections, total)
-    for thread in counting_server.threads:
-        thread.join(5)  # each closes once the client has closed its connection
-    assert counting_server.requests == total
+def test_send_exactly_sends_that_many_requests(connections: int, total: int) -> None:
+    with counting_server() as server:
+        send_exactly(server.port, connections, total)
+        server.join_connections()
+        assert server.total == total
 
 
 def test_send_exactly_fails_when_nothing_listens() -> None:

@@ -4,9 +4,6 @@ two 1 s wrk runs, about 12 s)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +30,7 @@ from bench.workers import (
 )
 from proxy.routing.parser import load_table
 from tests.support import free_port
+from tests.support.counting_server import OK, counting_server
 
 EXPOSITION = """\
 # HELP strangler_requests_total Requests answered by the proxy.
@@ -219,9 +217,6 @@ def test_wrk_report_gives_the_completed_requests() -> None:
     assert (result.requests, result.rps, result.p50_ms, result.p99_ms) == (38211, 9552.75, 2.5, 10)
 
 
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
-
-
 def test_take_answers_removes_the_complete_ones() -> None:
     buffer = bytearray(OK + OK + OK[:10])
     assert take_answers(buffer) == 2
@@ -231,59 +226,12 @@ def test_take_answers_removes_the_complete_ones() -> None:
         take_answers(bytearray(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
 
 
-class PerConnectionServer:
-    """A real loopback HTTP server answering OK to each request head, counting the requests of
-    each connection."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.requests: list[int] = []
-        self.threads: list[threading.Thread] = []
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.requests.append(0)
-            index = len(self.requests) - 1
-            thread = threading.Thread(target=self.answer, args=(conn, index), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def answer(self, conn: socket.socket, index: int) -> None:
-        buffer = b""
-        with conn:
-            while data := conn.recv(65536):
-                buffer += data
-                while b"\r\n\r\n" in buffer:
-                    _, buffer = buffer.split(b"\r\n\r\n", 1)
-                    self.requests[index] += 1
-                    conn.sendall(OK)
-
-
-@pytest.fixture
-def server() -> Iterator[PerConnectionServer]:
-    server = PerConnectionServer()
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    yield server
-    server.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
-    server.listener.close()
-    thread.join(5)
-    assert not thread.is_alive()
-
-
 @pytest.mark.parametrize(("connections", "each"), [(16, 25), (3, 1), (1, 7)])
-def test_send_per_connection_sends_as_many_on_each(
-    server: PerConnectionServer, connections: int, each: int
-) -> None:
-    assert send_per_connection(server.port, connections, each) == connections * each
-    for thread in server.threads:
-        thread.join(5)  # each ends once the client has closed its connection
-    assert server.requests == [each] * connections
+def test_send_per_connection_sends_as_many_on_each(connections: int, each: int) -> None:
+    with counting_server() as server:
+        assert send_per_connection(server.port, connections, each) == connections * each
+        server.join_connections()
+        assert server.requests == [each] * connections
 
 
 def test_send_per_connection_fails_when_nothing_listens() -> None:

@@ -17,6 +17,7 @@ from proxy.http.exchange import keep_alive_timeout
 from proxy.settings import Settings
 from tests.support.raw_http import (
     RawRequest,
+    RawResponse,
     Upstream,
     canned,
     exchange,
@@ -224,6 +225,18 @@ async def test_response_trailers_are_never_promoted_into_the_head(upstream_facto
     assert b"x-injected" not in names
 
 
+async def two_answers(port: int) -> tuple[RawResponse, RawResponse]:
+    """Two GETs one after the other on one client connection, and their answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(GET)
+        one = await asyncio.wait_for(read_response(reader), 5)
+        writer.write(GET)
+        return one, await asyncio.wait_for(read_response(reader), 5)
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize(
     "first",
     [
@@ -242,12 +255,7 @@ async def test_bytes_after_a_complete_answer_break_the_connection(
     second = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
     upstream = await upstream_factory(scripted(first, second, then_close=False))
     proxy = await proxy_factory(upstream.url)
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    writer.write(GET)
-    one = await asyncio.wait_for(read_response(reader), 5)
-    writer.write(GET)
-    two = await asyncio.wait_for(read_response(reader), 5)
-    writer.close()
+    one, two = await two_answers(proxy.port)
     assert one.status in (200, 204, 304)
     # The second request went out on a new connection and got the backend's real answer.
     assert (two.status, two.body) == (200, b"second")
@@ -290,12 +298,7 @@ async def test_sized_bodies_over_many_reads_arrive_whole_on_one_connection(
     one, two = bytes(range(256)) * 1200, b"second answer " * 9000
     upstream = await upstream_factory(in_pieces(sized(one, 4), sized(two, 3)))
     proxy = await proxy_factory(upstream.url)
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    writer.write(GET)
-    first = await asyncio.wait_for(read_response(reader), 5)
-    writer.write(GET)
-    second = await asyncio.wait_for(read_response(reader), 5)
-    writer.close()
+    first, second = await two_answers(proxy.port)
     assert (first.status, first.body) == (200, one)
     assert (second.status, second.body) == (200, two)
     assert upstream.connections == 1  # the parser dropped mid-body, a new one for the second
@@ -308,12 +311,7 @@ async def test_bytes_after_a_sized_body_in_a_later_read_break_the_connection(
     second = (b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond",)
     upstream = await upstream_factory(in_pieces(first, second))
     proxy = await proxy_factory(upstream.url)
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    writer.write(GET)
-    one = await asyncio.wait_for(read_response(reader), 5)
-    writer.write(GET)
-    two = await asyncio.wait_for(read_response(reader), 5)
-    writer.close()
+    one, two = await two_answers(proxy.port)
     assert (one.status, one.body) == (200, b"abcd")
     assert (two.status, two.body) == (200, b"second")
     assert upstream.connections == 2
