@@ -44,6 +44,7 @@ HOT_PATH = (
     "proxy.dataplane.heads",
     "proxy.dataplane.observers",
     "proxy.routing.model",
+    "proxy.routing.patterns",
     "proxy.observe.series",
     "proxy.observe.accesslog",
     "proxy.migration.canary",

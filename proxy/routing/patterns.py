@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from urllib.parse import unquote
 
@@ -70,21 +69,29 @@ def _non_origin_segments(target: str) -> list[str] | None:
     return path_segments(path) if path.startswith("/") else [""]
 
 
-@dataclass(frozen=True, slots=True)
 class Node(Generic[T]):
     """One segment of the trie: the value of the key ending here, if any, and the segments that
-    may follow (by literal, and `*`)."""
+    may follow (by literal, and `*`). Built once per table, never changed after (a plain class,
+    not a frozen dataclass: mypyc compiles it, proxy/speedups.py)."""
 
-    value: T | None
-    literal: Mapping[str, Node[T]]
-    star: Node[T] | None
-    depth: int  # the segments a path has read on reaching this node (the root: 1)
-    needs: int  # the fewest segments, this node's own included, a key here or below takes
-    here: tuple[int, T] | None = field(init=False)  # (depth, value) when a key ends here
+    __slots__ = ("value", "literal", "star", "depth", "needs", "here")
 
-    def __post_init__(self) -> None:
-        here = None if self.value is None else (self.depth, self.value)
-        object.__setattr__(self, "here", here)
+    def __init__(
+        self,
+        value: T | None,
+        literal: Mapping[str, Node[T]],
+        star: Node[T] | None,
+        depth: int,
+        needs: int,
+    ) -> None:
+        self.value = value
+        self.literal = literal
+        self.star = star
+        self.depth = depth  # the segments a path has read on reaching this node (the root: 1)
+        # the fewest segments, this node's own included, a key here or below takes
+        self.needs = needs
+        # (depth, value) when a key ends here
+        self.here: tuple[int, T] | None = None if value is None else (depth, value)
 
     def find(self, segments: Sequence[str]) -> T | None:
         """The value of the most specific key matching `segments` (all of the path's, the
@@ -130,10 +137,12 @@ def build_trie(values: Mapping[str, T]) -> Node[T]:
     return root.frozen()
 
 
-@dataclass
 class _Draft(Generic[T]):
-    value: T | None = None
-    children: dict[str, _Draft[T]] = field(default_factory=dict)
+    """A node while the trie is built."""
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+        self.children: dict[str, _Draft[T]] = {}
 
     def frozen(self, depth: int = 1) -> Node[T]:
         children = {key: draft.frozen(depth + 1) for key, draft in self.children.items()}
