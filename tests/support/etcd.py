@@ -94,8 +94,15 @@ class EtcdServer:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        """SIGSTOP: connections stay open, nothing answers (a partition)."""
+        """SIGSTOP: connections stay open, nothing answers (a partition). Returns once every
+        thread of etcd has stopped: the signal is sent at once but lands later, and on a loaded
+        machine a request sent meanwhile was answered (a flaky test in a CI run)."""
         os.kill(self.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while not all_stopped(self.pid):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"etcd (pid {self.pid}) did not stop within 5 s of SIGSTOP")
+            time.sleep(0.001)
 
     def cont(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -139,3 +146,15 @@ def etcd_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServe
 def etcd_url(etcd_session: EtcdServer) -> str:
     """A store URL with a fresh prefix on the session's etcd."""
     return etcd_session.fresh_url()
+
+
+def all_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped (state T in /proc/<pid>/task/*/stat)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+        if state not in ("T", "t"):
+            return False
+    return True
