@@ -39,7 +39,7 @@ from typing import Any
 
 from proxy.control.pysource import WIDTH, Call, Expression, Keyword, Lit, Raw, Seq, render
 from proxy.dryrun import SECRET_VARIABLE
-from proxy.migration.mismatches import REDACTED
+from proxy.migration.mismatches import REDACTED, parameter_variable, redacted_parameters
 from proxy.observe.debt import path_shape
 
 NEW_URL_VARIABLE = "STRANGLER_NEW_URL"
@@ -187,6 +187,11 @@ def docstring(
         for name, value in case.headers
         if value == REDACTED
     }
+    parameters = {
+        parameter_variable(name): name
+        for case in chosen
+        for name in redacted_parameters(str(case.mismatch["path"]))
+    }
     variables = [
         f"{NEW_URL_VARIABLE}: the new gateway's base URL (default {prose(target_url)}, {new}'s "
         "URL at export time).",
@@ -194,6 +199,11 @@ def docstring(
             f"{variable}: the {prose(name)} header, recorded as {REDACTED}; a test that sends it "
             "fails while it is unset."
             for variable, name in sorted(secrets.items())
+        ),
+        *(
+            f"{variable}: the {prose(name)} query parameter, recorded as {REDACTED}; a test that "
+            "sends it fails while it is unset."
+            for variable, name in sorted(parameters.items())
         ),
         f"{SECRET_VARIABLE}: when set, writes (POST, PUT, PATCH, DELETE) are sent as signed "
         "dry runs (proxy.dryrun): the new gateway stores nothing, and the fields it generates "
@@ -238,6 +248,7 @@ import urllib.parse
 
 from proxy.dryrun import SECRET_VARIABLE, sign
 from proxy.migration.diff import GENERATED, NOISE, Captured, compare
+from proxy.migration.mismatches import unredacted
 from proxy.routing.jsonpath import Ignore
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")""".splitlines()
@@ -268,7 +279,7 @@ def replay(
     recorded: what was not recorded is taken from the new answer, so not compared.
     """
     dry_run = bool(os.environ.get(SECRET_VARIABLE)) and method in WRITES
-    new = send(method, target, headers, body, dry_run)
+    new = send(method, unredacted(target, os.environ), headers, body, dry_run)
     old_type = new.content_type if content_type is None else content_type.encode("latin-1")
     old = Captured.of(status, old_type, (new.body or b"") if expected is None else expected)
     if dry_run:

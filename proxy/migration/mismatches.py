@@ -1,10 +1,12 @@
 """Kept mismatches: what a shadow comparison that differed leaves for engineers to act on.
 
-Each `Mismatch` keeps the request as the live backend got it (its end-to-end headers, secrets
-replaced by `<redacted>`, and a write's body), the live answer's status, Content-Type and body,
-the differences and their class (`proxy.migration.diff`): enough to read it in `/-/diffs` and to
-replay it as a test (`strangler diffs R --export pytest`). Bodies are kept up to `RECORD_CAP`
-bytes each; a larger one is recorded as absent (null) and cannot be replayed.
+Each `Mismatch` keeps the request as the live backend got it (its target and end-to-end headers,
+secrets replaced by `<redacted>`: credential headers and query parameters; and a write's body),
+the live answer's status, Content-Type and body, the differences and their class
+(`proxy.migration.diff`): enough to read it in `/-/diffs` and to replay it as a test
+(`strangler diffs R --export pytest`, which takes the redacted values from the environment).
+Bodies are kept up to `RECORD_CAP` bytes each; a larger one is recorded as absent (null) and
+cannot be replayed.
 
 `Kept` holds the last `keep` mismatches per resource **and class**, so a flood of value or noise
 differences never pushes a status difference out of the report.
@@ -13,8 +15,10 @@ differences never pushes a status difference out of the report.
 from __future__ import annotations
 
 import base64
+import re
+import urllib.parse
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +28,10 @@ from proxy.migration.diff import Difference
 RECORD_CAP = 64 * 1024
 REDACTED = "<redacted>"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-application-key", "cookie"})
+# Query parameters that carry credentials: RFC 6750's bearer token in the URI, API keys.
+SECRET_PARAMETERS = frozenset({"access_token", "api_key", "apikey", "client_secret", "password"})
+# Where a replay of a recorded target (`strangler diffs --export pytest`) finds a redacted value.
+PARAMETER_PREFIX = "STRANGLER_EXPORT_QUERY_"
 # Not part of what a replay must send: framing, routing and tracing headers, the proxy's own.
 # Host is kept: the gateways build links (`href`) from it.
 UNRECORDED = frozenset(
@@ -60,6 +68,65 @@ def recorded_headers(head: bytes) -> tuple[tuple[str, str], ...]:
         shown = REDACTED if lowered in SECRET_HEADERS else value.strip().decode("latin-1")
         found.append((text, shown))
     return tuple(found)
+
+
+def recorded_target(target: str) -> str:
+    """The request target with the values of secret query parameters redacted (names compared
+    decoded and in lower case; everything else byte for byte).
+
+    >>> recorded_target("/bookings/1?expand=all&Access_Token=abc%3D&x")
+    '/bookings/1?expand=all&Access_Token=<redacted>&x'
+    """
+    path, question, query = target.partition("?")
+    if not question:
+        return target
+    pairs = query.split("&")
+    for index, pair in enumerate(pairs):
+        name, equals, _ = pair.partition("=")
+        if equals and urllib.parse.unquote_plus(name).lower() in SECRET_PARAMETERS:
+            pairs[index] = f"{name}={REDACTED}"
+    return f"{path}?{'&'.join(pairs)}"
+
+
+def _query_pairs(target: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """The path, and each query pair as (raw name, "=" or "", raw value)."""
+    path, _, query = target.partition("?")
+    return path, [pair.partition("=") for pair in query.split("&")]
+
+
+def parameter_variable(name: str) -> str:
+    """`access_token` -> `STRANGLER_EXPORT_QUERY_ACCESS_TOKEN`."""
+    return PARAMETER_PREFIX + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+def redacted_parameters(target: str) -> list[str]:
+    """The (decoded) names of the query parameters `recorded_target` redacted, in order."""
+    _, pairs = _query_pairs(target)
+    return [urllib.parse.unquote_plus(name) for name, _, value in pairs if value == REDACTED]
+
+
+def unredacted(target: str, environ: Mapping[str, str]) -> str:
+    """A recorded target as a replay sends it: each query value recorded as REDACTED taken from
+    `environ[parameter_variable(name)]` (percent-encoded); AssertionError naming the variable
+    when it is unset.
+
+    >>> unredacted("/b?access_token=<redacted>&x=1", {"STRANGLER_EXPORT_QUERY_ACCESS_TOKEN": "a b"})
+    '/b?access_token=a%20b&x=1'
+    """
+    if "?" not in target or REDACTED not in target:
+        return target
+    path, pairs = _query_pairs(target)
+    sent = []
+    for name, equals, value in pairs:
+        if value == REDACTED:
+            variable = parameter_variable(urllib.parse.unquote_plus(name))
+            if not environ.get(variable):
+                raise AssertionError(
+                    f"{variable} is not set: the value of a query parameter recorded as {REDACTED}"
+                )
+            value = urllib.parse.quote(environ[variable], safe="")
+        sent.append(f"{name}{equals}{value}")
+    return f"{path}?{'&'.join(sent)}"
 
 
 def body_json(body: bytes | None, key: str = "body") -> dict[str, Any]:

@@ -52,7 +52,7 @@ from proxy.http.pool import Upstreams
 from proxy.http.streams import BodyStream
 from proxy.migration.diff import GENERATED, Captured, Difference, classify, compare
 from proxy.migration.fallback import KeptBody, stream_of
-from proxy.migration.mismatches import Kept, Mismatch, recorded_headers
+from proxy.migration.mismatches import Kept, Mismatch, recorded_headers, recorded_target
 from proxy.migration.noise import NoiseBook
 from proxy.observe.metrics import Metrics
 from proxy.routing.jsonpath import NOTHING_IGNORED, Ignore
@@ -364,7 +364,7 @@ class Shadows:
                 time.time(),
                 job.resource,
                 job.method,
-                job.target,
+                recorded_target(job.target),
                 job.request_id,
                 job.backend,
                 job.shadow.name,

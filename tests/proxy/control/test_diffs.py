@@ -162,6 +162,26 @@ async def test_diffs_endpoint(
     assert plain["shadow"] is None and plain["mismatches"] == []
 
 
+async def test_secret_query_parameters_are_kept_redacted(
+    upstream_factory: Start, rig_factory: Callable[..., Awaitable[Rig]]
+) -> None:
+    live = await upstream_factory(json_backend(fixed(LIVE_BODY)))
+    shadow = await upstream_factory(json_backend(altered))
+    rig = await rig_factory(routes(live.url, shadow.url, ignore=IGNORE))
+    await rig.get("/things/1?expand=1&access_token=s3cret&API_KEY=k%20y&password")
+    await rig.settled()
+    client = TestClient(TestServer(make_admin_app(rig.state)))
+    await client.start_server()
+    try:
+        body = await (await client.get("/-/diffs?resource=things")).json()
+    finally:
+        await client.close()
+    [kept] = body["mismatches"]  # noise: only ignored fields differ
+    # a name without a value is left as it came; the request's headers carry no secret here
+    assert kept["path"] == "/things/1?expand=1&access_token=<redacted>&API_KEY=<redacted>&password"
+    assert kept["request"]["headers"] == [["Host", "api.example"]]
+
+
 async def run_cli(*args: str) -> tuple[int | None, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", *args, cwd=ROOT,

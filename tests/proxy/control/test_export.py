@@ -356,3 +356,49 @@ async def test_writes_go_as_signed_dry_runs_given_the_shadow_secret(
         ("POST /bookings/resource", "demo", POST_BODY, True),
         ("GET /bookings/7?expand=1", None, b"", False),
     ]
+
+
+TOKEN_VARIABLE = "STRANGLER_EXPORT_QUERY_ACCESS_TOKEN"
+REDACTED_GET = "/bookings/7?expand=1&access_token=<redacted>"
+
+
+def with_redacted_query() -> dict[str, Any]:
+    """The report with its GET recorded as a query token redacted (proxy.migration.mismatches)."""
+    data = report()
+    for kept in data["mismatches"]:
+        if kept["path"] == "/bookings/7?expand=1":
+            kept["path"] = REDACTED_GET
+    return data
+
+
+def test_redacted_query_parameters_are_named_in_the_docstring() -> None:
+    text = module_text(with_redacted_query())
+    head = text[: text.index('"""', 3)]
+    assert f"- {TOKEN_VARIABLE}: the access_token query parameter, recorded as" in head
+    assert f'        "{REDACTED_GET}",\n' in text  # replayed as recorded, filled in at test time
+
+
+async def test_a_redacted_query_parameter_is_sent_from_the_environment(
+    tmp_path: Path, start_gateway: Callable[..., Any]
+) -> None:
+    table = answers(POST_ANSWER, GET_ANSWER)
+    table[("GET", "/bookings/7?expand=1&access_token=t%2Fk%20n")] = table.pop(
+        ("GET", "/bookings/7?expand=1")
+    )
+    gateway = await start_gateway(table)
+    module = tmp_path / "test_captured_bookings.py"
+    module.write_text(module_text(with_redacted_query()))
+    env = {"STRANGLER_NEW_URL": gateway.url, KEY_VARIABLE: "demo", TOKEN_VARIABLE: "t/k n"}
+    code, output = await run_module(module, env)
+    assert code == 0, output
+    assert targets(gateway.seen)[1] == (
+        "GET /bookings/7?expand=1&access_token=t%2Fk%20n", None, b"", False,
+    )  # fmt: skip
+    del env[TOKEN_VARIABLE]
+    code, output = await run_module(module, env)
+    assert code == 1, output
+    assert "1 failed, 1 passed" in output
+    assert (
+        f"AssertionError: {TOKEN_VARIABLE} is not set: the value of a query parameter recorded "
+        "as <redacted>"
+    ) in output

@@ -256,6 +256,7 @@ def test_a_90_resource_table_with_30_nested_keys(target: str, resource: str) -> 
         "proxy.routing.pin_edit",
         "proxy.routing.yamledit",
         "proxy.migration.pins",
+        "proxy.migration.mismatches",
     ],
 )
 def test_the_docstring_examples_hold(module: str) -> None:
