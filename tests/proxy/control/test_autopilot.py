@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -168,10 +169,13 @@ class Traffic:
             n += 6
 
 
-async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
+async def until(
+    check: Callable[[], bool], timeout: float, what: str, state: Callable[[], object] = str
+) -> None:
+    """Wait for `check`; on timeout, fail saying what was awaited and `state()` then."""
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {state()}"
         await asyncio.sleep(0.05)
 
 
@@ -342,7 +346,12 @@ async def test_with_two_workers_each_step_is_taken_once(
         proxy = proxy_process(routes, "--workers", "2", env=ENV)
         assert strangler("rollout", "start", "bookings", "--routes", str(routes)).returncode == 0
         async with driving(proxy, routes) as traffic:
-            await until(lambda: plan(routes)[0] == "done", 40, "the plan to finish")
+
+            def progress() -> object:  # what a timeout reports (a CI run once stalled here)
+                served = Counter((s.step, s.status, s.backend) for s in traffic.served)
+                return (plan(routes), step_reasons(routes), sorted(served.items()))
+
+            await until(lambda: plan(routes)[0] == "done", 40, "the plan to finish", progress)
     assert step_reasons(routes) == STEPS
     assert {s.status for s in traffic.served} == {200}
 
