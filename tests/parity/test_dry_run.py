@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ import requests
 from proxy.dryrun import SHADOW_HEADER, SIGNATURE_HEADER, WINDOW, sign
 from stack.runner import Stack
 from tests.support import HEADERS, ROOT, World, free_config
+from tests.support.answers import Answer
 
 SECRET = "dry-run-test-secret"
 REFUSED = b'{"http_status_code": 403, "message": "Invalid dry-run signature.", "errors": []}'
@@ -44,7 +45,6 @@ COLLECTIONS = [
     ("crm", "bookings"),
     ("crm", "customers"),
 ]
-IGNORED_HEADERS = frozenset({"date", "server", "connection"})
 CREATED = re.compile(rb'"date_created": "\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"')
 
 
@@ -62,22 +62,6 @@ def shadowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture(params=["legacy", "drf"])
 def gateway(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    @classmethod
-    def of(cls, response: requests.Response) -> Answer:
-        headers = sorted(
-            (name.lower(), value)
-            for name, value in response.headers.items()
-            if name.lower() not in IGNORED_HEADERS
-        )
-        return cls(response.status_code, tuple(headers), response.content)
 
 
 def send(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,11 +20,11 @@ import requests
 
 from stack.services import AUTH_SYSTEM, source_system
 from tests.support import World, make_world
+from tests.support.answers import Answer
 from tests.support.contract import assert_conforms, load_spec
 
 HOST = {"Host": "api.example.test"}
 KEY = {"X-Application-Key": "demo"}
-IGNORED_HEADERS = frozenset({"date", "server", "connection"})
 WRITER = ("demo-client", "demo-secret")
 READER = ("demo-reader", "demo-reader-secret")
 
@@ -48,31 +48,6 @@ def needs(scope: str) -> bytes:
         b'{"http_status_code": 403, "message": "This request needs the %s scope.", "errors": []}'
         % scope.encode()
     )
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a client sees: status, every header but Date/Server/Connection, the body bytes."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    @classmethod
-    def of(cls, response: requests.Response) -> Answer:
-        headers = sorted(
-            (name.lower(), value)
-            for name, value in response.headers.items()
-            if name.lower() not in IGNORED_HEADERS
-        )
-        return cls(response.status_code, tuple(headers), response.content)
-
-    @classmethod
-    def error(cls, status: int, body: bytes, challenge: str | None) -> Answer:
-        headers = [("content-length", str(len(body))), ("content-type", "application/json")]
-        if challenge is not None:
-            headers.append(("www-authenticate", challenge))
-        return cls(status, tuple(headers), body)
 
 
 def answer(base: str, method: str, path: str, headers: dict[str, str], **kwargs: Any) -> Answer:

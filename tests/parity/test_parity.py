@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -23,13 +22,13 @@ import requests
 
 from proxy.dryrun import SHADOW_HEADER, SIGNATURE_HEADER, sign
 from tests.support import API_RESOURCES, HEADERS, World
+from tests.support.answers import Answer
 from tests.support.contract import assert_conforms, load_spec
 
 HOST = {"Host": "api.example.test"}
 RESOURCES = API_RESOURCES
 
 
-IGNORED_HEADERS = frozenset({"date", "server", "connection"})
 NOT_FOUND = b'{"http_status_code": 404, "message": "Not found.", "errors": []}'
 UNAUTHORIZED = (
     b'{"http_status_code": 401, "message": "Missing or invalid X-Application-Key.", "errors": []}'
@@ -37,43 +36,6 @@ UNAUTHORIZED = (
 DRY_RUN_REFUSED = (
     b'{"http_status_code": 403, "message": "Invalid dry-run signature.", "errors": []}'
 )
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a client sees: status, every header but Date/Server/Connection, the body bytes."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    @classmethod
-    def of(cls, response: requests.Response) -> Answer:
-        headers = sorted(
-            (name.lower(), value)
-            for name, value in response.headers.items()
-            if name.lower() not in IGNORED_HEADERS
-        )
-        return cls(response.status_code, tuple(headers), response.content)
-
-    def header(self, name: str) -> str | None:
-        return dict(self.headers).get(name.lower())
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-    def with_id(self, resource: str, old: int, new: int) -> Answer:
-        """This answer as it would read for object `new` instead of `old` (same resource),
-        to compare the answers of writes that created different ids."""
-        body = self.body.replace(b'{"id": %d, ' % old, b'{"id": %d, ' % new, 1)
-        body = body.replace(
-            b'/%s/%d"' % (resource.encode(), old), b'/%s/%d"' % (resource.encode(), new)
-        )
-        headers = tuple(
-            (name, str(len(body)) if name == "content-length" else value)
-            for name, value in self.headers
-        )
-        return Answer(self.status, headers, body)
 
 
 @cache

@@ -30,13 +30,13 @@ from tests.parity.test_parity import (
     READS,
     UNKNOWN_PATHS,
     WRITES,
-    Answer,
     first_variation,
     forged_dry_run,
     stored,
     timeless,
 )
 from tests.support import HEADERS, World, make_world
+from tests.support.answers import Answer
 from tests.support.contract import (
     assert_conforms,
     assert_xml_conforms,
