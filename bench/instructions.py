@@ -34,10 +34,12 @@ WARM_UP = 500
 PATH = "/bookings/1?expand=all"
 REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n".encode()
 TOTALS = re.compile(rb"^totals: (\d+)", re.M)
-# proxy: the hot path compiled where built (proxy/speedups.py); proxy-python: its .py sources.
+# proxy: the hot path compiled where built (proxy/speedups.py); proxy-python: its .py sources;
+# proxy-log: compiled, with the access log on (its default; written to /dev/null here).
 ENVIRONMENTS = {
     "proxy": PROXY_ENV,
     "proxy-python": {**PROXY_ENV, "STRANGLER_NO_EXTENSIONS": "1"},
+    "proxy-log": {**PROXY_ENV, "STRANGLER_ACCESS_LOG": "1"},
     "nginx": PROXY_ENV,  # proxy_buffering on, as in production
 }
 
@@ -163,6 +165,7 @@ def measure(directory: Path, requests: int) -> dict[str, float]:
         commands = {
             "proxy": proxy_command(directory, ports["proxy"], upstream),
             "proxy-python": proxy_command(directory, ports["proxy-python"], upstream),
+            "proxy-log": proxy_command(directory, ports["proxy-log"], upstream),
             "nginx": nginx.proxy_command(directory, ports["nginx"], upstream),
         }
         per_request = {}

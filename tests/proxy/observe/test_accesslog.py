@@ -4,6 +4,8 @@ stdout."""
 from __future__ import annotations
 
 import asyncio
+import calendar
+import hashlib
 import io
 import json
 import os
@@ -45,7 +47,7 @@ def test_line_keys_values_and_escaping() -> None:
         resource="bookings",
         backend="drf",
         status=404,
-        seconds=0.0012345,
+        seconds=0.0012344,
         bytes_in=3,
         bytes_out=45,
         canary=True,
@@ -77,6 +79,38 @@ def test_line_keys_values_and_escaping() -> None:
     assert line["client"] == "sha256:2a97516c"
     assert time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S")
     assert line["time"][19] == "." and line["time"].endswith("Z") and len(line["time"]) == 24
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [0.0, 1e-7, 0.0004996, 0.0009996, 0.001, 0.0123456, 0.2509, 0.9999999, 1.0, 12.3456789, 3600.5],
+)
+def test_duration_is_written_in_milliseconds_with_three_decimals(seconds: float) -> None:
+    """The same digits as `f"{seconds * 1000:.3f}"` (the line is built without format specs)."""
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    log.request("r", "GET", "/a", "other", "app", 200, seconds, 0, 0)
+    log.flush()
+    assert f'"duration_ms": {seconds * 1000:.3f}, ' in stream.getvalue()
+
+
+def test_the_time_has_milliseconds_of_three_digits() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    before = time.time()
+    log.request("r", "GET", "/a", "other", "app", 200, 0.0, 0, 0)
+    log.flush()
+    stamp = json.loads(stream.getvalue())["time"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+    written = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    assert abs(written + int(stamp[20:23]) / 1000 - before) < 1.0
+
+
+def test_a_credential_is_hashed_once_then_remembered() -> None:
+    secret = b"Bearer remembered-%d" % time.monotonic_ns()
+    first = digest(secret)
+    assert digest(secret) is first  # the same string: no second SHA-256
+    assert first == "sha256:" + hashlib.sha256(secret).hexdigest()[:8]
 
 
 @pytest.mark.parametrize(
