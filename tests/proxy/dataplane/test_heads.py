@@ -8,6 +8,14 @@ import json
 
 import pytest
 
+from proxy.dataplane.heads import (
+    DROPPED,
+    FORWARDED,
+    REQUEST_NAME_SIZES,
+    RESPONSE_NAME_SIZES,
+    name_sizes,
+)
+from proxy.http.messages import HOP_BY_HOP
 from tests.support.raw_http import RawRequest, read_body, read_head, read_response, respond
 
 EARLY_HINTS = (
@@ -154,3 +162,16 @@ async def test_a_status_outside_100_to_599_is_502(upstream_factory, proxy_factor
     assert b"odd" not in result.body and str(upstream.port).encode() not in result.body
     labels = {"backend": "app", "kind": "protocol"}
     assert proxy.state.registry.get_sample_value("strangler_upstream_errors_total", labels) == 1
+
+
+def test_name_sizes_has_a_bit_for_each_length_and_none_other() -> None:
+    assert name_sizes([b"te", b"upgrade", b"trailer"]) == (1 << 2) | (1 << 7)
+    assert name_sizes([]) == 0
+    request_names = DROPPED | FORWARDED | {b"host", b"x-request-id"}
+    for sizes, names in (
+        (REQUEST_NAME_SIZES, request_names),
+        (RESPONSE_NAME_SIZES, HOP_BY_HOP | {b"x-request-id"}),
+    ):
+        checked = {len(name) for name in names}
+        for size in range(300):  # a long name shifts every bit out: never checked
+            assert sizes >> size & 1 == (size in checked), size
