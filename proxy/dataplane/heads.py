@@ -16,11 +16,10 @@ them), `SCRIPT_NAME`, `PATH_INFO` and `HTTP2-Settings` never leave the proxy.
 from __future__ import annotations
 
 from binascii import hexlify
-from collections.abc import Iterable
 from random import getrandbits
 from typing import Final
 
-from proxy.http.exchange import Headers, Response
+from proxy.http.exchange import Headers, Response, name_sizes
 from proxy.http.messages import (
     HOP_BY_HOP,
     NOTHING,
@@ -48,20 +47,7 @@ CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 STATUS_LINE_STARTS: Final = {status: b"HTTP/1.1 %d " % status for status in range(100, 600)}
 # The sizes of the names each head checks, a bit per size: a name of another size is written as
 # it came, without the lower() call and set lookups (two or three per header, on every request).
-# Bits, not a set of sizes: compiled, a set test boxes the size first.
-
-
-def name_sizes(names: Iterable[bytes]) -> int:
-    """A bit per length of `names`: `sizes >> len(name) & 1` is 0 for a name none of them can be.
-
-    >>> sizes = name_sizes([b"te", b"upgrade"])
-    >>> sizes >> len(b"Upgrade") & 1, sizes >> len(b"Accept") & 1
-    (1, 0)
-    """
-    sizes = 0
-    for name in names:
-        sizes |= 1 << len(name)
-    return sizes
+# Bits, not a set of sizes (`proxy.http.exchange.name_sizes`).
 
 
 REQUEST_NAME_SIZES: Final = name_sizes(DROPPED | FORWARDED | {b"host", b"x-request-id"})

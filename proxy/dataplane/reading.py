@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
+from typing import Final
 
 import httptools
 
@@ -25,7 +26,7 @@ from proxy.errors import (
     RequestLineTooLong,
     UnsupportedTransferCoding,
 )
-from proxy.http.exchange import FRAMING_NAME_SIZES
+from proxy.http.exchange import FRAMING, name_sizes
 from proxy.http.messages import Headers, Request
 from proxy.http.streams import BodyStream
 from proxy.http.tunnel import upgrade_protocol
@@ -33,7 +34,7 @@ from proxy.settings import Settings
 
 MAX_HEADER_FIELDS = 100
 # Request header names the listener looks at while parsing: the framing ones, and `Host`.
-WATCHED_NAME_SIZES = FRAMING_NAME_SIZES | {len(b"host")}
+WATCHED_NAME_SIZES: Final = name_sizes((*FRAMING, b"host"))
 # An extension method (RFC 9110 section 9.1) that llhttp does not know, with the rest of its
 # request line: `FOO /x HTTP/1.1` -> (b"FOO", b" /x HTTP/1.1...").
 EXTENSION_METHOD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32})( )")
@@ -110,7 +111,7 @@ class RequestReading:
         ):
             raise HeadersTooLarge()
         self._headers.append((name, value))
-        if len(name) in WATCHED_NAME_SIZES:
+        if WATCHED_NAME_SIZES >> len(name) & 1:
             lowered = name.lower()
             if lowered == b"host":
                 self._hosts += 1

@@ -141,7 +141,7 @@ class UpstreamConnection(asyncio.Protocol):
             return  # a trailer: never promoted into the head the client gets
         exchange.headers.append((name, value))
         size = len(name)
-        if size in FRAMING_NAME_SIZES:
+        if FRAMING_NAME_SIZES >> size & 1:
             lowered = name.lower()
             if lowered == b"content-length":
                 exchange.sized = True

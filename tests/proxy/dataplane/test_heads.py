@@ -13,8 +13,8 @@ from proxy.dataplane.heads import (
     FORWARDED,
     REQUEST_NAME_SIZES,
     RESPONSE_NAME_SIZES,
-    name_sizes,
 )
+from proxy.http.exchange import name_sizes
 from proxy.http.messages import HOP_BY_HOP
 from tests.support.raw_http import RawRequest, read_body, read_head, read_response, respond
 
