@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_vary_headers
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from drf_app.auth import authorize, challenge_of
-from drf_app.negotiation import XML, format_param, is_xml, response_format
+from drf_app.negotiation import XML, accept_decides, format_param, is_xml, response_format
 from drf_app.renderers import XMLRenderer
 
 AUTH_MESSAGE = "Missing or invalid X-Application-Key."
@@ -81,12 +82,21 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
 
 
 def error_response(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    """The envelope, in the format the request asks for, for answers no DRF view renders."""
+    """The envelope, in the format the request asks for, for answers no DRF view renders; with
+    `Vary: Accept` when Accept chose it, as views answer."""
     body = envelope(status, message)
-    if response_format(format_param(request.GET), request.headers.get("Accept")) == XML:
+    requested = format_param(request.GET)
+    response: HttpResponse
+    if response_format(requested, request.headers.get("Accept")) == XML:
         content_type = f"{XMLRenderer.media_type}; charset={XMLRenderer.charset}"
-        return HttpResponse(XMLRenderer().render(body), status=status, content_type=content_type)
-    return JsonResponse(body, status=status)
+        response = HttpResponse(
+            XMLRenderer().render(body), status=status, content_type=content_type
+        )
+    else:
+        response = JsonResponse(body, status=status)
+    if accept_decides(requested):
+        patch_vary_headers(response, ["Accept"])
+    return response
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -4,8 +4,11 @@ A request asks for XML with `?format=xml` (`?format=json` asks for JSON; the par
 `Accept`) or with an `Accept` header that rates `application/xml` or `text/xml` above
 `application/json`; anything else gets JSON, an `Accept` the API cannot serve included. An
 unknown `?format=` is a 404, raised by the view after the key check (`unknown_format`), so
-negotiation itself never fails. A body is XML when its Content-Type is `application/xml` or
-`text/xml`, else it is read as JSON, whatever its Content-Type says.
+negotiation itself never fails. An answer whose format `Accept` chose says `Vary: Accept`
+(`accept_decides`; RFC 9110 section 12.5.5), added to any Vary it already has: by
+`ResourceView.default_response_headers` in views, by `errors.error_response` elsewhere.
+A body is XML when its Content-Type is `application/xml` or `text/xml`, else it is read as
+JSON, whatever its Content-Type says.
 """
 
 from __future__ import annotations
@@ -86,6 +89,12 @@ def unknown_format(requested: str) -> bool:
 def response_format(requested: str, accept: str | None) -> str:
     """`?format=`'s format when it names one, else Accept's preference."""
     return requested if requested in FORMATS else preferred_format(accept)
+
+
+def accept_decides(requested: str) -> bool:
+    """Whether `Accept` chose the format of an answer: `?format=` names none (absent, empty or
+    unknown), so the answer varies on Accept."""
+    return requested not in FORMATS
 
 
 def is_xml(content_type: str | None) -> bool:

@@ -23,7 +23,7 @@ from rest_framework.viewsets import GenericViewSet
 from drf_app.backends import READ_WRITE, Backend, Record, SourceSystems, SourceUnavailable
 from drf_app.dryrun import is_dry_run
 from drf_app.errors import invalid_body
-from drf_app.negotiation import format_param, unknown_format
+from drf_app.negotiation import accept_decides, format_param, unknown_format
 from drf_app.objects import NO_REFERENCES, Reference, base_url, build_object, build_variation
 from drf_app.pagination import page_envelope, parse_page_request
 
@@ -152,7 +152,10 @@ class ResourceView(GenericViewSet[Any]):  # Any: no models; objects are dicts fr
 
     @property
     def default_response_headers(self) -> dict[str, str]:
-        """None: `Allow` goes only on OPTIONS and 405 answers, as legacy does."""
+        """`Vary: Accept` when Accept chose the format (DRF's `finalize_response` merges it into
+        any Vary the answer has); no `Allow`: it goes only on OPTIONS and 405, as in legacy."""
+        if accept_decides(format_param(self.request.query_params)):
+            return {"Vary": "Accept"}
         return {}
 
     def methods(self) -> list[str]:

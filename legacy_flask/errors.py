@@ -26,11 +26,19 @@ MESSAGES = {
 
 
 def api_response(data: object, status: int = 200) -> Response:
-    """`data` in the format the request asks for: JSON, or XML (``legacy_flask.formats``)."""
-    chosen = formats.response_format(request.args.get("format"), request.headers.get("Accept"))
+    """`data` in the format the request asks for: JSON, or XML (``legacy_flask.formats``); with
+    ``Vary: Accept`` when Accept chose it (added to the set, so a later ``vary.add`` merges)."""
+    format_param = request.args.get("format")
+    chosen = formats.response_format(format_param, request.headers.get("Accept"))
     if chosen == formats.XML:
-        return Response(formats.to_xml(data), status=status, content_type=formats.XML_CONTENT_TYPE)
-    return Response(json.dumps(data), status=status, mimetype="application/json")
+        response = Response(
+            formats.to_xml(data), status=status, content_type=formats.XML_CONTENT_TYPE
+        )
+    else:
+        response = Response(json.dumps(data), status=status, mimetype="application/json")
+    if formats.accept_decides(format_param):
+        response.vary.add("Accept")
+    return response
 
 
 def error_response(

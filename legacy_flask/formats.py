@@ -4,7 +4,9 @@ XML written and read by hand.
 A request asks for XML with ``?format=xml`` (``?format=json`` asks for JSON; the parameter
 beats ``Accept``) or with an ``Accept`` header that rates ``application/xml`` or ``text/xml``
 above ``application/json``; anything else gets JSON. A body is XML when its ``Content-Type``
-is ``application/xml`` or ``text/xml``, else it is read as JSON. The XML shape is
+is ``application/xml`` or ``text/xml``, else it is read as JSON. An answer whose format
+``Accept`` chose says ``Vary: Accept`` (``accept_decides``), so a shared cache keeps the JSON
+and XML of one URL apart (RFC 9110 section 12.5.5). The XML shape is
 openapi.yaml's (see its description): ``<root>`` holds the data, keys are element names, list
 items are ``<list-item>``, null is an empty element, booleans are ``true``/``false``.
 """
@@ -83,6 +85,12 @@ def unknown_format(format_param: str | None) -> bool:
 def response_format(format_param: str | None, accept: str | None) -> str:
     """The format of an answer: ``?format=`` when it names one, else Accept's preference."""
     return format_param if format_param in FORMATS else preferred_format(accept)
+
+
+def accept_decides(format_param: str | None) -> bool:
+    """Whether ``Accept`` chose the format of an answer: ``?format=`` names none (absent, empty
+    or unknown), so the answer varies on Accept."""
+    return format_param not in FORMATS
 
 
 def is_xml(content_type: str | None) -> bool:

@@ -255,3 +255,47 @@ def test_answers_carry_their_length(drf_url: str, path: str) -> None:
     response = requests.get(drf_url + path, headers=HEADERS, timeout=5)
     assert response.headers["Content-Length"] == str(len(response.content))
     assert "Transfer-Encoding" not in response.headers
+
+
+XML_TYPE = "application/xml; charset=utf-8"
+VARY_CASES = [
+    # method, path, request headers, status and Content-Type of the answer
+    ("GET", "/bookings/1", {}, 200, "application/json"),
+    ("GET", "/bookings/1", {"Accept": "application/xml"}, 200, XML_TYPE),
+    ("GET", "/tours?page=2", {"Accept": "text/csv"}, 200, "application/json"),
+    ("HEAD", "/tours/1", {"Accept": "text/xml"}, 200, XML_TYPE),
+    ("OPTIONS", "/bookings", {}, 200, "application/json"),
+    ("GET", "/nowhere", {}, 404, "application/json"),
+    ("GET", "/nowhere", {"Accept": "application/xml"}, 404, XML_TYPE),
+    ("GET", "/tours?page=x", {"Accept": "text/xml"}, 400, XML_TYPE),
+    ("DELETE", "/bookings/1", {}, 405, "application/json"),
+    ("GET", "/bookings/1", {"X-Application-Key": "wrong"}, 401, "application/json"),
+    ("GET", "/tours?format=csv", {"Accept": "text/xml"}, 404, XML_TYPE),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status", "content_type"), VARY_CASES)
+def test_answers_whose_format_accept_chose_vary_on_accept(
+    drf_url: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    content_type: str,
+) -> None:
+    """JSON, XML and error answers alike (views' and handler404's), exactly `Vary: Accept`
+    (once): a shared cache must not hand one client's XML to another asking for JSON."""
+    headers = {**HEADERS, **headers}
+    response = requests.request(method, drf_url + path, headers=headers, timeout=10)
+    assert (response.status_code, response.headers["Content-Type"]) == (status, content_type)
+    assert response.headers["Vary"] == "Accept"
+
+
+@pytest.mark.parametrize(
+    "path", ["/bookings/1?format=xml", "/bookings/1?format=json", "/nowhere?format=xml"]
+)
+def test_answers_whose_format_the_query_chose_do_not_vary(drf_url: str, path: str) -> None:
+    headers = {**HEADERS, "Accept": "application/xml"}
+    response = requests.get(drf_url + path, headers=headers, timeout=10)
+    assert response.status_code in (200, 404)
+    assert "Vary" not in response.headers

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 
 from drf_app.negotiation import (
     JSONFirst,
+    accept_decides,
     format_param,
     is_xml,
     preferred_format,
@@ -70,6 +71,22 @@ def test_format_parameter_beats_accept(query: str, accept: str | None, expected:
 )
 def test_unknown_format(query: str, unknown: bool) -> None:
     assert unknown_format(format_param(request("/tours" + query).query_params)) is unknown
+
+
+@pytest.mark.parametrize(
+    ("query", "decides"),
+    [
+        ("", True),
+        ("?format=", True),
+        ("?format=csv", True),
+        ("?format=XML", True),
+        ("?format=json", False),
+        ("?format=xml", False),
+        ("?format=xml&format=csv", False),
+    ],
+)
+def test_accept_decides_unless_the_query_names_a_format(query: str, decides: bool) -> None:
+    assert accept_decides(format_param(request("/tours" + query).query_params)) is decides
 
 
 @pytest.mark.parametrize(("content_type", "xml"), CONTENT_TYPES)

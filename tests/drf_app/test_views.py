@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.test import RequestFactory
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+from django.test import Client, RequestFactory, override_settings
 from django.urls import URLResolver, get_resolver
+from django.utils.cache import patch_vary_headers
 
 from drf_app.backends import Backend, SourceSystems
 from drf_app.urls import build_router
@@ -159,3 +162,48 @@ def test_options_names_the_resource_and_its_methods(world: World) -> None:
         "application/json",
         ", ".join(methods),
     )
+
+
+@pytest.mark.parametrize(
+    ("own", "vary"),
+    [
+        ("Origin", "Origin, Accept"),
+        ("Cookie, origin", "Cookie, origin, Accept"),
+        ("accept", "accept"),
+        ("*", "*"),
+    ],
+)
+def test_vary_accept_joins_a_vary_the_answer_already_has(world: World, own: str, vary: str) -> None:
+    """The view's answer keeps its own Vary and gains Accept once (`*` already covers it)."""
+    match = world.resolver.resolve("/bookings/1")
+
+    class OwnVary(match.func.cls):
+        def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            response = super().retrieve(request, *args, **kwargs)
+            response["Vary"] = own
+            return response
+
+    view = OwnVary.as_view(match.func.actions, **match.func.initkwargs)
+    response = view(RequestFactory().get("/bookings/1", **KEY), *match.args, **match.kwargs)
+    assert (response.status_code, response["Vary"]) == (200, vary)
+
+
+def vary_on_origin(get_response: Callable[[HttpRequest], HttpResponseBase]) -> Any:
+    """A middleware varying every answer on Origin, as a CORS one does."""
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        response = get_response(request)
+        patch_vary_headers(response, ["Origin"])
+        return response
+
+    return middleware
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/tours?format=csv", "/tours?page=x"])
+def test_vary_accept_is_kept_when_a_middleware_varies_the_answer_too(path: str) -> None:
+    """handler404's and views' answers alike: `Accept, Origin`, as on legacy with a hook."""
+    middleware = [*settings.MIDDLEWARE, f"{__name__}.vary_on_origin"]
+    with override_settings(MIDDLEWARE=middleware):
+        response = Client().get(path, HTTP_X_APPLICATION_KEY="demo")
+    assert response.status_code in (400, 404)
+    assert response["Vary"] == "Accept, Origin"

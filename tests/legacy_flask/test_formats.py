@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from flask import Response
 
 from legacy_flask import create_app, formats
 from tests.support import xml_cases
@@ -51,6 +52,14 @@ def test_format_parameter_beats_accept(
 )
 def test_unknown_format(param: str | None, unknown: bool) -> None:
     assert formats.unknown_format(param) is unknown
+
+
+@pytest.mark.parametrize(
+    ("param", "decides"),
+    [(None, True), ("", True), ("csv", True), ("XML", True), ("json", False), ("xml", False)],
+)
+def test_accept_decides_unless_the_query_names_a_format(param: str | None, decides: bool) -> None:
+    assert formats.accept_decides(param) is decides
 
 
 @pytest.mark.parametrize(("content_type", "xml"), CONTENT_TYPES)
@@ -129,5 +138,24 @@ def test_an_xml_body_that_holds_no_object_is_a_400_in_its_own_words() -> None:
             b"<root><http_status_code>400</http_status_code><message>Invalid XML body.</message>"
             b"<errors></errors></root>"
         )
+    finally:
+        app.extensions["legacy_flask.sources"].close()
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/tours?format=csv", "/tours?page=x"])
+def test_vary_accept_is_kept_when_another_layer_varies_the_answer_too(path: str) -> None:
+    """A later hook adding its own Vary (as a CORS extension adds Origin) merges with Accept,
+    as a Django middleware does on the DRF gateway: `Accept, Origin` on both."""
+    app = create_app({"API_KEYS": frozenset({"demo"})})
+
+    def vary_on_origin(response: Response) -> Response:
+        response.vary.add("Origin")
+        return response
+
+    app.after_request(vary_on_origin)
+    try:
+        answer = app.test_client().get(path, headers=KEY)
+        assert answer.status_code in (400, 404)
+        assert answer.headers.getlist("Vary") == ["Accept, Origin"]
     finally:
         app.extensions["legacy_flask.sources"].close()

@@ -442,3 +442,40 @@ def test_head_and_options(http, legacy_url):
     response = http.options(f"{legacy_url}/bookings/1")
     assert response.status_code == 200
     assert response.headers["Allow"] == "GET, HEAD, OPTIONS, PUT, PATCH"
+
+
+XML_TYPE = "application/xml; charset=utf-8"
+VARY_CASES = [
+    # method, path, request headers, status and Content-Type of the answer
+    ("GET", "/bookings/1", {}, 200, "application/json"),
+    ("GET", "/bookings/1", {"Accept": "application/xml"}, 200, XML_TYPE),
+    ("GET", "/tours?page=2", {"Accept": "text/csv"}, 200, "application/json"),
+    ("HEAD", "/tours/1", {"Accept": "text/xml"}, 200, XML_TYPE),
+    ("OPTIONS", "/bookings", {}, 200, "application/json"),
+    ("GET", "/nowhere", {}, 404, "application/json"),
+    ("GET", "/nowhere", {"Accept": "application/xml"}, 404, XML_TYPE),
+    ("GET", "/tours?page=x", {"Accept": "text/xml"}, 400, XML_TYPE),
+    ("DELETE", "/bookings/1", {}, 405, "application/json"),
+    ("GET", "/bookings/1", {"X-Application-Key": "wrong"}, 401, "application/json"),
+    ("GET", "/tours?format=csv", {"Accept": "text/xml"}, 404, XML_TYPE),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status", "content_type"), VARY_CASES)
+def test_answers_whose_format_accept_chose_vary_on_accept(
+    http, legacy_url, method, path, headers, status, content_type
+):
+    """JSON, XML and error answers alike, exactly `Vary: Accept` (once): a shared cache must
+    not hand one client's XML to another asking for JSON."""
+    response = http.request(method, legacy_url + path, headers=headers)
+    assert (response.status_code, response.headers["Content-Type"]) == (status, content_type)
+    assert response.headers["Vary"] == "Accept"
+
+
+@pytest.mark.parametrize(
+    "path", ["/bookings/1?format=xml", "/bookings/1?format=json", "/nowhere?format=xml"]
+)
+def test_answers_whose_format_the_query_chose_do_not_vary(http, legacy_url, path):
+    response = http.get(legacy_url + path, headers={"Accept": "application/xml"})
+    assert response.status_code in (200, 404)
+    assert "Vary" not in response.headers

@@ -174,7 +174,11 @@ def test_anything_but_a_genuine_dry_run_is_refused_first_and_changes_nothing(
     answer = send(shadowed, gateway, method, target, body, forged)
     assert answer == Answer(
         403,
-        (("content-length", str(len(REFUSED))), ("content-type", "application/json")),
+        (
+            ("content-length", str(len(REFUSED))),
+            ("content-type", "application/json"),
+            ("vary", "Accept"),
+        ),
         REFUSED,
     )
     assert stored(shadowed) == before

@@ -1,7 +1,7 @@
 """Parity: the same request to legacy and DRF gets the same answer, byte for byte.
 
 An answer is its status, its headers (all but Date, Server and Connection, so Content-Type,
-Content-Length and the presence and value of Allow) and its body bytes. Both gateways see the
+Content-Length, Vary and the presence and value of Allow) and its body bytes. Both gateways see the
 same Host header, so their links are the same too. Every answer is also checked against
 openapi.yaml. Writes are compared by their answers (the ids they created aside) and by the
 state they leave in the source systems (the ids they created and the second each was made
@@ -138,6 +138,7 @@ def test_bad_keys(
     expected = (
         ("content-length", str(len(UNAUTHORIZED))),
         ("content-type", "application/json"),
+        ("vary", "Accept"),
         ("www-authenticate", 'Bearer realm="api"'),  # RFC 6750 §3: no token, no error code
     )
     assert answers == [Answer(401, expected, UNAUTHORIZED)] * 2
@@ -169,7 +170,11 @@ def test_forged_dry_runs_are_refused_alike_before_anything_else(
     legacy, drf = both(
         world, legacy_url, drf_url, method, path, contract=False, headers=headers, data=body
     )
-    expected = (("content-length", str(len(DRY_RUN_REFUSED))), ("content-type", "application/json"))
+    expected = (
+        ("content-length", str(len(DRY_RUN_REFUSED))),
+        ("content-type", "application/json"),
+        ("vary", "Accept"),
+    )
     assert [legacy, drf] == [Answer(403, expected, DRY_RUN_REFUSED)] * 2
     assert requests.get(count, timeout=5).json() == before
 
@@ -244,6 +249,7 @@ def test_options(
             ("allow", allow),
             ("content-length", str(len(body))),
             ("content-type", "application/json"),
+            ("vary", "Accept"),
         ),
         body,
     )
@@ -458,6 +464,5 @@ def test_documented_difference_post_to_resource_suffix(
     assert (
         stored(world, "bookings", legacy.json()["id"])["contact_email"] == BOOKING["contact_email"]
     )
-    assert drf == Answer(
-        404, (("content-length", "64"), ("content-type", "application/json")), NOT_FOUND
-    )
+    headers = (("content-length", "64"), ("content-type", "application/json"), ("vary", "Accept"))
+    assert drf == Answer(404, headers, NOT_FOUND)

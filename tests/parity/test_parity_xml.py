@@ -181,6 +181,40 @@ def test_json_wins_ties_and_what_the_api_cannot_serve(
     assert legacy.status in (200, 404)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "vary"),
+    [
+        ("GET", "/bookings/2", {"Accept": "application/json"}, 200, "Accept"),
+        ("GET", "/bookings/2", XML, 200, "Accept"),
+        ("GET", "/tours?page=2&max_per_page=3", {"Accept": "*/*"}, 200, "Accept"),
+        ("OPTIONS", "/tours", XML, 200, "Accept"),
+        ("GET", "/nowhere", XML, 404, "Accept"),
+        ("GET", "/tours?page=0", {"Accept": "text/csv"}, 400, "Accept"),
+        ("DELETE", "/bookings/2", XML, 405, "Accept"),
+        ("GET", "/bookings/2", {"X-Application-Key": "wrong"}, 401, "Accept"),
+        ("GET", "/bookings/2?format=yaml", XML, 404, "Accept"),
+        ("GET", "/bookings/2?format=", XML, 200, "Accept"),
+        ("GET", "/bookings/2?format=xml", {"Accept": "application/json"}, 200, None),
+        ("GET", "/nowhere?format=json", XML, 404, None),
+    ],
+)
+def test_vary_accept_when_accept_chose_the_format(
+    world: World,
+    legacy_url: str,
+    drf_url: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    vary: str | None,
+) -> None:
+    """JSON, XML and error answers say exactly `Vary: Accept` on both when Accept chose their
+    format, and nothing when `?format=` did (the URL then tells the representations apart)."""
+    legacy, drf = both_xml(world, legacy_url, drf_url, method, path, headers=headers)
+    assert drf == legacy
+    assert (legacy.status, legacy.header("Vary")) == (status, vary)
+
+
 @pytest.mark.parametrize("value", ["csv", "XML", "yaml", "json2"])
 @pytest.mark.parametrize(
     ("method", "path"),

@@ -31,8 +31,13 @@ class Answer:
 
     @classmethod
     def error(cls, status: int, body: bytes, challenge: str | None) -> Answer:
-        """An error envelope as both gateways answer it, with its `WWW-Authenticate` if any."""
-        headers = [("content-length", str(len(body))), ("content-type", "application/json")]
+        """An error envelope as both gateways answer it when `Accept` chose its format (no
+        `?format=`), with its `WWW-Authenticate` if any."""
+        headers = [
+            ("content-length", str(len(body))),
+            ("content-type", "application/json"),
+            ("vary", "Accept"),
+        ]
         if challenge is not None:
             headers.append(("www-authenticate", challenge))
         return cls(status, tuple(headers), body)
