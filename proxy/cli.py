@@ -2,6 +2,11 @@
 store, rollout, init.
 
 Exit codes: 0 done, 1 failed (one clear line per problem on stderr), 2 bad usage.
+
+The command line itself is `proxy.arguments`. Each command imports what it runs on when it runs,
+not at the top of this module, so that no command starts slower for another's modules: `status`
+loads no YAML, `validate` neither an event loop (the store's) nor http.client (the admin API's),
+and only `serve` the server.
 """
 
 from __future__ import annotations
@@ -10,123 +15,51 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import (
-    diffs_commands,
-    group_commands,
-    init_commands,
-    pin_commands,
-    rollout_commands,
-    store_commands,
-)
-from proxy.diffs_commands import percent
-from proxy.ready_text import print_ready, progress_line
-from proxy.routing import edit
-from proxy.routing.model import OTHER_RESOURCE, RoutesError
-from proxy.routing.parser import load_table
-from proxy.settings import SettingsError
-
-PROG = "strangler"
-DEFAULT_ADMIN = "http://127.0.0.1:8081"
+from proxy.arguments import PROG, build_parser, check
+from proxy.ready_text import percent, pinned_column, print_groups, print_ready, progress_line
+from proxy.settings import Settings, SettingsError, command_user
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        group_commands.check(args)  # flip/rollback: RESOURCE, or --group GROUP
+        check(args)  # flip/rollback: RESOURCE, or --group GROUP
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     command: str = args.command
     try:
         return int(COMMANDS[command](args))
-    except RoutesError as exc:  # each already reads `file:line: message`
-        for error in exc.errors:
-            print(error, file=sys.stderr)
+    except ValueError as exc:
+        lines = refusal(command, exc)
+        if lines is None:
+            raise
+        for line in lines:
+            print(line, file=sys.stderr)
         return 1
-    except (edit.EditError, SettingsError) as exc:
-        print(f"{PROG} {command}: {exc}", file=sys.stderr)
-        return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="A strangler-fig migration proxy.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def refusal(command: str, exc: ValueError) -> list[str] | None:
+    """What a command refused prints: a table's errors (each already `file:line: message`), or
+    why an edit or a setting cannot be; None for any other error."""
+    # Imported here: a command that raised one of these has them loaded already, and the
+    # commands that never read the table (status, ready, diffs) are spared YAML.
+    from proxy.routing.model import RoutesError
+    from proxy.routing.yamledit import EditError
 
-    serve = commands.add_parser("serve", help="run the proxy")
-    serve.add_argument("--routes", type=Path, help="routing table (default routes.yaml)")
-    serve.add_argument("--host", help="public listener address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="public listener port (default 8080)")
-    serve.add_argument("--admin-host", help="admin listener address (default 127.0.0.1)")
-    serve.add_argument("--admin-port", type=int, help="admin listener port (default 8081)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
-    add_store(serve)
-    serve.add_argument(
-        "--store-cache",
-        type=Path,
-        help="with --store: the last applied table, served at start when the store is unreachable",
-    )
-
-    validate = commands.add_parser("validate", help="check a routing table; print OK or errors")
-    add_routes(validate)
-
-    flip = commands.add_parser("flip", help="send a resource (or a --group) to a backend")
-    flip.add_argument("resource", nargs="?", help="the resource (with --group: the backend)")
-    flip.add_argument("backend", nargs="?")
-    group_commands.add_group_options(flip)
-    add_routes(flip)
-    flip.add_argument("--reason", default="", help="why, for the audit log")
-    add_store(flip)
-
-    rollback = commands.add_parser("rollback", help="undo a resource's (or a --group's) last flip")
-    rollback.add_argument("resource", nargs="?", help="the resource (or --group GROUP)")
-    group_commands.add_group_options(rollback)
-    add_routes(rollback)
-    rollback.add_argument("--reason", default="", help="why, for the audit log")
-    add_store(rollback)
-
-    status = commands.add_parser("status", help="show the table a running proxy serves")
-    status.add_argument(
-        "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
-    )
-    status.add_argument(
-        "--fleet", action="store_true", help="list the replicas sharing the store, lagging ones"
-    )
-    add_store(status)
-
-    diffs_commands.add_diffs_parser(commands, DEFAULT_ADMIN)
-    ready = commands.add_parser("ready", help="is the new stack ready for a resource? (exit 0/1)")
-    ready.add_argument("resource")
-    ready.add_argument(
-        "--admin", default=DEFAULT_ADMIN, help=f"admin URL (default {DEFAULT_ADMIN})"
-    )
-    ready.add_argument("--min-requests", type=int, help="comparisons/requests needed (default 200)")
-    store_commands.add_store_parser(commands)
-    rollout_commands.add_rollout_parser(commands)
-    group_commands.add_user(pin_commands.add_pin_parser(commands))
-    init_commands.add_init_parser(commands)
-    return parser
-
-
-def add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", help="the table in etcd, etcd://HOST:PORT[,...]/PREFIX (or STRANGLER_STORE)"
-    )
-
-
-def add_routes(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--routes", type=Path, default=Path("routes.yaml"), help="routing table")
+    if isinstance(exc, RoutesError):
+        return list(exc.errors)
+    if isinstance(exc, EditError | SettingsError):
+        return [f"{PROG} {command}: {exc}"]
+    return None
 
 
 def serve(args: argparse.Namespace) -> int:
     from proxy import server  # the data plane, imported only when serving
-    from proxy.settings import Settings
 
     settings = Settings.from_env(
         os.environ,
@@ -143,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    from proxy.settings import Settings
+    from proxy.routing.parser import load_table
 
     load_table(args.routes, max_bytes=Settings.from_env(os.environ).max_routes_bytes)
     print("OK")
@@ -152,10 +85,13 @@ def validate(args: argparse.Namespace) -> int:
 
 def current_user(args: argparse.Namespace) -> str:
     """`--user`, else STRANGLER_USER, the login name, git's user.email (proxy.settings)."""
-    return group_commands.user_of(args)
+    return command_user(getattr(args, "user", None))
 
 
 def flip(args: argparse.Namespace) -> int:
+    from proxy import group_commands, store_commands
+    from proxy.routing import edit
+
     url, user, reason = store_commands.store_url(args), current_user(args), args.reason
     if args.group is not None and url is not None:
         return store_commands.flip_group(url, args.group, args.backend, user=user, reason=reason)
@@ -174,6 +110,8 @@ def flip(args: argparse.Namespace) -> int:
 
 
 def rollout(args: argparse.Namespace) -> int:
+    from proxy import rollout_commands, store_commands
+
     url = store_commands.store_url(args)
     if url is not None:
         user, reason = current_user(args), args.reason
@@ -182,6 +120,9 @@ def rollout(args: argparse.Namespace) -> int:
 
 
 def rollback(args: argparse.Namespace) -> int:
+    from proxy import group_commands, store_commands
+    from proxy.routing import edit
+
     url, user, reason = store_commands.store_url(args), current_user(args), args.reason
     if args.group is not None and url is not None:
         return store_commands.rollback_group(url, args.group, user=user, reason=reason)
@@ -196,6 +137,8 @@ def rollback(args: argparse.Namespace) -> int:
 
 def store(args: argparse.Namespace) -> int:
     """`store pull` and `store push` (proxy.store_commands)."""
+    from proxy import store_commands
+
     return store_commands.store_command(args, current_user(args))
 
 
@@ -204,6 +147,9 @@ class AdminError(Exception):
 
 
 def fetch_json(command: str, url: str) -> Any:
+    import urllib.error  # with http.client and email: for the admin API's commands alone
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.load(response)
@@ -230,7 +176,7 @@ def status(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print_status(body, sys.stdout, shadow)
-    group_commands.print_groups(body, sys.stdout)
+    print_groups(body, sys.stdout)
     return 0
 
 
@@ -271,6 +217,8 @@ def print_fleet(body: Mapping[str, Any], out: TextIO) -> None:
 
 def diffs(args: argparse.Namespace) -> int:
     """`strangler diffs` (proxy.diffs_commands) on the admin API."""
+    from proxy import diffs_commands
+
     try:
         return diffs_commands.diffs(args, lambda url: fetch_json("diffs", url), sys.stdout)
     except AdminError as exc:
@@ -299,6 +247,9 @@ def print_status(
     With `shadow` (GET /-/diffs figures; only when a resource is shadowed) a SHADOW column shows
     each shadowed resource's match rate and the comparisons behind it.
     """
+    # Imported here: the routing model is tens of milliseconds to load, for this one name.
+    from proxy.routing.model import OTHER_RESOURCE
+
     print(f"source:      {body['source']} (version {body['version']})", file=out)
     print(f"sha256:      {body['sha256']}", file=out)
     print(f"loaded at:   {body['loaded_at']}", file=out)
@@ -317,7 +268,7 @@ def print_status(
         names = [*body["resources"], OTHER_RESOURCE]
         column = ["SHADOW", *(shadow_text(shadow.get(name)) for name in names)]
         rows = [(*row, cell) for row, cell in zip(rows, column, strict=True)]
-    pinned = pin_commands.pinned_column(body)  # when a resource pins clients
+    pinned = pinned_column(body)  # when a resource pins clients
     if pinned is not None:
         rows = [(*row, cell) for row, cell in zip(rows, pinned, strict=True)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -355,8 +306,17 @@ def rates(traffic: Mapping[str, Mapping[str, Any]], name: str) -> tuple[str, str
     return f"{per_second:.1f}", "-" if error_rate is None else f"{error_rate:.1%}"
 
 
+def init(args: argparse.Namespace) -> int:
+    """`strangler init` (proxy.init_commands)."""
+    from proxy import init_commands
+
+    return init_commands.init(args)
+
+
 def pin(args: argparse.Namespace) -> int:
     """`strangler pin` (proxy.pin_commands) on routes.yaml."""
+    from proxy import pin_commands
+
     return pin_commands.pin_command(args, current_user(args))
 
 
@@ -370,6 +330,6 @@ COMMANDS = {
     "ready": ready,
     "store": store,
     "rollout": rollout,
-    "init": init_commands.init,
+    "init": init,
     "pin": pin,
 }

@@ -19,44 +19,17 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
 
+from proxy.arguments import KEEP, SHOWN
 from proxy.clock import iso_time
 from proxy.control import export
 from proxy.migration.diff import CLASSES, Difference
 from proxy.migration.noise import NOISE_AFTER, ignore_rules, noise_paths
+from proxy.ready_text import percent
 from proxy.routing.jsonpath import is_valid
 
 PROG = "strangler"
 Fetch = Callable[[str], Any]
-SHOWN = 10  # mismatches of each class shown by default
-KEEP = 50  # with --export: all a proxy keeps of each class (proxy.migration.shadow.KEEP)
 UNCLASSIFIED = "unclassified"  # a mismatch from a proxy that did not classify it
-
-
-def add_diffs_parser(commands: Any, default_admin: str) -> None:
-    diffs = commands.add_parser("diffs", help="show a resource's latest shadow mismatches")
-    diffs.add_argument("resource")
-    diffs.add_argument(
-        "--admin", default=default_admin, help=f"admin URL (default {default_admin})"
-    )
-    diffs.add_argument(
-        "--limit",
-        type=int,
-        help=f"mismatches of each class (default {SHOWN}; with --export {KEEP}, all kept)",
-    )
-    shown = diffs.add_mutually_exclusive_group()
-    shown.add_argument(
-        "--noise", action="store_true", help="the learned noise paths and their ignore rule"
-    )
-    shown.add_argument(
-        "--export",
-        choices=("pytest",),
-        metavar="FORMAT",
-        help="print a test module replaying the kept mismatches against the new gateway "
-        "(FORMAT: pytest)",
-    )
-    diffs.add_argument(  # accepted for symmetry: any replica's admin API merges the fleet's diffs
-        "--store", help="the table in etcd, etcd://HOST:PORT[,...]/PREFIX (or STRANGLER_STORE)"
-    )
 
 
 def diffs(args: argparse.Namespace, fetch: Fetch, out: TextIO) -> int:
@@ -159,10 +132,6 @@ def print_mismatch(mismatch: Mapping[str, Any], out: TextIO) -> None:
         kind = difference.get("class")
         tag = f"  ({kind})" if kind and kind != mismatch.get("class") else ""
         print(f"    {Difference.from_json(difference).text()}{tag}", file=out)
-
-
-def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.1%}"
 
 
 def print_noise(body: Mapping[str, Any], out: TextIO) -> None:

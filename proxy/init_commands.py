@@ -10,33 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
 import yaml
 
 from proxy.routing import scaffold
 
 DEFAULT_BACKENDS = (("legacy", "http://127.0.0.1:5000"), ("drf", "http://127.0.0.1:8000"))
-
-
-def add_init_parser(commands: Any) -> None:
-    init = commands.add_parser("init", help="write a first routes.yaml from a spec or a log")
-    source = init.add_mutually_exclusive_group(required=True)
-    source.add_argument("--from-openapi", type=Path, metavar="SPEC", help="OpenAPI 3 (YAML/JSON)")
-    source.add_argument(
-        "--from-access-log", type=Path, metavar="FILE", help="JSON lines or combined log format"
-    )
-    init.add_argument("--default", help="the backend every resource starts on (default: first)")
-    init.add_argument(
-        "--backend",
-        action="append",
-        metavar="NAME=URL",
-        help="a backend (repeat; default legacy=http://127.0.0.1:5000 drf=http://127.0.0.1:8000)",
-    )
-    init.add_argument(
-        "--nested", action="store_true", help="also list nested shapes (tours/*/departures)"
-    )
 
 
 def init(args: argparse.Namespace) -> int:

@@ -11,22 +11,8 @@ The autopilot of the running proxy (`proxy.control.autopilot`) takes it from the
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
 from proxy.routing import rollout_edit
-
-
-def add_rollout_parser(commands: Any) -> None:
-    rollout = commands.add_parser("rollout", help="start, pause, resume or abort a rollout plan")
-    rollout.add_argument("action", choices=rollout_edit.ACTIONS)
-    rollout.add_argument("resource")
-    rollout.add_argument("--routes", type=Path, default=Path("routes.yaml"), help="routing table")
-    rollout.add_argument("--reason", default="", help="why, for the audit log")
-    rollout.add_argument("--user", help="who, for the audit log (default: STRANGLER_USER, ...)")
-    rollout.add_argument(
-        "--store", help="the table in etcd, etcd://HOST:PORT[,...]/PREFIX (or STRANGLER_STORE)"
-    )
 
 
 def rollout(args: argparse.Namespace, user: str) -> int:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -215,6 +214,8 @@ def command_user(
 
 def git_email(environ: Mapping[str, str]) -> str | None:
     """`git config user.email` (run with `environ`, for GIT_CONFIG_GLOBAL and HOME), or None."""
+    import subprocess  # here: only an author without a login name runs git; every command would pay
+
     try:
         done = subprocess.run(
             ["git", "config", "user.email"],

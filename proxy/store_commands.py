@@ -21,7 +21,6 @@ audited (`"action": "push"`). It never overwrites a change its caller has not se
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import os
@@ -44,29 +43,6 @@ PROG = "strangler"
 T = TypeVar("T")
 
 
-def add_store_parser(commands: Any) -> None:
-    """`store pull` and `store push` under the `strangler` subcommands."""
-    store = commands.add_parser("store", help="the fleet's table in etcd: pull it, push a file")
-    actions = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
-    pull = actions.add_parser("pull", help="print the stored table (its revision on stderr)")
-    add_url(pull)
-    push = actions.add_parser("push", help="validate FILE and make it the stored table")
-    push.add_argument("file", type=Path, metavar="FILE")
-    add_url(push)
-    push.add_argument("--reason", default="", help="why, for the audit log")
-    push.add_argument(
-        "--expect-revision", type=int, help="refuse unless the table is at this revision"
-    )
-    push.add_argument("--force", action="store_true", help="overwrite whatever the store holds")
-    push.add_argument("--user", help="who, for the audit log (default: STRANGLER_USER, ...)")
-
-
-def add_url(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", help="the table in etcd, etcd://HOST:PORT[,...]/PREFIX (or STRANGLER_STORE)"
-    )
-
-
 def store_url(args: argparse.Namespace) -> str | None:
     """`--store`, else STRANGLER_STORE, else None (the file)."""
     return Settings.from_env(os.environ, store=getattr(args, "store", None)).store
@@ -82,6 +58,8 @@ class Exit(Exception):
 
 def run(command: str, url: str, work: Callable[[RouteStore], Awaitable[T]]) -> T:
     """`work` on the store at `url`; a bad URL or an unreachable store: the message, `Exit`."""
+    import asyncio  # here, as RouteStore: a flip of the file imports this module, runs no loop
+
     from proxy.routing.store import RouteStore, StoreConflict, StoreError, parse_store_url
 
     try:

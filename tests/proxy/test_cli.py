@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from proxy import arguments
 from proxy.cli import main
 from proxy.control.admin import make_admin_app
+from proxy.routing import rollout_edit
 from tests.support import free_port
 from tests.support.control import ROUTES, make_state, write
 
@@ -138,3 +140,38 @@ def test_status_unreachable(tmp_path: Path) -> None:
         1, "", f"strangler status: cannot read http://127.0.0.1:{port}/-/routes: "
                "[Errno 111] Connection refused\n",
     )  # fmt: skip
+
+
+# Once imported by every `strangler` command, now only by those that run on them (milliseconds
+# to tens of them each): the store's event loop (aiohttp and the server bring it too), the admin
+# API's http.client and email, the shadow report's classes (diffs), the scaffold (init), git's
+# subprocess (an author without a login name); importlib.abc was proxy.speedups' base class.
+ON_DEMAND = (
+    *("asyncio", "email", "http.client", "importlib.abc", "proxy.control.export"),
+    *("proxy.migration.diff", "proxy.routing.scaffold", "subprocess", "urllib.request"),
+)
+# ...and the routing table's, by the commands that read routes.yaml
+TABLE = ("proxy.routing.edit", "proxy.routing.model", "proxy.routing.parser", "ssl", "yaml")
+REPORT = "import json, sys; print(json.dumps(sorted(set(sys.argv[1:]) & set(sys.modules))))"
+
+
+def imported(code: str, names: tuple[str, ...], cwd: Path) -> list[str]:
+    """Which of `names` a fresh interpreter holds once it has run `code`."""
+    env = {**os.environ, "USER": "ana", "LOGNAME": "ana"}
+    done = subprocess.run([sys.executable, "-c", f"{code}\n{REPORT}", *names], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return found
+
+
+def test_a_command_imports_only_what_it_runs_on(tmp_path: Path) -> None:
+    assert imported("import proxy.cli", ON_DEMAND + TABLE, tmp_path) == []
+    write(tmp_path / "routes.yaml")
+    run = "from proxy.cli import main\nmain(['validate'])\nmain(['flip', 'bookings', 'drf'])"
+    assert imported(run, ON_DEMAND, tmp_path) == []
+    assert (tmp_path / "routes.audit.jsonl").exists()  # the flip did run
+
+
+def test_the_command_line_copies_of_constants_match_their_sources() -> None:
+    assert arguments.ROLLOUT_ACTIONS == rollout_edit.ACTIONS

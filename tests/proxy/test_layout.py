@@ -30,14 +30,15 @@ LAYERS: dict[str, int] = {
     "proxy.state": 5,
     "proxy.dataplane": 6,
     "proxy.control": 6,
+    "proxy.arguments": 6,  # `strangler`'s command line; the commands read their defaults from it
+    "proxy.ready_text": 6,  # the admin API's JSON as text: ready, parts of status (and diffs)
     "proxy.server": 7,
     "proxy.store_commands": 7,  # `strangler store …`, flip/rollback --store (for proxy.cli)
-    "proxy.ready_text": 7,  # `strangler ready` and status's stage parts as text (for proxy.cli)
     "proxy.rollout_commands": 7,  # `strangler rollout …` (for proxy.cli)
-    "proxy.group_commands": 7,  # `flip`/`rollback --group` on routes.yaml, `--user` (for proxy.cli)
+    "proxy.group_commands": 7,  # `flip`/`rollback --group` on routes.yaml (for proxy.cli)
     "proxy.diffs_commands": 7,  # `strangler diffs …`: the report as text, --noise, --export
     "proxy.init_commands": 7,  # `strangler init`: a first routes.yaml from a spec or a log
-    "proxy.pin_commands": 7,  # `strangler pin`, status's PINNED column (for proxy.cli)
+    "proxy.pin_commands": 7,  # `strangler pin` on routes.yaml (for proxy.cli)
     "proxy.cli": 8,
     "proxy.__main__": 9,
     "proxy": 0,  # the package itself (its __init__)
