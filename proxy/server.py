@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from proxy.state import ProxyState
 
 WORKER_SETTINGS = "STRANGLER_WORKER_SETTINGS"
+SUPERVISOR_PID = "STRANGLER_SUPERVISOR_PID"  # a worker's parent, as the supervisor started it
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
 # Collections rarer than the defaults: less CPU per request, and a routes reload parsing in a
 # thread does not trigger full collections that hold the GIL (and so the loop) for 0.2 s.
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -98,6 +100,24 @@ def keep_heap() -> None:
         return
     mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
     mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD)
+
+
+def follow_supervisor(supervisor: int) -> bool:
+    """Have the kernel send this worker SIGTERM (a drain, then exit) when its supervisor dies;
+    False when it is gone already.
+
+    Without it, a supervisor killed outright (SIGKILL, the OOM killer) would leave its workers
+    serving on: with SO_REUSEPORT a restarted proxy's new workers would then share the port
+    with them, and some requests would keep meeting the old processes.
+    """
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        pass  # not glibc/Linux: the supervisor's own exit path still stops its workers
+    else:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The supervisor may have died before prctl: then this process has another parent already.
+    return os.getppid() == supervisor
 
 
 def build_state(settings: Settings, table: RouteTable) -> ProxyState:
@@ -253,7 +273,12 @@ def supervise(settings: Settings) -> int:
     """Start `settings.workers` worker processes; forward signals; 0 when all exited cleanly."""
     metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
     worker_settings = dataclasses.replace(settings, shared_directory=Path(metrics_dir))
-    env = {**os.environ, MULTIPROC_ENV: metrics_dir, WORKER_SETTINGS: worker_settings.to_json()}
+    env = {
+        **os.environ,
+        MULTIPROC_ENV: metrics_dir,
+        WORKER_SETTINGS: worker_settings.to_json(),
+        SUPERVISOR_PID: str(os.getpid()),
+    }
     command = [sys.executable, "-m", "proxy.server"]
     workers = [subprocess.Popen(command, env=env) for _ in range(settings.workers)]
     stopping = failed = False
@@ -291,6 +316,10 @@ def supervise(settings: Settings) -> int:
 
 def worker_main() -> int:
     """Entry point of a worker process started by `supervise`."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if supervisor is not None and not follow_supervisor(int(supervisor)):
+        print("worker: the supervisor is gone", file=sys.stderr)
+        return 1
     settings = Settings.from_json(os.environ[WORKER_SETTINGS])
     try:
         table = None  # with a store, read from it by run_worker

@@ -18,6 +18,7 @@ from tests.support.raw_http import (
     Upstream,
     canned,
     exchange,
+    listening_inodes,
     read_body,
     read_head,
     respond,
@@ -164,6 +165,33 @@ def test_workers_are_separate_processes(proxy_process, tmp_path):
     assert len(worker_pids(proxy.proc.pid)) == 3
     proxy.terminate()
     assert proxy.proc.wait(15) == 0
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(proxy_process, tmp_path):
+    """SIGKILL leaves the supervisor no chance to stop its workers: the kernel tells them
+    (PR_SET_PDEATHSIG), they drain and exit, and the port is free for a restarted proxy."""
+    routes = write_routes(
+        tmp_path / "routes.yaml", {"app": f"http://127.0.0.1:{free_port()}"}, "app"
+    )
+    proxy = proxy_process(routes, "--workers", "2")
+    await workers_listening(proxy.proc.pid, proxy.port, 2)
+    workers = worker_pids(proxy.proc.pid)
+    proxy.proc.kill()
+    assert proxy.proc.wait(5) == -signal.SIGKILL
+    deadline = time.monotonic() + 15
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert [pid for pid in workers if running(pid)] == []
+    assert listening_inodes(proxy.port) == set()
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is alive (an exited process nobody reaped yet is a zombie: not alive)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def peak_rss_mib(pid: int) -> float:
