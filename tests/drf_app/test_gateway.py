@@ -11,6 +11,7 @@ import requests
 
 from tests.support import HEADERS, RESOURCE_SOURCES, World, make_world
 from tests.support.contract import assert_conforms, load_spec
+from tests.support.xml_cases import VARY_CASES
 
 ENVELOPE_401 = {
     "http_status_code": 401,
@@ -255,23 +256,6 @@ def test_answers_carry_their_length(drf_url: str, path: str) -> None:
     response = requests.get(drf_url + path, headers=HEADERS, timeout=5)
     assert response.headers["Content-Length"] == str(len(response.content))
     assert "Transfer-Encoding" not in response.headers
-
-
-XML_TYPE = "application/xml; charset=utf-8"
-VARY_CASES = [
-    # method, path, request headers, status and Content-Type of the answer
-    ("GET", "/bookings/1", {}, 200, "application/json"),
-    ("GET", "/bookings/1", {"Accept": "application/xml"}, 200, XML_TYPE),
-    ("GET", "/tours?page=2", {"Accept": "text/csv"}, 200, "application/json"),
-    ("HEAD", "/tours/1", {"Accept": "text/xml"}, 200, XML_TYPE),
-    ("OPTIONS", "/bookings", {}, 200, "application/json"),
-    ("GET", "/nowhere", {}, 404, "application/json"),
-    ("GET", "/nowhere", {"Accept": "application/xml"}, 404, XML_TYPE),
-    ("GET", "/tours?page=x", {"Accept": "text/xml"}, 400, XML_TYPE),
-    ("DELETE", "/bookings/1", {}, 405, "application/json"),
-    ("GET", "/bookings/1", {"X-Application-Key": "wrong"}, 401, "application/json"),
-    ("GET", "/tours?format=csv", {"Accept": "text/xml"}, 404, XML_TYPE),
-]
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "status", "content_type"), VARY_CASES)

@@ -14,6 +14,7 @@ import requests
 from legacy_flask.resources import NATIONALITIES
 from tests.support import HEADERS, RESOURCE_SOURCES, World
 from tests.support.contract import assert_conforms, load_spec
+from tests.support.xml_cases import VARY_CASES
 
 Json = Any
 
@@ -442,23 +443,6 @@ def test_head_and_options(http, legacy_url):
     response = http.options(f"{legacy_url}/bookings/1")
     assert response.status_code == 200
     assert response.headers["Allow"] == "GET, HEAD, OPTIONS, PUT, PATCH"
-
-
-XML_TYPE = "application/xml; charset=utf-8"
-VARY_CASES = [
-    # method, path, request headers, status and Content-Type of the answer
-    ("GET", "/bookings/1", {}, 200, "application/json"),
-    ("GET", "/bookings/1", {"Accept": "application/xml"}, 200, XML_TYPE),
-    ("GET", "/tours?page=2", {"Accept": "text/csv"}, 200, "application/json"),
-    ("HEAD", "/tours/1", {"Accept": "text/xml"}, 200, XML_TYPE),
-    ("OPTIONS", "/bookings", {}, 200, "application/json"),
-    ("GET", "/nowhere", {}, 404, "application/json"),
-    ("GET", "/nowhere", {"Accept": "application/xml"}, 404, XML_TYPE),
-    ("GET", "/tours?page=x", {"Accept": "text/xml"}, 400, XML_TYPE),
-    ("DELETE", "/bookings/1", {}, 405, "application/json"),
-    ("GET", "/bookings/1", {"X-Application-Key": "wrong"}, 401, "application/json"),
-    ("GET", "/tours?format=csv", {"Accept": "text/xml"}, 404, XML_TYPE),
-]
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "status", "content_type"), VARY_CASES)

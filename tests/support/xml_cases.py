@@ -179,3 +179,21 @@ CONTENT_TYPES: list[tuple[str | None, bool]] = [
     ("application/x-www-form-urlencoded", False),
     ("text/plain", False),
 ]
+
+
+XML_TYPE = "application/xml; charset=utf-8"
+# Answers whose format Accept chose, so each says `Vary: Accept`, on either gateway run as a
+# process: method, path, request headers, then the status and Content-Type of the answer.
+VARY_CASES: list[tuple[str, str, dict[str, str], int, str]] = [
+    ("GET", "/bookings/1", {}, 200, "application/json"),
+    ("GET", "/bookings/1", {"Accept": "application/xml"}, 200, XML_TYPE),
+    ("GET", "/tours?page=2", {"Accept": "text/csv"}, 200, "application/json"),
+    ("HEAD", "/tours/1", {"Accept": "text/xml"}, 200, XML_TYPE),
+    ("OPTIONS", "/bookings", {}, 200, "application/json"),
+    ("GET", "/nowhere", {}, 404, "application/json"),
+    ("GET", "/nowhere", {"Accept": "application/xml"}, 404, XML_TYPE),
+    ("GET", "/tours?page=x", {"Accept": "text/xml"}, 400, XML_TYPE),
+    ("DELETE", "/bookings/1", {}, 405, "application/json"),
+    ("GET", "/bookings/1", {"X-Application-Key": "wrong"}, 401, "application/json"),
+    ("GET", "/tours?format=csv", {"Accept": "text/xml"}, 404, XML_TYPE),
+]
