@@ -109,6 +109,7 @@ class Introspector:
         self.timeout = timeout
         self.cache = TokenCache(cache_seconds)
         self.session = requests.Session()
+        self.session.trust_env = False  # as the sources' session (legacy_flask.sources)
 
     def close(self) -> None:
         self.session.close()

@@ -41,6 +41,9 @@ class Sources:
         self.shadow_secret = shadow_secret
         self.signs = False
         self.session = requests.Session()
+        # The sources' URLs are configured, never taken from the environment: without this,
+        # requests reads the proxy variables and ~/.netrc on every call (a millisecond each).
+        self.session.trust_env = False
         adapter = HTTPAdapter(pool_connections=len(self.urls) or 1, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

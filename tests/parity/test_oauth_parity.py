@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from stack.ports import free_port
 from stack.services import AUTH_SYSTEM, source_system
 from tests.support import World, make_world
 from tests.support.answers import Answer
@@ -317,3 +318,22 @@ def test_with_the_auth_system_down_tokens_get_502_and_keys_still_work(
         assert both(gateways, "GET", "/bookings/1", KEY).status == 200
     finally:
         world.stack.start(service)
+
+
+# --- the environment's HTTP proxy -----------------------------------------------------------
+
+
+def test_an_http_proxy_in_the_environment_is_not_used_for_the_sources_or_the_auth_system(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The source systems and the auth system are reached at their configured URLs, never
+    through a proxy named in the gateways' environment (here: a port nothing listens on)."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    env = {name: nowhere for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy")}
+    env.update(NO_PROXY="", no_proxy="")
+    with make_world(tmp_path_factory.mktemp("proxied"), gateway_workers=1) as world:
+        gateways = (world.start_legacy(env), world.start_drf(env))
+        token = issue(world.url(AUTH_SYSTEM), READER)
+        with_key = both(gateways, "GET", "/bookings/1", KEY)
+        assert with_key.status == 200
+        assert both(gateways, "GET", "/bookings/1", bearer(token)) == with_key
