@@ -48,16 +48,18 @@ STATUS_LINE_STARTS: Final = {status: b"HTTP/1.1 %d " % status for status in rang
 # The sizes of the names each head checks, a bit per size: a name of another size is written as
 # it came, without the lower() call and set lookups (two or three per header, on every request).
 # Bits, not a set of sizes (`proxy.http.exchange.name_sizes`).
-
-
 REQUEST_NAME_SIZES: Final = name_sizes(DROPPED | FORWARDED | {b"host", b"x-request-id"})
 RESPONSE_NAME_SIZES: Final = name_sizes(HOP_BY_HOP | {b"x-request-id"})
+# A head is a list of whole lines, each made with `b"%b: %b\r\n" %`: compiled, bytes `%` with
+# only `%b` is one allocation and a copy of each part, which costs less than joining the four
+# parts of every line.
 
 
 def new_request_id() -> bytes:
     """32 hex digits. Not a secret, so no system call per request: `random` is seeded from
-    os.urandom when each (worker) interpreter starts. (hexlify: a third of `b"%032x" %`'s cost.)"""
-    return hexlify(getrandbits(128).to_bytes(16))
+    os.urandom when each (worker) interpreter starts. (hexlify: a third of `b"%032x" %`'s cost;
+    `"big"` spelled out: compiled, only then is `to_bytes` a direct call.)"""
+    return hexlify(getrandbits(128).to_bytes(16, "big"))
 
 
 def request_head(request: Request, backend: Backend) -> bytes:
@@ -68,16 +70,13 @@ def request_head(request: Request, backend: Backend) -> bytes:
     """
     named = connection_tokens(request.headers) if request.connection else NOTHING
     trusted = request.trusted
-    parts = [request.method.encode(), b" ", request.target, b" HTTP/1.1\r\n"]
+    parts = [b"%b %b HTTP/1.1\r\n" % (request.method.encode(), request.target)]
     host = forwarded_host = proto = None
     given_id = False
     chain: list[bytes] = []
     for name, value in request.headers:
         if not named and not REQUEST_NAME_SIZES >> len(name) & 1:
-            parts.append(name)  # four appends: cheaper than adding a tuple, compiled
-            parts.append(b": ")
-            parts.append(value)
-            parts.append(b"\r\n")
+            parts.append(b"%b: %b\r\n" % (name, value))
             continue
         lowered = name.lower()
         if lowered in DROPPED or lowered in named:
@@ -89,7 +88,7 @@ def request_head(request: Request, backend: Backend) -> bytes:
                 elif lowered == b"x-forwarded-proto":
                     proto = value
                 elif lowered == b"forwarded":
-                    parts += (name, b": ", value, b"\r\n")  # RFC 7239: kept as it came
+                    parts.append(b"%b: %b\r\n" % (name, value))  # RFC 7239: kept as it came
                 else:
                     forwarded_host = value
             continue
@@ -98,26 +97,21 @@ def request_head(request: Request, backend: Backend) -> bytes:
         elif lowered == b"x-request-id" and not given_id:
             given_id = True
             request.request_id = value
-        parts += (name, b": ", value, b"\r\n")
+        parts.append(b"%b: %b\r\n" % (name, value))
     if not given_id:
         request.request_id = request.request_id or new_request_id()
-        parts += (b"X-Request-ID: ", request.request_id, b"\r\n")
+        parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
     if host is None:
         host = f"{backend.host}:{backend.port}".encode()
-        parts[4:4] = (b"Host: ", host, b"\r\n")  # first, after the request line
+        parts.insert(1, b"Host: %b\r\n" % host)  # first, after the request line
     if request.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     if request.upgrade is not None:
-        parts += (b"Upgrade: ", request.upgrade, b"\r\nConnection: upgrade\r\n")
+        parts.append(b"Upgrade: %b\r\nConnection: upgrade\r\n" % request.upgrade)
     peer = request.peer.encode()
-    parts += (
-        b"X-Forwarded-For: ",
-        b", ".join((*chain, peer)) if chain else peer,
-        b"\r\nX-Forwarded-Proto: ",
-        proto or b"http",
-        b"\r\nX-Forwarded-Host: ",
-        forwarded_host or host,
-        b"\r\n\r\n",
+    parts.append(
+        b"X-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\nX-Forwarded-Host: %b\r\n\r\n"
+        % (b", ".join((*chain, peer)) if chain else peer, proto or b"http", forwarded_host or host)
     )
     return b"".join(parts)
 
@@ -126,8 +120,8 @@ def response_head(response: Response, request: Request, draining: bool) -> tuple
     """The client response head, whether its body is re-chunked, and whether the connection
     stays open (one pass over the headers)."""
     named = response.connection
-    parts = [STATUS_LINE_STARTS.get(response.status) or b"HTTP/1.1 %d " % response.status]
-    parts += (response.reason, b"\r\n")
+    start = STATUS_LINE_STARTS.get(response.status) or b"HTTP/1.1 %d " % response.status
+    parts = [b"%b%b\r\n" % (start, response.reason)]
     echoed = False
     for name, value in response.headers:
         if named or RESPONSE_NAME_SIZES >> len(name) & 1:
@@ -136,12 +130,9 @@ def response_head(response: Response, request: Request, draining: bool) -> tuple
                 continue
             if lowered == b"x-request-id":
                 echoed = True
-        parts.append(name)  # four appends: cheaper than adding a tuple, compiled
-        parts.append(b": ")
-        parts.append(value)
-        parts.append(b"\r\n")
+        parts.append(b"%b: %b\r\n" % (name, value))
     if not echoed and request.request_id:
-        parts += (b"X-Request-ID: ", request.request_id, b"\r\n")
+        parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
     sized = response.sized and b"content-length" not in named
     http11 = request.version == "1.1"
     chunked = http11 and not sized and (response.chunked or response.has_body)
