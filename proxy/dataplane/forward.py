@@ -63,6 +63,7 @@ class Forwarder:
         observers: tuple[Observer, ...] | None = None,
     ) -> None:
         self.state = state
+        self.counts = state.metrics.counts  # the process's for its lifetime; read per request
         self.upstreams = upstreams
         self.chooser = BackendChooser(state.settings, metrics=state.metrics)
         self.fallbacks = Fallbacks(state.settings.fallback_body_cap, state.debt, state.metrics)
@@ -80,7 +81,7 @@ class Forwarder:
         decision = table.match(request.method, request.path)
         backend, via = self.chooser.choose(table, decision, request)
         outcome = Outcome(backend, via)
-        gauge = state.metrics.counts.in_flight(backend.name)
+        gauge = self.counts.in_flight(backend.name)
         route = decision.route
         tee = None
         if (

@@ -19,7 +19,7 @@ import httptools
 
 from proxy.dataplane.forward import Forwarder
 from proxy.dataplane.heads import interim_head
-from proxy.dataplane.reading import RequestReading
+from proxy.dataplane.reading import Limits, RequestReading
 from proxy.errors import (
     BadRequest,
     ProxyError,
@@ -51,6 +51,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         self._listener = listener
         self._batch = listener.batch
         self._settings: Settings = listener.forwarder.state.settings
+        self._limits = listener.limits
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._peer = ""
@@ -340,6 +341,7 @@ class Listener:
 
     def __init__(self, forwarder: Forwarder, batch: WriteBatch | None = None) -> None:
         self.forwarder = forwarder
+        self.limits = Limits(forwarder.state.settings)
         self.batch = batch or WriteBatch()
         self.connections: set[ClientConnection] = set()
 

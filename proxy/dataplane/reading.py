@@ -42,6 +42,19 @@ EXTENSION_METHOD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32})( )")
 STAND_IN_METHOD = b"GET"
 
 
+class Limits:
+    """The request size limits of `Settings`, read for every header: compiled, a field of this
+    class is read directly, while `Settings` (not compiled) is looked up by name each time."""
+
+    __slots__ = ("request_line", "header_size", "headers_total", "body_size")
+
+    def __init__(self, settings: Settings) -> None:
+        self.request_line: int = settings.max_request_line
+        self.header_size: int = settings.max_header_size
+        self.headers_total: int = settings.max_headers_total
+        self.body_size: int = settings.max_body_size
+
+
 class RequestReading:
     """The request-parsing state and callbacks of a client connection (a mixin: the connection
     provides the transport, the queue and what to do with a request or an error)."""
@@ -50,6 +63,7 @@ class RequestReading:
     transport: asyncio.Transport | None
     closed: bool
     _settings: Settings
+    _limits: Limits  # the same settings' size limits
     _loop: asyncio.AbstractEventLoop
     _peer: str
     _trusted: bool
@@ -98,15 +112,15 @@ class RequestReading:
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._settings.max_request_line:
+        if len(self._url) > self._limits.request_line:
             raise RequestLineTooLong()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value) + 4
         self._header_bytes += size
         if (
-            size > self._settings.max_header_size
-            or self._header_bytes > self._settings.max_headers_total
+            size > self._limits.header_size
+            or self._header_bytes > self._limits.headers_total
             or len(self._headers) >= MAX_HEADER_FIELDS
         ):
             raise HeadersTooLarge()
@@ -135,7 +149,7 @@ class RequestReading:
         if self._hosts != 1 and (self._hosts or version != "1.0"):
             raise BadRequest("Host missing or repeated")  # RFC 9112 section 3.2
         length, chunked = self._length, self._chunked
-        if length is not None and length > self._settings.max_body_size:
+        if length is not None and length > self._limits.body_size:
             raise BodyTooLarge()
         self._body = BodyStream(self.transport) if chunked or length else None
         if self._body is not None:
@@ -176,7 +190,7 @@ class RequestReading:
         if stream is None:
             return
         stream.feed(body)
-        if stream.total > self._settings.max_body_size:
+        if stream.total > self._limits.body_size:
             raise BodyTooLarge()
 
     def on_message_complete(self) -> None:
@@ -212,7 +226,7 @@ class RequestReading:
         transport's read size, and counting it could count pipelined requests before it.
         """
         self._head_bytes += size
-        limit = self._settings.max_request_line + self._settings.max_headers_total
+        limit = self._limits.request_line + self._limits.headers_total
         if self._head_bytes > limit and not self._closing:
             self._reject(HeadersTooLarge())
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -26,7 +26,6 @@ from proxy.errors import (
     UpstreamReset,
     UpstreamSendTimeout,
 )
-from proxy.http.batch import WriteBatch
 from proxy.http.errors import translated
 from proxy.http.exchange import (
     FRAMING_NAME_SIZES,
@@ -40,25 +39,19 @@ from proxy.http.messages import value_tokens
 from proxy.http.streams import BodyStream, WriteFlow
 from proxy.http.tunnel import End
 
+if TYPE_CHECKING:  # the pool imports this module; typed, a compiled call to it is direct
+    from proxy.http.pool import Pool
+
 # A pooled connection is not reused in the last second of the idle time a backend announced
 # (`Keep-Alive: timeout=5`: 4 s): a request sent as the backend closes it would fail, and one
 # with a body cannot be retried.
 REUSE_MARGIN = 1.0
 
 
-class Owner(Protocol):
-    """The pool a connection belongs to (`proxy.http.pool.Pool`), as the connection uses it."""
-
-    batch: WriteBatch
-    max_head: int  # response head bytes (status line and headers) allowed
-
-    def forget(self, conn: UpstreamConnection) -> None: ...
-
-
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a backend, carrying one exchange at a time."""
 
-    def __init__(self, pool: Owner) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
