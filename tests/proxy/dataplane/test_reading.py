@@ -8,8 +8,10 @@ import json
 import socket
 import time
 
+import httptools
 import pytest
 
+from proxy.dataplane.reading import ALIVE_WITHOUT_CONNECTION
 from proxy.settings import Settings
 from tests.support.raw_http import canned, exchange, read_response, respond
 
@@ -201,3 +203,39 @@ async def test_an_idle_keep_alive_connection_is_not_a_slow_head(upstream_factory
 def test_header_timeout_from_the_environment() -> None:
     assert Settings.from_env({}).header_timeout == 30.0
     assert Settings.from_env({"STRANGLER_HEADER_TIMEOUT": "2.5"}).header_timeout == 2.5
+
+
+def test_without_a_connection_header_only_http_1_1_is_kept_alive() -> None:
+    """What `reading.ALIVE_WITHOUT_CONNECTION` rests on, for every version llhttp takes: a request
+    kept alive without a `Connection` header is HTTP/1.1 (its version is then not asked for)."""
+    taken = {}
+    for major in range(10):
+        for minor in range(10):
+            parser = httptools.HttpRequestParser(object())
+            try:
+                parser.feed_data(b"GET / HTTP/%d.%d\r\nHost: h\r\n\r\n" % (major, minor))
+            except httptools.HttpParserError:
+                continue
+            taken[parser.get_http_version()] = parser.should_keep_alive()
+    assert taken == {"0.9": False, "1.0": False, "1.1": True, "2.0": False}
+    assert ALIVE_WITHOUT_CONNECTION == "1.1"
+
+
+@pytest.mark.parametrize(
+    ("version", "connection", "answer_connection"),
+    [
+        (b"1.1", b"", None),
+        (b"1.1", b"Connection: close\r\n", b"close"),
+        (b"1.0", b"", None),  # closed after the answer, as HTTP/1.0 is by default
+        (b"1.0", b"Connection: keep-alive\r\n", b"keep-alive"),
+    ],
+)
+async def test_the_version_decides_what_the_answer_says_of_the_connection(
+    upstream_factory, proxy_factory, version, connection, answer_connection
+):
+    upstream = await upstream_factory(canned(respond()))
+    proxy = await proxy_factory(upstream.url)
+    request = b"GET /x HTTP/%b\r\nHost: h\r\n%b\r\n" % (version, connection)
+    result = await exchange(proxy.port, request)
+    assert result.status == 200
+    assert result.header(b"Connection") == answer_connection
