@@ -26,7 +26,7 @@ from proxy.errors import (
     RequestLineTooLong,
     UnsupportedTransferCoding,
 )
-from proxy.http.exchange import FRAMING, name_sizes
+from proxy.http.exchange import FRAMING, content_length, name_sizes
 from proxy.http.messages import Headers, Request
 from proxy.http.streams import BodyStream
 from proxy.http.tunnel import upgrade_protocol
@@ -134,7 +134,7 @@ class RequestReading:
             if lowered == b"host":
                 self._hosts += 1
             elif lowered == b"content-length":
-                self._length = int(value)
+                self._length = content_length(value)
             elif lowered == b"transfer-encoding":
                 # Only `chunked`, once: with another coding the body's end is unknown to us.
                 if self._chunked or value.strip().lower() != b"chunked":

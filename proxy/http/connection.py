@@ -33,6 +33,7 @@ from proxy.http.exchange import (
     ExchangeState,
     Response,
     UpstreamRequest,
+    content_length,
     keep_alive_timeout,
 )
 from proxy.http.messages import value_tokens
@@ -138,7 +139,7 @@ class UpstreamConnection(asyncio.Protocol):
             lowered = name.lower()
             if lowered == b"content-length":
                 exchange.sized = True
-                exchange.length = int(value)  # llhttp has checked it: digits, only one
+                exchange.length = content_length(value)  # llhttp has checked it; only one
             elif lowered == b"transfer-encoding":
                 # Only `chunked`, once (nginx too): another coding would stay on a body the
                 # proxy re-frames without saying so.

@@ -35,6 +35,21 @@ def name_sizes(names: Iterable[bytes]) -> int:
     return sizes
 
 
+def content_length(value: bytes) -> int:
+    """A Content-Length value llhttp has checked (digits, then maybe spaces or tabs) as a number.
+    Compiled, a loop over plain digits costs a tenth of `int(value)`.
+
+    >>> content_length(b"1024"), content_length(b"0"), content_length(b"5 \t")
+    (1024, 0, 5)
+    """
+    number = 0
+    for digit in value:
+        if digit < 48 or digit > 57:
+            return int(value)  # the whitespace llhttp left after the digits
+        number = number * 10 + digit - 48
+    return number
+
+
 FRAMING: Final = (b"connection", b"content-length", b"transfer-encoding", b"keep-alive")
 FRAMING_NAME_SIZES: Final = name_sizes(FRAMING)
 
