@@ -30,6 +30,7 @@ from stack.services import (
     replica_ports,
     seed,
     services,
+    start_waves,
 )
 
 
@@ -72,15 +73,15 @@ def main(argv: Sequence[str] = ()) -> int:
 
 
 def start(stack: Stack, config: StackConfig, stop: threading.Event) -> None:
-    """Every service in order (a fleet's store seeded before its first proxy); stops early
-    once `stop` is set."""
+    """Every service, dependencies first, in waves started together (`start_waves`; a fleet's
+    store seeded before its proxies); stops early once `stop` is set."""
     fleet = config.store is not None
-    for service in fleet_services(config) if fleet else services(config):
-        if fleet and service.name == replica_name(1):
+    for wave in start_waves(fleet_services(config) if fleet else services(config)):
+        if fleet and replica_name(1) in [service.name for service in wave]:
             seed_store(config)
         if stop.is_set():
             return
-        stack.start(service)
+        stack.start_together(wave)
         if stop.is_set():
             return
 

@@ -48,6 +48,20 @@ class Stack:
         self._logs: dict[str, IO[bytes]] = {}
 
     def start(self, service: Service, timeout: float = 30.0) -> None:
+        self.launch(service)
+        self.wait_ready(service.name, timeout)
+
+    def start_together(self, services: Iterable[Service], timeout: float = 30.0) -> None:
+        """Start every one of `services` at once (none needs another to start), then wait until
+        each answers: their startups overlap instead of adding up."""
+        listed = list(services)
+        for service in listed:
+            self.launch(service)
+        for service in listed:
+            self.wait_ready(service.name, timeout)
+
+    def launch(self, service: Service) -> None:
+        """Start `service`'s process, without waiting for it to answer."""
         env = {**self.base_env, **service.env, "PYTHONUNBUFFERED": "1"}
         out: IO[bytes] | None = None
         if self.log_dir is not None:
@@ -64,7 +78,6 @@ class Stack:
         )
         self.procs[service.name] = proc
         self.services[service.name] = service
-        self.wait_ready(service.name, timeout)
 
     def start_all(self, services: Iterable[Service], timeout: float = 30.0) -> None:
         for service in services:

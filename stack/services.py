@@ -304,3 +304,24 @@ def fleet_services(config: StackConfig) -> list[Service]:
     result.append(etcd(config))
     result += [proxy(config, number) for number in range(1, FLEET_REPLICAS + 1)]
     return result
+
+
+def start_waves(listed: list[Service]) -> list[list[Service]]:
+    """`listed` (in start order) in the groups that start together, each once the one before
+    answers: the source systems, the auth system and etcd, which need nobody; then the gateways,
+    which reach them; then the proxies, in front of the gateways.
+
+    >>> config = StackConfig.from_env({})
+    >>> [[service.name for service in wave] for wave in start_waves(services(config))]
+    [['reservations', 'crm', 'operations', 'auth'], ['legacy', 'drf'], ['proxy']]
+    """
+    gateways = ("legacy", "drf")
+    proxies = {replica_name(number) for number in range(1, FLEET_REPLICAS + 1)}
+
+    def wave(service: Service) -> int:
+        return 2 if service.name in proxies else 1 if service.name in gateways else 0
+
+    waves: list[list[Service]] = [[], [], []]
+    for service in listed:
+        waves[wave(service)].append(service)
+    return [group for group in waves if group]

@@ -12,6 +12,7 @@ from stack.services import (
     seed,
     services,
     source_urls,
+    start_waves,
 )
 
 
@@ -112,6 +113,20 @@ def test_the_fleet_is_the_stack_with_etcd_and_three_replicas_on_the_store() -> N
     )
     assert all("--routes" not in s.argv for s in replicas)
     assert seed(config)[1:] == ("-m", "stack.seed", "routes.yaml", "--store", store)
+
+
+def test_the_stack_starts_in_waves_dependencies_first() -> None:
+    """What `make run` and `make fleet` start together: every source system, auth and etcd; then
+    both gateways; then the proxies (a fleet's store is seeded before them)."""
+    config = StackConfig.from_env({})
+    names = [[s.name for s in wave] for wave in start_waves(services(config))]
+    assert names == [["reservations", "crm", "operations", "auth"], ["legacy", "drf"], ["proxy"]]
+    names = [[s.name for s in wave] for wave in start_waves(fleet_services(config.fleet()))]
+    assert names == [
+        ["reservations", "crm", "operations", "auth", "etcd"],
+        ["legacy", "drf"],
+        ["proxy", "proxy-2", "proxy-3"],
+    ]
 
 
 def test_etcd_keeps_its_data_in_the_data_directory_and_answers_health() -> None:

@@ -87,8 +87,9 @@ class World:
     def start_sources(self) -> None:
         """The source systems, and the auth system the gateways introspect tokens at."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        for name in (*SOURCE_SYSTEMS, AUTH_SYSTEM):
-            self.stack.start(source_system(self.config, name))
+        # all four at once, as `make run` starts them: none needs another to start
+        names = (*SOURCE_SYSTEMS, AUTH_SYSTEM)
+        self.stack.start_together(source_system(self.config, name) for name in names)
 
     def start_legacy(self, env: Mapping[str, str] | None = None) -> str:
         """The legacy gateway; `env` adds to its environment (e.g. STRANGLER_DEMO_NOW)."""
