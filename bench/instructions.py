@@ -6,6 +6,10 @@ under `valgrind --tool=callgrind` with counting off, in front of a static nginx 
 normally. After a warm-up, counting is switched on (`callgrind_control -i on`), exactly
 `requests` GETs are sent over 32 keep-alive connections, counting is switched off and the counts
 are dumped. The same code, load and machine give the same count to within about 0.5%.
+Our proxy runs as `python -m bench.quiet_proxy` (as in `bench routing`): its admin side's
+once-a-second samplers stopped, work paid per second, not per request, which callgrind's
+fifty-fold slowdown would otherwise land on each request (about 5,000 instructions of a quiet
+machine's run, and more the busier the machine: enough to put `proxy` above `proxy-log`).
 
 What it does not count: time in the kernel (the socket reads and writes, the same four system
 calls per request for both proxies) and waiting. It is the measure to use when changing the hot
@@ -114,29 +118,35 @@ def complete_response(buffer: bytearray) -> int | None:
     return size if len(buffer) >= size else None
 
 
-def count(
-    command: list[str], port: int, out_file: Path, requests: int, env: dict[str, str] = PROXY_ENV
-) -> float:
-    """Instructions per request of the server that `command` starts on `port`, under callgrind.
+def quiet(command: list[str]) -> list[str]:
+    """`python -m proxy …` as `python -m bench.quiet_proxy …`: the admin samplers stopped."""
+    if command[1:3] != ["-m", "proxy"]:
+        raise ValueError(f"not a proxy command line: {command}")
+    return [command[0], "-m", "bench.quiet_proxy", *command[3:]]
 
-    `out_file` is callgrind's --callgrind-out-file in `command`.
-    """
-    proc = subprocess.Popen(
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    try:
-        wait_port(port, timeout=180)
-        send_exactly(port, CONNECTIONS, WARM_UP)
-        control(proc.pid, "-i", "on")
-        send_exactly(port, CONNECTIONS, requests)
-        control(proc.pid, "-i", "off")
-        control(proc.pid, "-d")
-    finally:
-        # Killed: the counts are dumped already, and nginx under valgrind sometimes sleeps
-        # through SIGTERM.
-        proc.kill()
-        proc.wait()
+
+
+def count_running(proc: subprocess.Popen[bytes], port: int, out_file: Path, requests: int) -> float:
+    """Instructions per request of `proc`, a server under callgrind answering on `port`: the
+    warm-up, then `requests` counted and dumped to `<out_file>.1`."""
+    send_exactly(port, CONNECTIONS, WARM_UP)
+    control(proc.pid, "-i", "on")
+    send_exactly(port, CONNECTIONS, requests)
+    control(proc.pid, "-i", "off")
+    control(proc.pid, "-d")
     return dumped_instructions(out_file) / requests
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """Killed: the counts are dumped already, and nginx under valgrind sometimes sleeps through
+    SIGTERM."""
+    proc.kill()
+    proc.wait()
 
 
 def control(pid: int, *args: str) -> None:
@@ -156,26 +166,39 @@ def dumped_instructions(out_file: Path) -> int:
 
 
 def measure(directory: Path, requests: int) -> dict[str, float]:
-    """Instructions per request of our proxy and of nginx, in front of one static nginx."""
+    """Instructions per request of our proxy and of nginx, in front of one static nginx.
+
+    The four servers start under valgrind together (a Python process takes 10 to 20 s to start
+    there, nearly all of this bench's time when they start one after the other), and are counted
+    one at a time: nginx at once, our three once all of them listen, so that each is counted
+    while the others are idle, as when each ran alone. Only the wall time changes: a count is
+    of the counted process's own instructions.
+    """
     upstream = free_port()
     static = nginx.start_static(directory, upstream)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         wait_port(upstream)
         ports = {name: free_port() for name in ENVIRONMENTS}
         commands = {
-            "proxy": proxy_command(directory, ports["proxy"], upstream),
-            "proxy-python": proxy_command(directory, ports["proxy-python"], upstream),
-            "proxy-log": proxy_command(directory, ports["proxy-log"], upstream),
+            "proxy": quiet(proxy_command(directory, ports["proxy"], upstream)),
+            "proxy-python": quiet(proxy_command(directory, ports["proxy-python"], upstream)),
+            "proxy-log": quiet(proxy_command(directory, ports["proxy-log"], upstream)),
             "nginx": nginx.proxy_command(directory, ports["nginx"], upstream),
         }
-        per_request = {}
+        outs = {name: directory / f"{name}.callgrind" for name in commands}
         for name, command in commands.items():
-            out = directory / f"{name}.callgrind"
-            prefixed = callgrind(out) + command
-            env = ENVIRONMENTS[name]
-            per_request[name] = count(prefixed, ports[name], out, requests, env)
-        return per_request
+            procs[name] = start(callgrind(outs[name]) + command, ENVIRONMENTS[name])
+        counted = {}
+        for name in ("nginx", *(name for name in commands if name != "nginx")):
+            for running in [name] if name == "nginx" else list(procs):
+                wait_port(ports[running], timeout=180)
+            counted[name] = count_running(procs[name], ports[name], outs[name], requests)
+            kill(procs.pop(name))
+        return {name: counted[name] for name in commands}
     finally:
+        for proc in procs.values():
+            kill(proc)
         static.send_signal(signal.SIGTERM)
         static.wait(10)
 

@@ -32,7 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import nginx
-from bench.instructions import CONNECTIONS, TOTALS, WARM_UP, callgrind, control, send_exactly
+from bench.instructions import (
+    CONNECTIONS,
+    TOTALS,
+    WARM_UP,
+    callgrind,
+    control,
+    quiet,
+    send_exactly,
+)
 from bench.proxy import PROXY_ENV, RESULTS, ROOT, proxy_command
 from stack.ports import free_port, wait_port
 
@@ -112,13 +120,6 @@ def count_apart(command: list[str], port: int, out: Path, requests: int) -> Figu
         proc.wait()
     idle, busy = (dump_total(out.with_name(f"{out.name}.{n}")) for n in (1, 2))
     return Figures(busy / requests, idle / IDLE_SECONDS, elapsed)
-
-
-def quiet(command: list[str]) -> list[str]:
-    """`python -m proxy …` as `python -m bench.quiet_proxy …`: the admin samplers stopped."""
-    if command[1:3] != ["-m", "proxy"]:
-        raise ValueError(f"not a proxy command line: {command}")
-    return [command[0], "-m", "bench.quiet_proxy", *command[3:]]
 
 
 def dump_total(path: Path) -> int:

@@ -1,4 +1,5 @@
-"""bench.routing's pure parts: the two tables it counts, and the quiet proxy's command line.
+"""bench.routing's pure parts: the two tables it counts, and the quiet proxy's command line
+(which bench.instructions counts too).
 
 The callgrind runs themselves are left to `python -m bench routing`."""
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from bench import routing
+from bench import instructions, routing
 from bench.__main__ import parse_args
 from proxy.routing.parser import parse_table
 
@@ -31,11 +32,11 @@ def test_the_tables_are_valid_and_of_the_sizes_claimed() -> None:
 
 def test_the_quiet_proxy_runs_the_same_command() -> None:
     command = [sys.executable, "-m", "proxy", "serve", "--routes", "r.yaml"]
-    assert routing.quiet(command) == [
+    assert instructions.quiet(command) == [
         sys.executable, "-m", "bench.quiet_proxy", "serve", "--routes", "r.yaml"
     ]  # fmt: skip
     with pytest.raises(ValueError, match="not a proxy command line"):
-        routing.quiet(["nginx", "-c", "x"])
+        instructions.quiet(["nginx", "-c", "x"])
 
 
 def test_routing_is_a_benchmark_of_its_own() -> None:
