@@ -102,24 +102,59 @@ def writes() -> dict[str, list[Write]]:
     return streams
 
 
-async def send_all(base: str) -> dict[int, int]:
-    """Every write, one after the other, each stream on a keep-alive connection of its own;
-    statuses counted."""
+# The proxy's shadow queue holds 256 copies and drops what does not fit, by design; this test
+# counts every copy compared, so the writes through the proxy never leave more than this many
+# copies waiting to be compared.
+BACKLOG = 128
+
+
+class Backlog:
+    """The shadow copies of the writes sent through the proxy that are not compared yet.
+
+    `room()` before each write waits while `BACKLOG` of them are (asking the proxy's /-/diffs
+    how many were compared), then counts the write: however slow the shadow backend is on a busy
+    machine, the queue never holds more than `BACKLOG` copies, so none is dropped.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, admin: str) -> None:
+        self.session = session
+        self.admin = admin
+        self.sent = 0
+        self.done = 0
+        self.asking = asyncio.Lock()
+
+    async def room(self) -> None:
+        while self.sent - self.done >= BACKLOG:
+            async with self.asking:
+                if self.sent - self.done < BACKLOG:
+                    break
+                summary = (await get_json(self.session, f"{self.admin}/-/diffs"))["resources"]
+                self.done = done_of(summary, ("bookings", "customers"))
+                if self.sent - self.done >= BACKLOG:
+                    await asyncio.sleep(0.05)
+        self.sent += 1
+
+
+async def send_all(base: str, admin: str | None = None) -> dict[int, int]:
+    """Every write, the streams at once, each stream in its order on a keep-alive connection of
+    its own; statuses counted. With `admin` (the proxy's), each write waits for room in the
+    proxy's shadow queue first (`Backlog`)."""
     statuses: dict[int, int] = {}
 
-    async def stream(writes: list[Write]) -> None:
+    async def stream(writes: list[Write], backlog: Backlog | None) -> None:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
             for method, path, body in writes:
+                if backlog is not None:
+                    await backlog.room()
                 async with session.request(
                     method, base + path, data=json.dumps(body), headers={**HEADERS, **JSON_TYPE}
                 ) as response:
                     await response.read()
                     statuses[response.status] = statuses.get(response.status, 0) + 1
 
-    # One stream after the other: all at once would outrun the shadow queue on a busy machine
-    # (a full queue drops copies by design, and this test counts every copy compared).
-    for writes_of_a_stream in writes().values():
-        await stream(writes_of_a_stream)
+    async with aiohttp.ClientSession() as session:
+        backlog = None if admin is None else Backlog(session, admin)
+        await asyncio.gather(*(stream(writes, backlog) for writes in writes().values()))
     return statuses
 
 
@@ -150,19 +185,23 @@ async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
+def done_of(summary: dict[str, Any], resources: tuple[str, ...]) -> float:
+    """How many copies of `resources` a /-/diffs summary says were compared (or dropped)."""
+    return sum(
+        summary[name][key]
+        for name in resources
+        if name in summary
+        for key in ("match", "mismatch", "noise", "error", "dropped")
+    )
+
+
 async def compared(admin: str, resources: tuple[str, ...], expected: int) -> dict[str, Any]:
     """The /-/diffs summary once `expected` copies of `resources` were compared (at most 120 s)."""
     deadline = time.monotonic() + 120
     async with aiohttp.ClientSession() as session:
         while True:
             summary: dict[str, Any] = (await get_json(session, f"{admin}/-/diffs"))["resources"]
-            done = sum(
-                summary[name][key]
-                for name in resources
-                if name in summary
-                for key in ("match", "mismatch", "noise", "error", "dropped")
-            )
-            if done >= expected or time.monotonic() > deadline:
+            if done_of(summary, resources) >= expected or time.monotonic() > deadline:
                 return summary
             await asyncio.sleep(0.2)
 
@@ -214,10 +253,13 @@ async def test_dry_run_writes_store_nothing(
     routes = tmp_path / "routes.yaml"
     routes.write_text(routes_text(world))
     base = world.start_proxy(routes, {"STRANGLER_ACCESS_LOG": "0"})
-    # each world gets the writes in the same order; the two worlds at once
-    shadowed, live_alone = await asyncio.gather(send_all(base), send_all(plain_world.url("legacy")))
+    # each world gets the writes in the same order (per stream); the two worlds at once
+    admin = world.url("proxy_admin")
+    shadowed, live_alone = await asyncio.gather(
+        send_all(base, admin), send_all(plain_world.url("legacy"))
+    )
     assert shadowed == live_alone
-    summary = await compared(world.url("proxy_admin"), ("bookings", "customers"), 4 * PER_METHOD)
+    summary = await compared(admin, ("bookings", "customers"), 4 * PER_METHOD)
     figures = [summary[name] for name in ("bookings", "customers")]
     assert sum(f["match"] + f["mismatch"] + f["noise"] for f in figures) == 4 * PER_METHOD
     assert sum(f["error"] + f["dropped"] for f in figures) == 0
