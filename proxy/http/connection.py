@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -26,6 +26,7 @@ from proxy.errors import (
     UpstreamReset,
     UpstreamSendTimeout,
 )
+from proxy.http.batch import WriteBatch
 from proxy.http.errors import translated
 from proxy.http.exchange import (
     FRAMING_NAME_SIZES,
@@ -40,20 +41,27 @@ from proxy.http.messages import value_tokens
 from proxy.http.streams import BodyStream, WriteFlow
 from proxy.http.tunnel import End
 
-if TYPE_CHECKING:  # the pool imports this module; typed, a compiled call to it is direct
-    from proxy.http.pool import Pool
-
 # A pooled connection is not reused in the last second of the idle time a backend announced
 # (`Keep-Alive: timeout=5`: 4 s): a request sent as the backend closes it would fail, and one
 # with a body cannot be retried.
 REUSE_MARGIN = 1.0
 
 
+class Owner(Protocol):
+    """The pool a connection belongs to (`proxy.http.pool.Pool`), as the connection uses it."""
+
+    batch: WriteBatch
+    max_head: int  # response head bytes (status line and headers) allowed
+
+    def forget(self, conn: UpstreamConnection) -> None: ...
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a backend, carrying one exchange at a time."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Owner) -> None:
         self._pool = pool
+        self._batch, self._max_head = pool.batch, pool.max_head  # compiled: no Protocol lookups
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -92,7 +100,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(translated(exc))
             self.close()  # also after a complete response: bytes after it break the connection
             return
-        if self._exchange.response is None and self.received > self._pool.max_head:
+        if self._exchange.response is None and self.received > self._max_head:
             self._fail(UpstreamHeadTooLarge())
             self.close()
 
@@ -235,8 +243,7 @@ class UpstreamConnection(asyncio.Protocol):
     # the exchange
 
     def exchange(self, request: UpstreamRequest, read_timeout: float) -> asyncio.Future[Response]:
-        """Send `request`; the future is the response once its head has arrived (a plain
-        method, not a coroutine: one frame less to resume per request)."""
+        """Send `request`; the future is its response once the head is in (not a coroutine)."""
         assert self.transport is not None
         head: asyncio.Future[Response] = self._loop.create_future()
         self._exchange = ExchangeState(
@@ -245,7 +252,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._parser is None:
             self._parser = httptools.HttpResponseParser(self)
         self.received = 0
-        self._pool.batch.write(self.transport, request.head)
+        self._batch.write(self.transport, request.head)
         if request.body is None:
             self._request_sent()
         else:
@@ -316,7 +323,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def _send_body(self, body: BodyStream, chunked: bool) -> None:
         assert self.transport is not None
-        self._pool.batch.flush()  # the head first; the body is written directly
+        self._batch.flush()  # the head first; the body is written directly
         try:
             while chunk := await body.read():
                 if self.closed:
