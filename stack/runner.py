@@ -79,10 +79,6 @@ class Stack:
         self.procs[service.name] = proc
         self.services[service.name] = service
 
-    def start_all(self, services: Iterable[Service], timeout: float = 30.0) -> None:
-        for service in services:
-            self.start(service, timeout)
-
     def wait_ready(self, name: str, timeout: float) -> None:
         proc, service = self.procs[name], self.services[name]
         deadline = time.monotonic() + timeout
