@@ -239,3 +239,18 @@ async def test_the_version_decides_what_the_answer_says_of_the_connection(
     result = await exchange(proxy.port, request)
     assert result.status == 200
     assert result.header(b"Connection") == answer_connection
+
+
+@pytest.mark.parametrize("length", [b"5", b"05", b"5 ", b"5\t", b"5 \t"])
+async def test_a_content_length_with_the_spaces_llhttp_allows_frames_both_bodies(
+    upstream_factory, proxy_factory, length
+):
+    """`Content-Length` as the bytes came, trailing spaces and all, on the request and on the
+    response: exactly five body bytes go each way, and the connections stay usable."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %b\r\n\r\nhello" % length
+    upstream = await upstream_factory(canned(answer))
+    proxy = await proxy_factory(upstream.url)
+    request = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: %b\r\n\r\nworld" % length
+    first, second = (await exchange(proxy.port, request), await exchange(proxy.port, request))
+    assert (first.status, first.body, second.status, second.body) == (200, b"hello", 200, b"hello")
+    assert [received.body for received in upstream.requests] == [b"world", b"world"]
