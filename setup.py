@@ -1,6 +1,7 @@
-"""The build: the hot path (proxy/speedups.py's `HOT_PATH`) compiled with mypyc where a C
-compiler and Python's headers exist; the pure-Python package otherwise, or when
-`STRANGLER_NO_EXTENSIONS=1` is set at build time. Everything else is in pyproject.toml.
+"""The build: the hot path (proxy/speedups.py's `HOT_PATH`) compiled with mypyc, and its C
+twins (`ACCELERATORS`, Cython `.pyx`) compiled with Cython, where a C compiler and Python's
+headers exist; the pure-Python package otherwise, or when `STRANGLER_NO_EXTENSIONS=1` is set at
+build time. Everything else is in pyproject.toml.
 
 Each extension is optional: a failed compile is a warning and the `.py` runs. The build records
 the sources' hash (proxy/hotpath.sha256); the package refuses a compiled hot path whose sources
@@ -52,10 +53,31 @@ def hot_path_extensions() -> list[Any]:
     except Exception as exc:  # a mypyc failure must not fail the install: the .py runs
         print(f"strangler: mypyc failed ({exc}), the hot path stays pure Python", file=sys.stderr)
         return []
+    extensions = list(extensions) + accelerator_extensions(hot)
     hot.MANIFEST.write_text(hot.source_hash(ROOT / "proxy") + "\n")
     for extension in extensions:
         extension.optional = True
-    return list(extensions)
+    return extensions
+
+
+def accelerator_extensions(hot: Any) -> list[Any]:
+    """The `.pyx` twins; none without Cython (the build is then incomplete, and the package runs
+    its Python source: proxy/speedups.py)."""
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError:
+        print("strangler: Cython unavailable, the hot path stays pure Python", file=sys.stderr)
+        return []
+    sources = [
+        Extension(module, [str(hot.accelerator_path(module, ROOT / "proxy").relative_to(ROOT))])
+        for module in hot.ACCELERATORS
+    ]
+    try:
+        return list(cythonize(sources, build_dir="build/cython", quiet=True))
+    except Exception as exc:  # as for mypyc: the .py runs
+        print(f"strangler: Cython failed ({exc}), the hot path stays pure Python", file=sys.stderr)
+        return []
 
 
 setup(ext_modules=hot_path_extensions())

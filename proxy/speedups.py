@@ -11,13 +11,17 @@ puts a finder first on `sys.meta_path` that loads the `.py` of every hot-path mo
   `proxy/hotpath.sha256` (an edited `.py` never runs as its old compiled self), or incomplete.
 
 All or nothing: compiled modules call each other natively, so one `.py` among them would make
-two copies of its classes. This module reads the environment itself (not through `Settings`):
-the choice is made at import time, before anything else of the proxy exists.
+two copies of its classes. The same switch covers `ACCELERATORS`, the few functions written in
+C (Cython `.pyx`) beside the `.py` they speed up: they run only where the compiled hot path does
+(`accelerator`), and a build without them is incomplete. This module reads the environment
+itself (not through `Settings`): the choice is made at import time, before anything else of the
+proxy exists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
 import os
 import sys
@@ -50,6 +54,9 @@ HOT_PATH = (
     "proxy.migration.guard",
     "proxy.migration.fallback",  # its KeptBody subclasses http.streams' BodyStream
 )
+# Cython modules, each the C twin of functions in the `.py` it is named after (`_heads.pyx`:
+# heads.py's request_head and response_head), tested against them for the same results.
+ACCELERATORS = ("proxy.dataplane._heads",)
 
 
 def source_path(module: str, package: Path = PACKAGE) -> Path:
@@ -57,11 +64,19 @@ def source_path(module: str, package: Path = PACKAGE) -> Path:
     return package.joinpath(*module.split(".")[1:]).with_suffix(".py")
 
 
+def accelerator_path(module: str, package: Path = PACKAGE) -> Path:
+    """`proxy.dataplane._heads` -> <package>/dataplane/_heads.pyx"""
+    return source_path(module, package).with_suffix(".pyx")
+
+
 def source_hash(package: Path = PACKAGE) -> str:
-    """One sha256 over the hot path's sources, in `HOT_PATH` order (names included)."""
+    """One sha256 over the hot path's sources, in `HOT_PATH` then `ACCELERATORS` order (names
+    included)."""
     digest = hashlib.sha256()
-    for module in HOT_PATH:
-        digest.update(module.encode() + b"\0" + source_path(module, package).read_bytes() + b"\0")
+    sources = [(module, source_path(module, package)) for module in HOT_PATH]
+    sources += [(module, accelerator_path(module, package)) for module in ACCELERATORS]
+    for module, path in sources:
+        digest.update(module.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -82,15 +97,26 @@ def mode() -> str:
     """Why the hot path runs as it does: "compiled", or "python (<reason>)"."""
     if disabled():
         return f"python ({ENV}=1)"
-    present = [module for module in HOT_PATH if built(module)]
+    modules = HOT_PATH + ACCELERATORS
+    present = [module for module in modules if built(module)]
     if not present:
         return "python (not compiled)"
-    if len(present) < len(HOT_PATH):
+    if len(present) < len(modules):
         return "python (incomplete build: pip install -e . rebuilds it)"
     recorded = MANIFEST.read_text().strip() if MANIFEST.exists() else ""
     if recorded != source_hash():
         return "python (sources changed since the build: pip install -e . rebuilds it)"
     return "compiled"
+
+
+def accelerator(module: str) -> ModuleType | None:
+    """`module` (one of `ACCELERATORS`) where the compiled hot path runs, else None: the caller
+    then uses the `.py` functions it twins."""
+    if module not in ACCELERATORS:
+        raise ValueError(f"not an accelerator: {module}")
+    if mode() != "compiled":
+        return None
+    return importlib.import_module(module)
 
 
 class SourceFirst:

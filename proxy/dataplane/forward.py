@@ -31,9 +31,8 @@ from proxy.dataplane.heads import (
     CONTINUE,
     expects_continue,
     new_request_id,
-    request_head,
-    response_head,
     switching_head,
+    writers,
 )
 from proxy.dataplane.observers import Observer, Outcome, standard_observers
 from proxy.errors import BadRequest, Draining, ProxyError, error_response
@@ -72,6 +71,7 @@ class Forwarder:
             log = self.access_log if state.settings.access_log else None
             observers = standard_observers(state.metrics, state.guards, log)
         self.observers = observers
+        self.request_head, self.response_head = writers()  # heads.py's, or their C twins
 
     async def handle(self, request: Request, client: Client) -> bool:
         """Answer `request` on `client`; True when the connection may carry another request."""
@@ -90,7 +90,9 @@ class Forwarder:
             and state.shadows is not None
             and request.upgrade is None  # a tunnel is never shadowed
         ):
-            tee = state.shadows.tee(table, decision.resource, route.shadow, request, request_head)
+            tee = state.shadows.tee(
+                table, decision.resource, route.shadow, request, self.request_head
+            )
             outcome.shadow = tee is not None
         gauge.inc()
         try:
@@ -134,7 +136,7 @@ class Forwarder:
             await self._switch(request, client, exchange, outcome)
             return
         try:
-            head, chunked, keep_alive = response_head(
+            head, chunked, keep_alive = self.response_head(
                 exchange.response, request, self.state.draining
             )
             outcome.bytes_out = await _stream(head, exchange.response.body, client, chunked, tee)
@@ -158,7 +160,7 @@ class Forwarder:
         """`Upstreams.send` for `request` (not a coroutine itself: one frame less to resume)."""
         upstream_request = UpstreamRequest(
             request.method,
-            request_head(request, backend),
+            self.request_head(request, backend),
             body,
             request.chunked,
             request.method in IDEMPOTENT,

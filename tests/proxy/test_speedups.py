@@ -32,7 +32,7 @@ def fake_build(tmp_path: Path) -> Path:
     hash of its sources."""
     copy = tmp_path / "proxy"
     shutil.copytree(ROOT / "proxy", copy, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    for module in speedups.HOT_PATH:
+    for module in speedups.HOT_PATH + speedups.ACCELERATORS:
         source = speedups.source_path(module, copy)
         source.with_name(source.stem + SUFFIX).write_bytes(b"not an extension")
     (copy / "hotpath.sha256").write_text(speedups.source_hash(copy) + "\n")
@@ -56,20 +56,34 @@ def test_the_switch_loads_every_hot_module_from_its_source(fake_build: Path) -> 
     ]
 
 
-def test_a_changed_source_never_runs_as_its_old_extension(fake_build: Path) -> None:
-    batch = fake_build / "proxy" / "http" / "batch.py"
-    batch.write_text(batch.read_text() + "\n# edited after the build\n")
+# a hot-path module (mypyc) and a C twin (Cython): http/batch.py and dataplane/_heads.pyx
+SOURCES = [
+    speedups.source_path(speedups.HOT_PATH[1]),
+    speedups.accelerator_path(speedups.ACCELERATORS[0]),
+]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda path: path.name)
+def test_a_changed_source_never_runs_as_its_old_extension(fake_build: Path, source: Path) -> None:
+    edited = fake_build / source.relative_to(ROOT)
+    edited.write_text(edited.read_text() + "\n# edited after the build\n")
     mode, from_source = probe(fake_build)
     assert mode.startswith("python (sources changed since the build")
     assert from_source == "True"
 
 
-def test_an_incomplete_build_is_not_used(fake_build: Path) -> None:
-    source = speedups.source_path(speedups.HOT_PATH[0], fake_build / "proxy")
+@pytest.mark.parametrize("module", [speedups.HOT_PATH[0], speedups.ACCELERATORS[0]])
+def test_an_incomplete_build_is_not_used(fake_build: Path, module: str) -> None:
+    source = speedups.source_path(module, fake_build / "proxy")
     source.with_name(source.stem + SUFFIX).unlink()
     mode, from_source = probe(fake_build)
     assert mode.startswith("python (incomplete build")
     assert from_source == "True"
+
+
+def test_c_twins_are_named_for_what_they_twin() -> None:
+    with pytest.raises(ValueError, match="not an accelerator"):
+        speedups.accelerator("proxy.dataplane.heads")
 
 
 def test_zero_or_empty_leaves_the_extensions_on() -> None:
