@@ -79,6 +79,8 @@ def test_contents_are_the_proxy_alone(wheel: Path) -> None:
     assert packages == {"proxy"}
     sources = {path.relative_to(ROOT).as_posix() for path in (ROOT / "proxy").rglob("*.py")}
     assert sources <= set(names)
+    # the C twins' sources too: the installed package hashes them to know its build is current
+    assert "proxy/dataplane/_heads.pyx" in names
     # the dashboard's page and assets come with it
     for asset in ("dashboard.html", "dashboard.css", "dashboard.js"):
         assert f"proxy/control/static/{asset}" in names
