@@ -27,7 +27,7 @@ from proxy.errors import (
     UnsupportedTransferCoding,
 )
 from proxy.http.exchange import FRAMING, content_length, name_sizes
-from proxy.http.messages import Headers, Request
+from proxy.http.messages import Headers, Request, lowered
 from proxy.http.streams import BodyStream
 from proxy.http.tunnel import upgrade_protocol
 from proxy.settings import Settings
@@ -130,17 +130,17 @@ class RequestReading:
             raise HeadersTooLarge()
         self._headers.append((name, value))
         if WATCHED_NAME_SIZES >> len(name) & 1:
-            lowered = name.lower()
-            if lowered == b"host":
+            low = lowered(name)
+            if low == b"host":
                 self._hosts += 1
-            elif lowered == b"content-length":
+            elif low == b"content-length":
                 self._length = content_length(value)
-            elif lowered == b"transfer-encoding":
+            elif low == b"transfer-encoding":
                 # Only `chunked`, once: with another coding the body's end is unknown to us.
                 if self._chunked or value.strip().lower() != b"chunked":
                     raise UnsupportedTransferCoding()
                 self._chunked = True
-            elif lowered == b"connection":
+            elif low == b"connection":
                 self._connection = True
 
     def on_headers_complete(self) -> None:

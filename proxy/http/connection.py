@@ -37,7 +37,7 @@ from proxy.http.exchange import (
     content_length,
     keep_alive_timeout,
 )
-from proxy.http.messages import value_tokens
+from proxy.http.messages import lowered, value_tokens
 from proxy.http.streams import BodyStream, WriteFlow
 from proxy.http.tunnel import End
 
@@ -142,21 +142,21 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.response is not None:
             return  # a trailer: never promoted into the head the client gets
         exchange.headers.append((name, value))
-        size = len(name)
-        if FRAMING_NAME_SIZES >> size & 1:
-            lowered = name.lower()
-            if lowered == b"content-length":
+        if FRAMING_NAME_SIZES >> len(name) & 1:
+            low = lowered(name)
+            if low == b"content-length":
                 exchange.sized = True
                 exchange.length = content_length(value)  # llhttp has checked it; only one
-            elif lowered == b"transfer-encoding":
+            elif low == b"transfer-encoding":
                 # Only `chunked`, once (nginx too): another coding would stay on a body the
                 # proxy re-frames without saying so.
                 if exchange.chunked or value.strip().lower() != b"chunked":
                     raise UpstreamProtocolError()
                 exchange.chunked = True
-            elif lowered == b"connection":
-                exchange.connection |= value_tokens(value)
-            elif lowered == b"keep-alive":
+            elif low == b"connection":
+                if tokens := value_tokens(value):  # usually none: `keep-alive`, `close`
+                    exchange.connection |= tokens
+            elif low == b"keep-alive":
                 exchange.idle_timeout = keep_alive_timeout(value)
 
     def on_headers_complete(self) -> None:

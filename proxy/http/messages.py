@@ -32,8 +32,20 @@ NOTHING: Final[frozenset[bytes]] = frozenset()
 CONNECTION_SIZE: Final = len(b"connection")
 # Connection options that name no header beyond the hop-by-hop ones.
 OPTIONS: Final = HOP_BY_HOP | {b"close"}
-# The Connection values nearly every peer sends: they add no header to drop.
-COMMON_CONNECTION: Final = {value: NOTHING for value in (b"keep-alive", b"close", b"upgrade")}
+# The Connection values nearly every peer sends: they add no header to drop. Keyed by their
+# usual spellings too, found without lower(): compiled, a method call by name costs about twice
+# a lookup in a dict.
+COMMON_CONNECTION: Final = {
+    spelling: NOTHING
+    for value in (b"keep-alive", b"close", b"upgrade")
+    for spelling in (value, value.title())
+}
+# The names the parsers watch (framing, Host), in the spellings peers use, to their lower case.
+USUAL_SPELLINGS: Final = {
+    spelling: name
+    for name in (b"connection", b"content-length", b"transfer-encoding", b"keep-alive", b"host")
+    for spelling in (name, name.title(), name.upper())
+}
 
 
 class Request:
@@ -108,11 +120,23 @@ def connection_tokens(headers: Headers) -> frozenset[bytes]:
 
 def value_tokens(value: bytes) -> frozenset[bytes]:
     """What one `Connection` field adds to the hop-by-hop headers: `close, X-Foo` -> {x-foo}."""
-    lowered = value.lower()
-    found = COMMON_CONNECTION.get(lowered)
+    found = COMMON_CONNECTION.get(value)
     if found is None:
-        found = frozenset(token.strip() for token in lowered.split(b",")) - OPTIONS
+        lowered = value.lower()
+        found = COMMON_CONNECTION.get(lowered)
+        if found is None:
+            found = frozenset(token.strip() for token in lowered.split(b",")) - OPTIONS
     return found
+
+
+def lowered(name: bytes) -> bytes:
+    """`name.lower()`, without the call for a watched name spelled as usual (`USUAL_SPELLINGS`).
+
+    >>> lowered(b"Content-Length"), lowered(b"cOnTeNt-LeNgTh"), lowered(b"X-Foo")
+    (b'content-length', b'content-length', b'x-foo')
+    """
+    found = USUAL_SPELLINGS.get(name)
+    return found if found is not None else name.lower()
 
 
 def end_to_end(headers: Headers, named: frozenset[bytes] = NOTHING) -> list[bytes]:
