@@ -29,6 +29,7 @@ HOP_BY_HOP: Final = frozenset(
 )
 
 NOTHING: Final[frozenset[bytes]] = frozenset()
+QUESTION_MARK: Final = ord("?")
 CONNECTION_SIZE: Final = len(b"connection")
 # Connection options that name no header beyond the hop-by-hop ones.
 OPTIONS: Final = HOP_BY_HOP | {b"close"}
@@ -40,12 +41,15 @@ COMMON_CONNECTION: Final = {
     for value in (b"keep-alive", b"close", b"upgrade")
     for spelling in (value, value.title())
 }
-# The names the parsers watch (framing, Host), in the spellings peers use, to their lower case.
-USUAL_SPELLINGS: Final = {
-    spelling: name
-    for name in (b"connection", b"content-length", b"transfer-encoding", b"keep-alive", b"host")
-    for spelling in (name, name.title(), name.upper())
-}
+# The names the parsers watch (framing, Host) in the spellings peers use, with their lower case,
+# the likeliest first. Compared in turn: a bytes comparison is a size check and a memcmp, where a
+# dict lookup would hash the (new) name first and cost more than lower() itself.
+USUAL_SPELLINGS: Final = tuple(
+    (spelling, name)
+    for spelling_of in (bytes.title, bytes.lower, bytes.upper)
+    for name in (b"content-length", b"connection", b"host", b"transfer-encoding", b"keep-alive")
+    for spelling in [spelling_of(name)]
+)
 
 
 class Request:
@@ -92,8 +96,15 @@ class Request:
 
     @property
     def path(self) -> str:
-        """The raw target's path, undecoded: `/bookings/%7e?q=1` -> `/bookings/%7e`."""
-        return self.target.partition(b"?")[0].decode("latin-1")
+        """The raw target's path, undecoded: `/bookings/%7e?q=1` -> `/bookings/%7e`.
+
+        Found by a loop over the bytes: compiled, a third of `partition`'s cost (a method call
+        by name and a tuple of three)."""
+        target = self.target
+        for end in range(len(target)):
+            if target[end] == QUESTION_MARK:
+                return target[:end].decode("latin-1")
+        return target.decode("latin-1")
 
 
 class Client(Protocol):
@@ -135,8 +146,10 @@ def lowered(name: bytes) -> bytes:
     >>> lowered(b"Content-Length"), lowered(b"cOnTeNt-LeNgTh"), lowered(b"X-Foo")
     (b'content-length', b'content-length', b'x-foo')
     """
-    found = USUAL_SPELLINGS.get(name)
-    return found if found is not None else name.lower()
+    for spelling, low in USUAL_SPELLINGS:
+        if name == spelling:
+            return low
+    return name.lower()
 
 
 def end_to_end(headers: Headers, named: frozenset[bytes] = NOTHING) -> list[bytes]:

@@ -194,7 +194,7 @@ class Decision:
 @dataclass(frozen=True)
 class _Plan:
     decision: Decision
-    by_method: Mapping[str, Decision]
+    by_method: dict[str, Decision]  # a dict, not a Mapping: compiled, `.get` is then a direct call
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class RouteTable:
     # `groups:` (proxy.routing.groups): flipped and rolled back together; members are listed
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # By routing key; the key None (a target to refuse) has a plan too: `match` needs no branch.
-    _plans: Mapping[str | None, _Plan] = field(init=False, repr=False, compare=False)
+    _plans: dict[str | None, _Plan] = field(init=False, repr=False, compare=False)
     _fallthrough: Decision = field(init=False, repr=False, compare=False)
     # A trie per first segment with nested keys (`tours/*/departures`; proxy.routing.patterns).
     _nested: Mapping[str | None, Node[_Plan]] = field(init=False, repr=False, compare=False)

@@ -8,6 +8,7 @@ import pytest
 from proxy.http.messages import (
     NOTHING,
     USUAL_SPELLINGS,
+    Request,
     connection_tokens,
     lowered,
     value_tokens,
@@ -24,8 +25,8 @@ def test_lowered_is_bytes_lower(name: bytes) -> None:
 
 
 def test_the_usual_spellings_are_the_watched_names_three_ways() -> None:
-    assert len(USUAL_SPELLINGS) == 15  # five names: lower, Title-Case, UPPER
-    assert all(spelling.lower() == name for spelling, name in USUAL_SPELLINGS.items())
+    assert len(USUAL_SPELLINGS) == len(set(USUAL_SPELLINGS)) == 15  # five: Title, lower, UPPER
+    assert all(spelling.lower() == name for spelling, name in USUAL_SPELLINGS)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +49,21 @@ def test_value_tokens_name_only_other_headers(value: bytes, tokens: frozenset[by
 def test_connection_tokens_gather_every_connection_field() -> None:
     headers = [(b"Connection", b"close, X-A"), (b"X-A", b"1"), (b"connection", b"X-B")]
     assert connection_tokens(headers) == frozenset({b"x-a", b"x-b"})
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        (b"/bookings/%7e?q=1", "/bookings/%7e"),
+        (b"/bookings/1", "/bookings/1"),
+        (b"/a?b?c", "/a"),
+        (b"?x", ""),
+        (b"/x?", "/x"),
+        (b"*", "*"),
+        (b"/caf\xc3\xa9/\xff?\xfe", "/caf\xc3\xa9/\xff"),  # latin-1: each byte one character
+    ],
+)
+def test_the_path_is_the_target_before_its_query(target: bytes, path: str) -> None:
+    request = Request("GET", target, "1.1", [], "127.0.0.1", False, True)
+    assert request.path == path
+    assert request.path == target.partition(b"?")[0].decode("latin-1")
