@@ -109,12 +109,14 @@ def mode() -> str:
     return "compiled"
 
 
-def accelerator(module: str) -> ModuleType | None:
-    """`module` (one of `ACCELERATORS`) where the compiled hot path runs, else None: the caller
-    then uses the `.py` functions it twins."""
+def accelerator(module: str, hot_path_mode: str) -> ModuleType | None:
+    """`module` (one of `ACCELERATORS`) when `hot_path_mode` (what `install` decided at import:
+    `proxy.HOT_PATH_MODE`) is "compiled", else None: the caller then uses the `.py` functions it
+    twins. The import's decision, not a new `mode()`: the twins run exactly where the compiled
+    modules do, and the sources are not read and hashed again."""
     if module not in ACCELERATORS:
         raise ValueError(f"not an accelerator: {module}")
-    if mode() != "compiled":
+    if hot_path_mode != "compiled":
         return None
     return importlib.import_module(module)
 

@@ -48,8 +48,7 @@ class Stack:
         self._logs: dict[str, IO[bytes]] = {}
 
     def start(self, service: Service, timeout: float = 30.0) -> None:
-        self.launch(service)
-        self.wait_ready(service.name, timeout)
+        self.start_together([service], timeout)
 
     def start_together(self, services: Iterable[Service], timeout: float = 30.0) -> None:
         """Start every one of `services` at once (none needs another to start), then wait until

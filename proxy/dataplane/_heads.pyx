@@ -298,24 +298,22 @@ def request_head(request, backend):
         put(&out, b"\r\nX-Forwarded-Proto: ", 21)
         put_bytes(&out, proto or b"http")
         put(&out, b"\r\nX-Forwarded-Host: ", 20)
+        added_host = None  # the backend's, for a client that sent no Host
         if host is None:
-            host = f"{backend.host}:{backend.port}".encode()
-            missing_host = True
-        else:
-            missing_host = False
+            host = added_host = f"{backend.host}:{backend.port}".encode()
         put_bytes(&out, forwarded_host or host)
         put(&out, b"\r\n\r\n", 4)
-        return joined(request.method, request.target, host if missing_host else None, &out)
+        return joined(request.method, request.target, added_host, &out)
     finally:
         release(&out)
 
 
-cdef bytes joined(str method, bytes target, object host, Out *out):
+cdef bytes joined(str method, bytes target, bytes host, Out *out):
     """The request line (then `Host`, first, when the client sent none) before `out`."""
     cdef Py_ssize_t method_size
     cdef const char *method_text = PyUnicode_AsUTF8AndSize(method, &method_size)
     cdef Py_ssize_t target_size = PyBytes_GET_SIZE(target)
-    cdef Py_ssize_t host_size = 0 if host is None else PyBytes_GET_SIZE(<bytes>host) + 8
+    cdef Py_ssize_t host_size = 0 if host is None else PyBytes_GET_SIZE(host) + 8
     cdef Py_ssize_t size = method_size + 1 + target_size + 11 + host_size + out.size
     cdef bytes head = PyBytes_FromStringAndSize(NULL, size)
     cdef char *at = PyBytes_AS_STRING(head)
@@ -329,7 +327,7 @@ cdef bytes joined(str method, bytes target, object host, Out *out):
     at += 11
     if host is not None:
         memcpy(at, b"Host: ", 6)
-        memcpy(at + 6, PyBytes_AS_STRING(<bytes>host), host_size - 8)
+        memcpy(at + 6, PyBytes_AS_STRING(host), host_size - 8)
         memcpy(at + host_size - 2, b"\r\n", 2)
         at += host_size
     memcpy(at, out.data, out.size)

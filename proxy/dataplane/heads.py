@@ -20,6 +20,7 @@ from collections.abc import Callable
 from random import getrandbits
 from typing import Final
 
+from proxy import HOT_PATH_MODE
 from proxy.http.exchange import Headers, Response, name_sizes
 from proxy.http.messages import (
     HOP_BY_HOP,
@@ -62,7 +63,7 @@ ResponseHead = Callable[[Response, Request, bool], tuple[bytes, bool, bool]]
 def writers() -> tuple[RequestHead, ResponseHead]:
     """`request_head` and `response_head`: these, or their C twins (proxy/dataplane/_heads.pyx,
     the same bytes in a third of the time) where the compiled hot path runs."""
-    twin = accelerator("proxy.dataplane._heads")
+    twin = accelerator("proxy.dataplane._heads", HOT_PATH_MODE)
     if twin is None:
         return request_head, response_head
     return twin.request_head, twin.response_head

@@ -83,7 +83,12 @@ def test_an_incomplete_build_is_not_used(fake_build: Path, module: str) -> None:
 
 def test_c_twins_are_named_for_what_they_twin() -> None:
     with pytest.raises(ValueError, match="not an accelerator"):
-        speedups.accelerator("proxy.dataplane.heads")
+        speedups.accelerator("proxy.dataplane.heads", "compiled")
+
+
+def test_c_twins_run_only_where_the_import_chose_the_compiled_hot_path() -> None:
+    twin = speedups.ACCELERATORS[0]
+    assert speedups.accelerator(twin, "python (STRANGLER_NO_EXTENSIONS=1)") is None
 
 
 def test_zero_or_empty_leaves_the_extensions_on() -> None:
