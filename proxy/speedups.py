@@ -56,7 +56,7 @@ HOT_PATH = (
 )
 # Cython modules, each the C twin of functions in the `.py` it is named after (`_heads.pyx`:
 # heads.py's request_head and response_head), tested against them for the same results.
-ACCELERATORS = ("proxy.dataplane._heads",)
+ACCELERATORS = ("proxy.dataplane._heads", "proxy.http._scan")
 
 
 def source_path(module: str, package: Path = PACKAGE) -> Path:

@@ -29,6 +29,7 @@ from proxy.errors import (
 from proxy.http.batch import WriteBatch
 from proxy.http.exchange import Headers
 from proxy.http.messages import Request
+from proxy.http.scan import readers
 from proxy.http.streams import LOW_WATER, WriteFlow
 from proxy.http.tunnel import End
 from proxy.settings import Settings, is_trusted
@@ -52,6 +53,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         self._batch = listener.batch
         self._settings: Settings = listener.forwarder.state.settings
         self._limits = listener.limits
+        self._read_head = listener.read_head
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._peer = ""
@@ -97,6 +99,8 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         started = self._head_started
         begun = self._heads_begun
         between = started is None and self._body is None
+        if between and self._reusable and self._read_whole(data):
+            return
         messages = self._messages
         try:
             self._parser.feed_data(data)
@@ -342,6 +346,7 @@ class Listener:
     def __init__(self, forwarder: Forwarder, batch: WriteBatch | None = None) -> None:
         self.forwarder = forwarder
         self.limits = Limits(forwarder.state.settings)
+        self.read_head = readers()[0]  # None: httptools reads every request head
         self.batch = batch or WriteBatch()
         self.connections: set[ClientConnection] = set()
 

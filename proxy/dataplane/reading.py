@@ -28,6 +28,7 @@ from proxy.errors import (
 )
 from proxy.http.exchange import FRAMING, content_length, name_sizes
 from proxy.http.messages import Headers, Request, lowered
+from proxy.http.scan import RequestReader
 from proxy.http.streams import BodyStream
 from proxy.http.tunnel import upgrade_protocol
 from proxy.settings import Settings
@@ -74,6 +75,7 @@ class RequestReading:
     _queue: deque[Request | ProxyError]
     _closing: bool
     _held: bool
+    _read_head: RequestReader | None  # proxy.http.scan's fast path, where it runs
 
     def _enqueue(self, item: Request | ProxyError) -> None:
         raise NotImplementedError
@@ -105,6 +107,9 @@ class RequestReading:
         self._switching: bytearray | None = None  # an upgrade awaits its answer: bytes after it
         self._head_started: float | None = None  # loop time the request head now arriving began
         self._heads_begun = 0  # request heads begun here: tells one head from the next
+        # The last request allowed another after it: llhttp refuses any byte after one that
+        # did not, so the fast path (`_read_whole`) does not read on either.
+        self._reusable = True
 
     # httptools callbacks
 
@@ -149,7 +154,7 @@ class RequestReading:
         self._head_bytes = 0
         parser = self._parser
         method = self._method or parser.get_method().decode("ascii")
-        keep_alive = parser.should_keep_alive()
+        keep_alive = self._reusable = parser.should_keep_alive()
         alive_by_default = keep_alive and not self._connection
         version = ALIVE_WITHOUT_CONNECTION if alive_by_default else parser.get_http_version()
         if self._hosts != 1 and (self._hosts or version != "1.0"):
@@ -180,6 +185,33 @@ class RequestReading:
         self._length = self._method = None
         self._chunked = self._connection = False
         self._enqueue(request)
+
+    def _read_whole(self, data: bytes) -> bool:
+        """A read that is one whole request head without a body, read by `proxy.http.scan` in
+        one call: the request the callbacks above would have made of it, queued. False (and
+        nothing done) for any other read, which httptools then parses.
+
+        Only between requests (`data_received` knows), with llhttp between messages too; not for
+        the stand-in of an extension method."""
+        limits = self._limits
+        if self._read_head is None or self._method is not None:
+            return False
+        head = self._read_head(data, limits.request_line, limits.header_size, limits.headers_total)
+        if head is None:
+            return False
+        method, target, version, headers, keep_alive, connection = head
+        if self._headers:  # trailers of the previous request (as on_message_begin)
+            self._reset_head()
+        self._heads_begun += 1
+        self._messages += 1
+        self._reusable = keep_alive
+        self._enqueue(
+            Request(
+                method, target, version, headers, self._peer, self._trusted, keep_alive, None,
+                False, connection,
+            )
+        )  # fmt: skip
+        return True
 
     def _reset_head(self) -> None:
         """Forget the head just parsed (or the trailers after it): the next head starts clean."""

@@ -38,6 +38,7 @@ from proxy.http.exchange import (
     keep_alive_timeout,
 )
 from proxy.http.messages import lowered, value_tokens
+from proxy.http.scan import ResponseHead, ResponseReader
 from proxy.http.streams import BodyStream, WriteFlow
 from proxy.http.tunnel import End
 
@@ -52,6 +53,7 @@ class Owner(Protocol):
 
     batch: WriteBatch
     max_head: int  # response head bytes (status line and headers) allowed
+    read_head: ResponseReader | None  # proxy.http.scan's fast path, where it runs
 
     def forget(self, conn: UpstreamConnection) -> None: ...
 
@@ -62,6 +64,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: Owner) -> None:
         self._pool = pool
         self._batch, self._max_head = pool.batch, pool.max_head  # compiled: no Protocol lookups
+        self._read_head = pool.read_head
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -86,9 +89,14 @@ class UpstreamConnection(asyncio.Protocol):
             self._body_received(exchange, data)
             return
         parser = self._parser
-        if parser is None or self._exchange is None or self._exchange.complete:
+        if parser is None or exchange is None or exchange.complete:
             self.close()
             return
+        if self.received == 0 and self._read_head is not None and exchange.method != "HEAD":
+            head = self._read_head(data, self._max_head)
+            if head is not None:  # a whole head, read in one call: the usual first read
+                self._read_whole(exchange, head, data)
+                return
         self.received += len(data)
         self._last_io = self._loop.time()
         try:
@@ -100,7 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(translated(exc))
             self.close()  # also after a complete response: bytes after it break the connection
             return
-        if self._exchange.response is None and self.received > self._max_head:
+        if exchange.response is None and self.received > self._max_head:
             self._fail(UpstreamHeadTooLarge())
             self.close()
 
@@ -163,7 +171,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self._exchange
         assert exchange is not None and self._parser is not None
         status = self._parser.get_status_code()
-        if (status < 200 or status > 599) and self._interim(exchange, status):
+        if (status < 200 or status > 599) and exchange.interim_head(status, self._parser):
             return
         has_body = exchange.method != "HEAD" and status not in NO_BODY_STATUS
         exchange.until_eof = has_body and not exchange.sized and not exchange.chunked
@@ -187,26 +195,6 @@ class UpstreamConnection(asyncio.Protocol):
         if not has_body:
             self._finish()
 
-    def _interim(self, exchange: ExchangeState, status: int) -> bool:
-        """A head whose status is not 200-599: True for an interim (1xx) response, handed to
-        `exchange.interim` if there is one (parsing goes on to the final response); False for a
-        101 the request asked for, its final answer. Any other status (101 unasked, or outside
-        100-599) is not an answer the proxy can pass on: 502.
-        """
-        assert self._parser is not None
-        if status < 100 or status > 599:
-            raise UpstreamProtocolError()
-        if status == 101:
-            if exchange.upgrade and self._parser.should_upgrade():  # Upgrade, Connection: upgrade
-                return False
-            raise UpstreamProtocolError()
-        if exchange.interim is not None:
-            exchange.interim.interim(status, exchange.reason, exchange.headers)
-        exchange.reason, exchange.headers = b"", []
-        exchange.sized = exchange.chunked = False
-        exchange.connection = frozenset()
-        return True
-
     def on_body(self, body: bytes) -> None:
         exchange = self._exchange
         if exchange is not None and exchange.response is not None:
@@ -219,6 +207,16 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         exchange = self._exchange
         if exchange is not None and exchange.response is not None:
+            self._finish()
+
+    def _read_whole(self, exchange: ExchangeState, head: ResponseHead, data: bytes) -> None:
+        """What the callbacks above make of a response that `proxy.http.scan` read whole."""
+        assert self.transport is not None
+        self.received, self._last_io = len(data), self._loop.time()
+        response = exchange.read_whole(head, BodyStream(self.transport), data)
+        if not exchange.head.done():
+            exchange.head.set_result(response)
+        if not exchange.left:
             self._finish()
 
     def _body_received(self, exchange: ExchangeState, data: bytes) -> None:

@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Final, Protocol
 
+from proxy.errors import UpstreamProtocolError
+from proxy.http.scan import ResponseHead
 from proxy.http.streams import BodyStream
 
 Headers = list[tuple[bytes, bytes]]
@@ -81,6 +83,12 @@ class UpstreamRequest:
         # Asks to switch protocols: a 101 is its final answer (proxy.http.tunnel).
         self.upgrade = upgrade
         self.interim = interim  # gets the backend's 1xx other than 101; None: dropped
+
+
+class Upgrading(Protocol):
+    """The response parser, as far as a 101 goes (httptools.HttpResponseParser)."""
+
+    def should_upgrade(self) -> bool: ...
 
 
 class InterimSink(Protocol):
@@ -155,6 +163,42 @@ class ExchangeState:
         self.idle_timeout: float | None = None  # from the backend's `Keep-Alive: timeout=N`
         self.length = 0  # the Content-Length value, when `sized`
         self.left = 0  # bytes of a sized body not yet fed: past the first read, no parser
+
+    def interim_head(self, status: int, parser: Upgrading) -> bool:
+        """A head whose status is not 200-599: True for an interim (1xx) response, handed to
+        `interim` if there is one (parsing goes on to the final response); False for a 101 the
+        request asked for, its final answer. Any other status (101 unasked, or outside 100-599)
+        is not an answer the proxy can pass on: 502.
+        """
+        if status < 100 or status > 599:
+            raise UpstreamProtocolError()
+        if status == 101:
+            if self.upgrade and parser.should_upgrade():  # Upgrade, Connection: upgrade
+                return False
+            raise UpstreamProtocolError()
+        if self.interim is not None:
+            self.interim.interim(status, self.reason, self.headers)
+        self.reason, self.headers = b"", []
+        self.sized = self.chunked = False
+        self.connection = frozenset()
+        return True
+
+    def read_whole(self, head: ResponseHead, body: BodyStream, data: bytes) -> Response:
+        """The response whose head `proxy.http.scan.response_head` read from `data` in one call,
+        as the httptools callbacks would have filled this state in; the body bytes `data` holds
+        are fed. Complete when `left` is 0."""
+        status, reason, headers, keep_alive, length, end = head
+        has_body = status != 204 and status != 304  # the only statuses without a body it reads
+        self.reason, self.headers, self.sized, self.length = reason, headers, length >= 0, length
+        response = Response(
+            status, reason, headers, body, has_body, keep_alive, self.sized, False, self.connection
+        )
+        self.response = response
+        if has_body:
+            if end < len(data):
+                body.feed(data[end:])
+            self.left = length - (len(data) - end)
+        return response
 
 
 def keep_alive_timeout(value: bytes) -> float | None:

@@ -20,6 +20,7 @@ from proxy.http.batch import WriteBatch
 from proxy.http.connection import UpstreamConnection
 from proxy.http.errors import translate_errors
 from proxy.http.exchange import Response, UpstreamRequest
+from proxy.http.scan import readers
 from proxy.http.tls import TlsContexts
 from proxy.http.tunnel import End
 from proxy.routing.model import Backend, TlsOptions
@@ -45,6 +46,7 @@ class Pool:
         self.server_name = None if tls is None else tls.server_name or host  # SNI, verified
         self._contexts = contexts or TlsContexts()
         self.max_head = max_head  # response head bytes (status line and headers) allowed
+        self.read_head = readers()[1]  # None: httptools reads every response head
         self.idle: list[UpstreamConnection] = []
         self.open: set[UpstreamConnection] = set()
         self.connecting = 0

@@ -11,7 +11,18 @@ import socket
 import pytest
 
 from proxy.settings import Settings
-from tests.support.raw_http import RawResponse, canned, exchange, read_response, respond
+from tests.support.raw_http import (
+    Handler,
+    RawRequest,
+    RawResponse,
+    Upstream,
+    canned,
+    exchange,
+    read_body,
+    read_head,
+    read_response,
+    respond,
+)
 
 
 async def error_of(result: RawResponse, status: int) -> None:
@@ -45,6 +56,42 @@ async def test_request_trailers_never_reach_the_next_request(upstream_factory, p
         assert b"x-application-key" not in names
     assert upstream.requests[1].body == b""
     assert [value for name, value in upstream.requests[1].headers if name == b"Host"] == [b"api"]
+
+
+async def test_nothing_after_a_request_that_closes_the_connection_is_forwarded(
+    upstream_factory, proxy_factory
+):
+    """The next request arrives in a read of its own while the first, `Connection: close`, is
+    still at the backend: it is neither forwarded nor answered (llhttp refuses it; the fast path
+    of proxy.http.scan does not read it)."""
+    answer = asyncio.Event()
+
+    def make(upstream: Upstream) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while head := await read_head(reader):
+                upstream.requests.append(RawRequest(head, await read_body(reader, head)))
+                await answer.wait()
+                writer.write(respond(body=b"first"))
+                await writer.drain()
+
+        return handle
+
+    upstream = await upstream_factory(make)
+    proxy = await proxy_factory(upstream.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET /bookings/1 HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+    for _ in range(100):
+        if upstream.requests:
+            break
+        await asyncio.sleep(0.02)
+    writer.write(b"GET /bookings/2 HTTP/1.1\r\nHost: api\r\n\r\n")
+    await asyncio.sleep(0.1)
+    answer.set()
+    first = await asyncio.wait_for(read_response(reader), 5)
+    rest = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert (first.status, first.body, rest) == (200, b"first", b"")
+    assert [request.request_line for request in upstream.requests] == [b"GET /bookings/1 HTTP/1.1"]
 
 
 async def test_half_closed_client_gets_its_answer(upstream_factory, proxy_factory):
