@@ -10,6 +10,9 @@ a C compiler exist; it runs where the compiled hot path does (`scan.readers`,
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memcmp
 
 from proxy.http.scan import (
@@ -59,16 +62,16 @@ cdef struct Name:
 
 # The names each direction reads or refuses, with their kind; and the methods taken. The bytes
 # objects the tables point into are kept alive by KEPT.
-cdef Name REQUEST_NAMES[8]
-cdef Name RESPONSE_NAMES[8]
-cdef Name METHOD_TABLE[8]
+cdef Name REQUEST_NAMES[32]
+cdef Name RESPONSE_NAMES[32]
+cdef Name METHOD_TABLE[32]
 cdef int REQUEST_COUNT = 0, RESPONSE_COUNT = 0, METHOD_COUNT = 0
 cdef list KEPT = []
 
 
 cdef int fill_names(Name *table, list names) except -1:
     cdef int count = 0
-    assert len(names) <= 8
+    assert len(names) <= 32
     for text, kind in names:
         KEPT.append(text)
         table[count].text = <const unsigned char *>PyBytes_AS_STRING(text)
@@ -89,9 +92,24 @@ RESPONSE_COUNT = fill_names(
 )
 METHOD_COUNT = fill_names(METHOD_TABLE, [(method, index) for index, method in enumerate(METHODS)])
 cdef tuple METHOD_NAMES = tuple(method.decode("ascii") for method in METHODS)
+
+# Header names most messages carry, spelled as most peers spell them: such a name is this very
+# bytes object in the headers read (one allocation less per field, and one free).
+COMMON_NAMES = (
+    b"Host", b"User-Agent", b"Accept", b"Accept-Encoding", b"Accept-Language", b"Connection",
+    b"Content-Type", b"Content-Length", b"Date", b"Server", b"Cache-Control", b"Cookie",
+    b"Authorization", b"X-Request-ID", b"X-Forwarded-For", b"X-Forwarded-Proto", b"Vary",
+    b"ETag", b"Last-Modified", b"Location", b"Set-Cookie", b"Allow", b"Referer", b"Origin",
+)  # fmt: skip
+cdef Name COMMON_TABLE[32]
+cdef tuple COMMON_OBJECTS = COMMON_NAMES
+cdef int COMMON_COUNT = 0
+COMMON_COUNT = fill_names(COMMON_TABLE, [(name, 0) for name in COMMON_NAMES])
 cdef bytes KEEP_ALIVE = CONNECTION_VALUES[0]
 cdef bytes CLOSE = CONNECTION_VALUES[1]
-cdef int MAX_FIELD_LINES = MAX_FIELDS
+cdef enum:
+    MOST_FIELDS = 100
+assert MAX_FIELDS == MOST_FIELDS
 cdef int MAX_DIGITS = MAX_LENGTH_DIGITS
 assert CONNECTION_VALUES == (b"keep-alive", b"close")
 
@@ -177,13 +195,20 @@ cdef struct Seen:
 
 cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *names,
                       int count, Seen *seen):
-    """scan.fields, from the line at `i` to the blank line (`seen.end`): the headers, or None."""
-    cdef Field field
+    """scan.fields, from the line at `i` to the blank line (`seen.end`): the headers, or None.
+    Every line is checked before the first object is made."""
+    cdef Field fields[MOST_FIELDS]
+    cdef Field *field
     cdef int kind
-    cdef Py_ssize_t size
-    cdef list headers = []
+    cdef Py_ssize_t size, k
+    cdef list headers
+    cdef tuple pair
+    cdef bytes name, value
     while not crlf(p, i, n):
-        if not read_field(p, i, n, &field):
+        if seen.count == MOST_FIELDS:
+            return None
+        field = &fields[seen.count]
+        if not read_field(p, i, n, field):
             return None
         kind = kind_of(p + field.name, field.name_size, names, count)
         if kind != PLAIN:
@@ -201,13 +226,34 @@ cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *
         seen.total += size
         if size > seen.largest:
             seen.largest = size
-        headers.append((
-            PyBytes_FromStringAndSize(<const char *>p + field.name, field.name_size),
-            PyBytes_FromStringAndSize(<const char *>p + field.value, field.value_size),
-        ))
         i = field.next
     seen.end = i + 2
+    headers = PyList_New(seen.count)
+    for k in range(seen.count):
+        field = &fields[k]
+        pair = PyTuple_New(2)
+        name = common_name(p + field.name, field.name_size)
+        Py_INCREF(name)
+        PyTuple_SET_ITEM(pair, 0, name)
+        value = PyBytes_FromStringAndSize(<const char *>p + field.value, field.value_size)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(pair, 1, value)
+        Py_INCREF(pair)
+        PyList_SET_ITEM(headers, k, pair)
     return headers
+
+
+cdef bytes common_name(const unsigned char *name, Py_ssize_t size):
+    """The name as bytes: one of COMMON_NAMES itself when it is one (no new object)."""
+    cdef int i
+    for i in range(COMMON_COUNT):
+        if (
+            size == COMMON_TABLE[i].size
+            and name[0] == COMMON_TABLE[i].text[0]
+            and memcmp(name, COMMON_TABLE[i].text, size) == 0
+        ):
+            return <bytes>COMMON_OBJECTS[i]
+    return PyBytes_FromStringAndSize(<const char *>name, size)
 
 
 def request_head(bytes data, Py_ssize_t max_line, Py_ssize_t max_field, Py_ssize_t max_fields_total):
@@ -237,7 +283,7 @@ def request_head(bytes data, Py_ssize_t max_line, Py_ssize_t max_field, Py_ssize
     headers = read_fields(p, i + 11, n, REQUEST_NAMES, REQUEST_COUNT, &seen)
     if headers is None or seen.end != n or not seen.kinds & (1 << HOST):
         return None
-    if seen.count > MAX_FIELD_LINES or seen.largest > max_field or seen.total > max_fields_total:
+    if seen.largest > max_field or seen.total > max_fields_total:
         return None
     name = METHOD_NAMES[method]
     path = PyBytes_FromStringAndSize(<const char *>p + target, i - target)

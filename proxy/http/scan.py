@@ -95,7 +95,7 @@ def request_head(
         return None
     lines = data[:end].split(b"\r\n")
     line = REQUEST_LINE.fullmatch(lines[0])
-    if line is None or len(line.group(2)) > max_line or len(lines) > MAX_FIELDS + 1:
+    if line is None or len(line.group(2)) > max_line:
         return None
     read = fields(lines[1:], (b"host", b"connection"), REQUEST_REFUSED)
     if read is None or b"host" not in read[1]:
@@ -150,7 +150,10 @@ def fields(
 ) -> tuple[Headers, dict[bytes, bytes]] | None:
     """The field lines as (name, value) pairs, and the values of the names `read` (lower case;
     a Connection value too): None if a line is not a field line, a name `read` repeats, a name
-    `refused` appears, or the Connection value is not one of CONNECTION_VALUES."""
+    `refused` appears, the Connection value is not one of CONNECTION_VALUES, or there are more
+    than MAX_FIELDS lines."""
+    if len(lines) > MAX_FIELDS:
+        return None
     headers: Headers = []
     values: dict[bytes, bytes] = {}
     for line in lines:

@@ -14,7 +14,7 @@ import importlib
 import os
 import random
 import re
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -124,6 +124,53 @@ def test_request_heads_are_the_same_bytes(fast: ModuleType) -> None:
 def test_response_heads_are_the_same_bytes(fast: ModuleType) -> None:
     for seed in range(4000):
         same_response_heads(fast, seed)
+
+
+MESSAGE_FIELDS = {
+    Request: (
+        "method", "target", "version", "headers", "peer", "trusted", "keep_alive", "body",
+        "chunked", "connection", "request_id", "length", "upgrade",
+    ),
+    Response: (
+        "status", "reason", "headers", "body", "has_body", "keep_alive", "sized", "chunked",
+        "connection",
+    ),
+}  # fmt: skip
+
+
+def copy_of(message: object) -> SimpleNamespace:
+    """An object of another class with the same attributes: the twin reads it by name."""
+    names = MESSAGE_FIELDS[type(message)]
+    return SimpleNamespace(**{name: getattr(message, name) for name in names})
+
+
+def test_objects_of_other_classes_are_read_by_name(fast: ModuleType) -> None:
+    """The twin reads a Request or Response through the classes' own descriptors; anything else
+    that has their attributes is read by name, to the same bytes."""
+    headers = [(b"Host", b"api"), (b"Connection", b"X-Foo"), (b"X-Foo", b"1"), (b"A", b"b")]
+    made = Request("PUT", b"/x", "1.0", headers, "10.0.0.1", True, True, chunked=True)
+    made.connection, made.upgrade = True, b"websocket"
+    made.request_id = b"abc"
+    duck = copy_of(made)
+    assert fast.request_head(duck, BACKEND) == fast.request_head(made, BACKEND)
+    assert fast.request_head(made, BACKEND) == heads.request_head(made, BACKEND)
+    fresh = copy_of(Request("GET", b"/", "1.1", [], "::1", False, True))
+    fast.request_head(fresh, BACKEND)
+    assert NEW_ID.match(fresh.request_id)  # set by name too
+    response = Response(
+        404,
+        b"Nope",
+        headers,
+        BodyStream(None),
+        True,
+        False,
+        True,
+        False,
+        frozenset({b"x-foo"}),  # type: ignore[arg-type]
+    )
+    expected = heads.response_head(response, made, False)
+    assert fast.response_head(copy_of(response), duck, False) == expected
+    assert fast.response_head(response, made, False) == expected
 
 
 def test_a_head_past_the_stack_buffer_is_whole(fast: ModuleType) -> None:

@@ -306,6 +306,7 @@ def test_response_heads_read(data: bytes, expected: scan.ResponseHead) -> None:
         b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: caf\xc3\xa9\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"A: b\r\n" * 100 + b"\r\n",
     ],
 )
 def test_response_heads_left_to_httptools(data: bytes) -> None:
@@ -356,3 +357,25 @@ def test_the_twin_refuses_what_is_not_bytes(twin: ModuleType) -> None:
         twin.request_head("GET / HTTP/1.1\r\nHost: x\r\n\r\n", *LIMITS)
     with pytest.raises(TypeError):
         twin.response_head(bytearray(b"HTTP/1.1 204 No Content\r\n\r\n"), MAX_HEAD)
+
+
+def test_a_hundred_field_lines_are_read_and_one_more_is_not() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"A: b\r\n" * 99 + b"\r\n"
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"A: b\r\n" * 99 + b"\r\n"
+    head = scan.request_head(request, *LIMITS)
+    assert head is not None and len(head[3]) == 100
+    agrees_on_request(request, head)
+    answer = scan.response_head(response, MAX_HEAD)
+    assert answer is not None and len(answer[2]) == 100
+    agrees_on_response(response, answer)
+    one_more = request[:-2] + b"A: b\r\n\r\n"
+    assert scan.request_head(one_more, *LIMITS) is None
+    assert scan.response_head(response[:-2] + b"A: b\r\n\r\n", MAX_HEAD) is None
+
+
+def test_the_c_twin_reads_a_hundred_field_lines_and_not_one_more(twin: ModuleType) -> None:
+    for count in (99, 100):
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"A: b\r\n" * count + b"\r\n"
+        response = b"HTTP/1.1 204 No Content\r\n" + b"Date: now\r\n" * (count + 1) + b"\r\n"
+        assert twin.request_head(request, *LIMITS) == scan.request_head(request, *LIMITS)
+        assert twin.response_head(response, MAX_HEAD) == scan.response_head(response, MAX_HEAD)
