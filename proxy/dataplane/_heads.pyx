@@ -155,7 +155,7 @@ REQUEST_COUNT = fill(REQUEST_NAMES, {
 RESPONSE_COUNT = fill(RESPONSE_NAMES, {**{name: DROP for name in HOP_BY_HOP}, b"x-request-id": REQUEST_ID})
 
 
-cdef Kind kind_of(bytes name, const Name *names, int count):
+cdef Kind kind_of(bytes name, const Name *names, int count) noexcept:
     cdef Py_ssize_t size = PyBytes_GET_SIZE(name), i
     cdef const unsigned char *text = <const unsigned char *>PyBytes_AS_STRING(name)
     cdef unsigned char c
@@ -172,7 +172,7 @@ cdef Kind kind_of(bytes name, const Name *names, int count):
     return PLAIN
 
 
-cdef inline bint has_size(uint64_t sizes, Py_ssize_t size):
+cdef inline bint has_size(uint64_t sizes, Py_ssize_t size) noexcept:
     return size < 64 and (sizes >> size) & 1
 
 
@@ -225,7 +225,7 @@ cdef inline int put_line(Out *out, bytes name, bytes value) except -1:
     return put(out, b"\r\n", 2)
 
 
-cdef inline void release(Out *out):
+cdef inline void release(Out *out) noexcept:
     if out.heap:
         PyMem_Free(out.data)
 

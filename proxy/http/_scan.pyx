@@ -114,12 +114,12 @@ cdef int MAX_DIGITS = MAX_LENGTH_DIGITS
 assert CONNECTION_VALUES == (b"keep-alive", b"close")
 
 
-cdef inline unsigned char lower(unsigned char c):
+cdef inline unsigned char lower(unsigned char c) noexcept:
     return c + 32 if 65 <= c <= 90 else c
 
 
 cdef inline bint same_lowered(const unsigned char *text, Py_ssize_t size, const unsigned char *low,
-                       Py_ssize_t low_size):
+                              Py_ssize_t low_size) noexcept:
     """`text[:size].lower() == low[:low_size]`, for ASCII."""
     cdef Py_ssize_t i
     if size != low_size:
@@ -130,7 +130,8 @@ cdef inline bint same_lowered(const unsigned char *text, Py_ssize_t size, const 
     return True
 
 
-cdef inline int kind_of(const unsigned char *name, Py_ssize_t size, Name *names, int count):
+cdef inline int kind_of(const unsigned char *name, Py_ssize_t size, Name *names,
+                        int count) noexcept:
     cdef int i
     for i in range(count):
         if size == names[i].size and same_lowered(name, size, names[i].text, size):
@@ -138,7 +139,7 @@ cdef inline int kind_of(const unsigned char *name, Py_ssize_t size, Name *names,
     return PLAIN
 
 
-cdef int method_of(const unsigned char *text, Py_ssize_t size):
+cdef int method_of(const unsigned char *text, Py_ssize_t size) noexcept:
     """The index of `text` in scan.METHODS (exact case), or -1."""
     cdef int i
     for i in range(METHOD_COUNT):
@@ -147,7 +148,7 @@ cdef int method_of(const unsigned char *text, Py_ssize_t size):
     return -1
 
 
-cdef int connection_value(const unsigned char *value, Py_ssize_t size):
+cdef int connection_value(const unsigned char *value, Py_ssize_t size) noexcept:
     """1 for `keep-alive`, 2 for `close` (any case), 0 for anything else (none: 0 too)."""
     if same_lowered(value, size, <const unsigned char *>PyBytes_AS_STRING(KEEP_ALIVE), 10):
         return 1
@@ -156,7 +157,7 @@ cdef int connection_value(const unsigned char *value, Py_ssize_t size):
     return 0
 
 
-cdef inline bint crlf(const unsigned char *p, Py_ssize_t i, Py_ssize_t n):
+cdef inline bint crlf(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) noexcept:
     return i + 1 < n and p[i] == 13 and p[i + 1] == 10
 
 
@@ -164,7 +165,8 @@ cdef struct Field:
     Py_ssize_t name, name_size, value, value_size, next  # offsets; next: after its CRLF
 
 
-cdef bint read_field(const unsigned char *p, Py_ssize_t at, Py_ssize_t n, Field *field):
+cdef inline bint read_field(const unsigned char *p, Py_ssize_t at, Py_ssize_t n,
+                            Field *field) noexcept:
     """The field line at `at` (scan.FIELD_LINE, then CRLF): False if it is not one."""
     cdef Py_ssize_t i = at, stop
     while i < n and TOKEN[p[i]]:
