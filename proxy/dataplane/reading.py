@@ -1,4 +1,6 @@
-"""How a client connection reads requests: httptools' callbacks, and what llhttp cannot do alone.
+"""How a client connection reads requests: httptools' callbacks, and what llhttp cannot do alone;
+a read that is one whole request head without a body in one call instead, where
+`proxy.http.scan`'s fast path runs (`_read_whole`).
 
 `RequestReading` is the reading half of `proxy.dataplane.listener.ClientConnection`: it turns
 llhttp's callbacks into `Request`s for the connection's queue, and enforces what the parser does

@@ -1,7 +1,8 @@
 """One keep-alive HTTP/1.1 connection to a backend (`UpstreamConnection`, an asyncio protocol),
 carrying one exchange at a time: it writes a request head (and streams its body), parses the
 response with httptools and feeds its body to a `BodyStream` (a sized body's later reads go there
-without the parser, which would copy every chunk once more).
+without the parser, which would copy every chunk once more). A first read that holds a whole
+response head is read in one call where `proxy.http.scan`'s fast path runs (`_read_whole`).
 
 The response head answers the future `exchange()` returns; interim (1xx) responses go to the
 request's `interim` sink, if any; a 101 is the final answer of a request that asked to upgrade
