@@ -55,6 +55,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         self._limits = listener.limits
         self._read_head = listener.read_head
         self._loop = asyncio.get_running_loop()
+        self._now = self._loop.time  # bound once: compiled, no call by name per read
         self.transport: asyncio.Transport | None = None
         self._peer = ""
         self._trusted = False
@@ -90,7 +91,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         self._idle_timer = self._loop.call_at(self._last_io + timeout, self._on_idle_timer)
 
     def data_received(self, data: bytes) -> None:
-        self._last_io = self._loop.time()
+        self._last_io = self._now()
         if self._closing:
             if self._switching is not None:  # not parsed: a tunnel's, or HTTP again (_upgrade)
                 self._switching += data
@@ -275,7 +276,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
             log.exception("unexpected error forwarding a request")
         finally:
             self._busy = False
-            self._last_io = self._loop.time()
+            self._last_io = self._now()
         if request.upgrade is not None and keep_alive:
             self._resume_http()  # the backend answered an upgrade without switching
         closing = self._closing and self._switching is None  # not an upgrade queued after this

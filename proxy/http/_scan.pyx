@@ -94,17 +94,23 @@ METHOD_COUNT = fill_names(METHOD_TABLE, [(method, index) for index, method in en
 cdef tuple METHOD_NAMES = tuple(method.decode("ascii") for method in METHODS)
 
 # Header names most messages carry, spelled as most peers spell them: such a name is this very
-# bytes object in the headers read (one allocation less per field, and one free).
+# bytes object in the headers read (one allocation less per field, and one free), and so is its
+# value when it is the one the name had last (LAST_VALUES).
+# No credentials among them (`Authorization`, `Cookie`, `Set-Cookie`): a value kept in
+# LAST_VALUES outlives its request.
 COMMON_NAMES = (
     b"Host", b"User-Agent", b"Accept", b"Accept-Encoding", b"Accept-Language", b"Connection",
-    b"Content-Type", b"Content-Length", b"Date", b"Server", b"Cache-Control", b"Cookie",
-    b"Authorization", b"X-Request-ID", b"X-Forwarded-For", b"X-Forwarded-Proto", b"Vary",
-    b"ETag", b"Last-Modified", b"Location", b"Set-Cookie", b"Allow", b"Referer", b"Origin",
+    b"Content-Type", b"Content-Length", b"Date", b"Server", b"Cache-Control", b"X-Request-ID",
+    b"X-Forwarded-For", b"X-Forwarded-Proto", b"Vary", b"ETag", b"Last-Modified", b"Location",
+    b"Allow", b"Referer", b"Origin", b"Accept-Ranges", b"Content-Encoding", b"Expires",
 )  # fmt: skip
 cdef Name COMMON_TABLE[32]
 cdef tuple COMMON_OBJECTS = COMMON_NAMES
 cdef int COMMON_COUNT = 0
 COMMON_COUNT = fill_names(COMMON_TABLE, [(name, 0) for name in COMMON_NAMES])
+# Per common name, the value its last field had: most peers send the same few values again and
+# again. Bytes are immutable, so one object serves every header list that holds the value.
+cdef list LAST_VALUES = [None] * COMMON_COUNT
 cdef bytes KEEP_ALIVE = CONNECTION_VALUES[0]
 cdef bytes CLOSE = CONNECTION_VALUES[1]
 cdef enum:
@@ -206,6 +212,7 @@ cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *
     cdef list headers
     cdef tuple pair
     cdef bytes name, value
+    cdef int common
     while not crlf(p, i, n):
         if seen.count == MOST_FIELDS:
             return None
@@ -234,10 +241,15 @@ cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *
     for k in range(seen.count):
         field = &fields[k]
         pair = PyTuple_New(2)
-        name = common_name(p + field.name, field.name_size)
+        common = common_index(p + field.name, field.name_size)
+        if common < 0:
+            name = PyBytes_FromStringAndSize(<const char *>p + field.name, field.name_size)
+            value = PyBytes_FromStringAndSize(<const char *>p + field.value, field.value_size)
+        else:
+            name = <bytes>COMMON_OBJECTS[common]
+            value = same_value(common, p + field.value, field.value_size)
         Py_INCREF(name)
         PyTuple_SET_ITEM(pair, 0, name)
-        value = PyBytes_FromStringAndSize(<const char *>p + field.value, field.value_size)
         Py_INCREF(value)
         PyTuple_SET_ITEM(pair, 1, value)
         Py_INCREF(pair)
@@ -245,8 +257,8 @@ cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *
     return headers
 
 
-cdef bytes common_name(const unsigned char *name, Py_ssize_t size):
-    """The name as bytes: one of COMMON_NAMES itself when it is one (no new object)."""
+cdef int common_index(const unsigned char *name, Py_ssize_t size) noexcept:
+    """The index of the name in COMMON_NAMES (exact spelling), or -1."""
     cdef int i
     for i in range(COMMON_COUNT):
         if (
@@ -254,8 +266,24 @@ cdef bytes common_name(const unsigned char *name, Py_ssize_t size):
             and name[0] == COMMON_TABLE[i].text[0]
             and memcmp(name, COMMON_TABLE[i].text, size) == 0
         ):
-            return <bytes>COMMON_OBJECTS[i]
-    return PyBytes_FromStringAndSize(<const char *>name, size)
+            return i
+    return -1
+
+
+cdef bytes same_value(int common, const unsigned char *text, Py_ssize_t size):
+    """The value of a field named COMMON_NAMES[common]: the bytes object the last such field
+    got when the value is the same (`Server: nginx`, `Connection: keep-alive`, a `Date` within
+    its second), else a new one, kept for the next."""
+    cdef object last = LAST_VALUES[common]
+    if (
+        last is not None
+        and PyBytes_GET_SIZE(last) == size
+        and memcmp(PyBytes_AS_STRING(last), text, size) == 0
+    ):
+        return <bytes>last
+    fresh = PyBytes_FromStringAndSize(<const char *>text, size)
+    LAST_VALUES[common] = fresh
+    return fresh
 
 
 def request_head(bytes data, Py_ssize_t max_line, Py_ssize_t max_field, Py_ssize_t max_fields_total):

@@ -67,6 +67,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._batch, self._max_head = pool.batch, pool.max_head  # compiled: no Protocol lookups
         self._read_head = pool.read_head
         self._loop = asyncio.get_running_loop()
+        self._now = self._loop.time  # bound once: compiled, no call by name per read
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.received = 0
@@ -99,7 +100,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self._read_whole(exchange, head, data)
                 return
         self.received += len(data)
-        self._last_io = self._loop.time()
+        self._last_io = self._now()
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:  # after a 101 that on_headers_complete took
@@ -213,7 +214,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _read_whole(self, exchange: ExchangeState, head: ResponseHead, data: bytes) -> None:
         """What the callbacks above make of a response that `proxy.http.scan` read whole."""
         assert self.transport is not None
-        self.received, self._last_io = len(data), self._loop.time()
+        self.received, self._last_io = len(data), self._now()
         response = exchange.read_whole(head, BodyStream(self.transport), data)
         if not exchange.head.done():
             exchange.head.set_result(response)
@@ -226,7 +227,7 @@ class UpstreamConnection(asyncio.Protocol):
         at its end; the next response gets a new one."""
         assert exchange.response is not None
         self.received += len(data)
-        self._last_io = self._loop.time()
+        self._last_io = self._now()
         left = exchange.left
         if len(data) < left:
             exchange.left = left - len(data)
@@ -355,7 +356,7 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None:
             return
         exchange.sent = True
-        self._last_io = self._loop.time()
+        self._last_io = self._now()
         if not exchange.complete and self._timer is None:
             self._timer = self._loop.call_at(self._last_io + exchange.read_timeout, self._on_timer)
 

@@ -379,3 +379,23 @@ def test_the_c_twin_reads_a_hundred_field_lines_and_not_one_more(twin: ModuleTyp
         response = b"HTTP/1.1 204 No Content\r\n" + b"Date: now\r\n" * (count + 1) + b"\r\n"
         assert twin.request_head(request, *LIMITS) == scan.request_head(request, *LIMITS)
         assert twin.response_head(response, MAX_HEAD) == scan.response_head(response, MAX_HEAD)
+
+
+def test_the_twin_hands_out_one_object_for_a_common_name_and_its_repeated_value(
+    twin: ModuleType,
+) -> None:
+    """Bytes are immutable: a common name, and a value its last field had, are one object."""
+    first = twin.request_head(b"GET / HTTP/1.1\r\nHost: api\r\nX-Foo: 12\r\n\r\n", *LIMITS)
+    again = twin.request_head(b"GET /b HTTP/1.1\r\nHost: api\r\nX-Foo: 12\r\n\r\n", *LIMITS)
+    other = twin.request_head(b"GET / HTTP/1.1\r\nHost: apj\r\n\r\n", *LIMITS)
+    assert first[3] == again[3] == [(b"Host", b"api"), (b"X-Foo", b"12")]
+    assert first[3][0][0] is again[3][0][0] and first[3][0][1] is again[3][0][1]
+    assert first[3][1][1] is not again[3][1][1]  # not a common name: a new object each time
+    assert other[3] == [(b"Host", b"apj")] and first[3][0][1] == b"api"
+
+
+def test_the_twin_keeps_no_credential_from_one_request_to_the_next(twin: ModuleType) -> None:
+    data = b"GET / HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer s3cret\r\nCookie: id=1\r\n\r\n"
+    first, again = twin.request_head(data, *LIMITS), twin.request_head(data, *LIMITS)
+    assert first[3] == again[3]
+    assert first[3][1][1] is not again[3][1][1] and first[3][2][1] is not again[3][2][1]
