@@ -60,8 +60,9 @@ cdef struct Name:
     Py_ssize_t size
     int kind
 
-# The names each direction reads or refuses, with their kind; and the methods taken. The bytes
-# objects the tables point into are kept alive by KEPT.
+# The names each direction reads or refuses, with their kind; the methods taken, in
+# scan.METHODS's order; the common names. The bytes objects the tables point into are kept alive
+# by KEPT.
 cdef Name REQUEST_NAMES[32]
 cdef Name RESPONSE_NAMES[32]
 cdef Name METHOD_TABLE[32]
@@ -90,7 +91,7 @@ RESPONSE_COUNT = fill_names(
     [(b"content-length", LENGTH), (b"connection", CONNECTION)]
     + [(n, REFUSED) for n in sorted(RESPONSE_REFUSED)],
 )
-METHOD_COUNT = fill_names(METHOD_TABLE, [(method, index) for index, method in enumerate(METHODS)])
+METHOD_COUNT = fill_names(METHOD_TABLE, [(method, PLAIN) for method in METHODS])
 cdef tuple METHOD_NAMES = tuple(method.decode("ascii") for method in METHODS)
 
 # Header names most messages carry, spelled as most peers spell them: such a name is this very
@@ -107,7 +108,7 @@ COMMON_NAMES = (
 cdef Name COMMON_TABLE[32]
 cdef tuple COMMON_OBJECTS = COMMON_NAMES
 cdef int COMMON_COUNT = 0
-COMMON_COUNT = fill_names(COMMON_TABLE, [(name, 0) for name in COMMON_NAMES])
+COMMON_COUNT = fill_names(COMMON_TABLE, [(name, PLAIN) for name in COMMON_NAMES])
 # Per common name, the value its last field had: most peers send the same few values again and
 # again. Bytes are immutable, so one object serves every header list that holds the value.
 cdef list LAST_VALUES = [None] * COMMON_COUNT
@@ -150,15 +151,17 @@ cdef int method_of(const unsigned char *text, Py_ssize_t size) noexcept:
     cdef int i
     for i in range(METHOD_COUNT):
         if size == METHOD_TABLE[i].size and memcmp(text, METHOD_TABLE[i].text, size) == 0:
-            return METHOD_TABLE[i].kind
+            return i
     return -1
 
 
 cdef int connection_value(const unsigned char *value, Py_ssize_t size) noexcept:
     """1 for `keep-alive`, 2 for `close` (any case), 0 for anything else (none: 0 too)."""
-    if same_lowered(value, size, <const unsigned char *>PyBytes_AS_STRING(KEEP_ALIVE), 10):
+    cdef const unsigned char *keep_alive = <const unsigned char *>PyBytes_AS_STRING(KEEP_ALIVE)
+    cdef const unsigned char *close = <const unsigned char *>PyBytes_AS_STRING(CLOSE)
+    if same_lowered(value, size, keep_alive, PyBytes_GET_SIZE(KEEP_ALIVE)):
         return 1
-    if same_lowered(value, size, <const unsigned char *>PyBytes_AS_STRING(CLOSE), 5):
+    if same_lowered(value, size, close, PyBytes_GET_SIZE(CLOSE)):
         return 2
     return 0
 
