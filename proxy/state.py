@@ -16,7 +16,7 @@ from proxy.routing.reload import Tickets
 from proxy.settings import Settings
 
 
-@dataclass
+@dataclass(slots=True)
 class ProxyState:
     """One per process. `table` is swapped whole by a reload; a request reads it once."""
 

@@ -78,10 +78,19 @@ cdef object S_REASON = descriptor(Response, "reason")
 cdef object S_HAS_BODY = descriptor(Response, "has_body")
 cdef object S_SIZED = descriptor(Response, "sized")
 cdef object S_CHUNKED = descriptor(Response, "chunked")
+cdef object S_LINES = descriptor(Response, "lines")
+cdef object S_HOP_START = descriptor(Response, "hop_start")
+cdef object S_HOP_END = descriptor(Response, "hop_end")
+cdef object S_ECHOED = descriptor(Response, "echoed")
 
 
 cdef inline object field(object obj, bint fast, object descr):
-    return descr_get(descr, obj) if fast else getattr(obj, descr.__name__)
+    return descr_get(descr, obj) if fast else getattr(obj, name_of(descr))
+
+
+cdef str name_of(object descr):
+    """The attribute a descriptor serves: a slot's or getset's name, a property's getter's."""
+    return descr.fget.__name__ if isinstance(descr, property) else descr.__name__
 
 
 cdef inline int set_request_id(object request, bint fast, object value) except -1:
@@ -403,8 +412,9 @@ def response_head(response, request, bint draining):
     cdef bint fast_request = type(request) is REQUEST
     cdef frozenset named = field(response, fast, S_CONNECTION)
     cdef bint filtering = len(named) > 0
-    cdef bint echoed = False
-    cdef list headers = field(response, fast, S_HEADERS)
+    cdef bytes lines = field(response, fast, S_LINES)
+    cdef bint echoed = field(response, fast, S_ECHOED)
+    cdef Py_ssize_t hop_start, hop_end
     cdef bytes name, value, start, request_id
     cdef Kind kind
     cdef tuple pair
@@ -417,16 +427,24 @@ def response_head(response, request, bint draining):
         put_bytes(&out, start)
         put_bytes(&out, field(response, fast, S_REASON))
         put(&out, b"\r\n", 2)
-        for pair in headers:
-            name = <bytes?>pair[0]
-            value = <bytes?>pair[1]
-            if filtering or has_size(RESPONSE_SIZES, PyBytes_GET_SIZE(name)):
-                kind = kind_of(name, RESPONSE_NAMES, RESPONSE_COUNT)
-                if kind == DROP or filtering and lowered(name) in named:
-                    continue
-                if kind == REQUEST_ID:
-                    echoed = True
-            put_line(&out, name, value)
+        if lines is not None and PyBytes_GET_SIZE(lines):  # read whole: around its Connection line
+            hop_start = field(response, fast, S_HOP_START)
+            hop_end = field(response, fast, S_HOP_END)
+            if not 0 <= hop_start <= hop_end <= PyBytes_GET_SIZE(lines):
+                raise ValueError("the Connection line is not within the field lines")
+            put(&out, PyBytes_AS_STRING(lines), hop_start)
+            put(&out, PyBytes_AS_STRING(lines) + hop_end, PyBytes_GET_SIZE(lines) - hop_end)
+        else:
+            for pair in field(response, fast, S_HEADERS):
+                name = <bytes?>pair[0]
+                value = <bytes?>pair[1]
+                if filtering or has_size(RESPONSE_SIZES, PyBytes_GET_SIZE(name)):
+                    kind = kind_of(name, RESPONSE_NAMES, RESPONSE_COUNT)
+                    if kind == DROP or filtering and lowered(name) in named:
+                        continue
+                    if kind == REQUEST_ID:
+                        echoed = True
+                put_line(&out, name, value)
         request_id = field(request, fast_request, Q_REQUEST_ID)
         if not echoed and request_id:
             put(&out, b"X-Request-ID: ", 14)

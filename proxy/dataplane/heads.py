@@ -132,19 +132,26 @@ def request_head(request: Request, backend: Backend) -> bytes:
 
 def response_head(response: Response, request: Request, draining: bool) -> tuple[bytes, bool, bool]:
     """The client response head, whether its body is re-chunked, and whether the connection
-    stays open (one pass over the headers)."""
+    stays open (one pass over the headers).
+
+    A head read whole (`Response.lines`) has no hop-by-hop line but `Connection`, and that names
+    no other (`proxy.http.scan`): its lines are copied around that one."""
     named = response.connection
     start = STATUS_LINE_STARTS.get(response.status) or b"HTTP/1.1 %d " % response.status
     parts = [b"%b%b\r\n" % (start, response.reason)]
-    echoed = False
-    for name, value in response.headers:
-        if named or RESPONSE_NAME_SIZES >> len(name) & 1:
-            lowered = name.lower()
-            if lowered in HOP_BY_HOP or lowered in named:
-                continue
-            if lowered == b"x-request-id":
-                echoed = True
-        parts.append(b"%b: %b\r\n" % (name, value))
+    lines = response.lines
+    echoed = response.echoed
+    if lines:
+        parts += (lines[: response.hop_start], lines[response.hop_end :])
+    else:
+        for name, value in response.headers:
+            if named or RESPONSE_NAME_SIZES >> len(name) & 1:
+                lowered = name.lower()
+                if lowered in HOP_BY_HOP or lowered in named:
+                    continue
+                if lowered == b"x-request-id":
+                    echoed = True
+            parts.append(b"%b: %b\r\n" % (name, value))
     if not echoed and request.request_id:
         parts.append(b"X-Request-ID: %b\r\n" % request.request_id)
     sized = response.sized and b"content-length" not in named

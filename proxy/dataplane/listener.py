@@ -12,7 +12,6 @@ import asyncio
 import logging
 import socket
 import struct
-from collections import deque
 from typing import cast
 
 import httptools
@@ -30,7 +29,7 @@ from proxy.http.batch import WriteBatch
 from proxy.http.exchange import Headers
 from proxy.http.messages import Request
 from proxy.http.scan import readers
-from proxy.http.streams import LOW_WATER, WriteFlow
+from proxy.http.streams import LOW_WATER, WriteFlow, new_future
 from proxy.http.tunnel import End
 from proxy.settings import Settings, is_trusted
 
@@ -60,7 +59,8 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         self._peer = ""
         self._trusted = False
         self._init_reading()
-        self._queue: deque[Request | ProxyError] = deque()
+        # Two at most (`_hold`): a list, whose calls compile to direct ones (a deque's: by name).
+        self._queue: list[Request | ProxyError] = []
         self._task: asyncio.Task[None] | None = None  # serves the queue; started by a request
         self._waiter: asyncio.Future[None] | None = None  # the task waiting for a request
         self._busy = False  # a request is being answered
@@ -221,13 +221,13 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         """
         while not self.closed:
             if not self._queue:
-                self._waiter = self._loop.create_future()
+                self._waiter = new_future()
                 try:
                     await self._waiter
                 finally:
                     self._waiter = None
                 continue
-            item = self._queue.popleft()
+            item = self._queue.pop(0)
             if not self._queue:
                 self._release()
             if isinstance(item, ProxyError):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import deque
 from typing import Final
 
 import httptools
@@ -53,13 +52,15 @@ class Limits:
     """The request size limits of `Settings`, read for every header: compiled, a field of this
     class is read directly, while `Settings` (not compiled) is looked up by name each time."""
 
-    __slots__ = ("request_line", "header_size", "headers_total", "body_size")
+    __slots__ = ("request_line", "header_size", "headers_total", "body_size", "head")
 
     def __init__(self, settings: Settings) -> None:
         self.request_line: int = settings.max_request_line
         self.header_size: int = settings.max_header_size
         self.headers_total: int = settings.max_headers_total
         self.body_size: int = settings.max_body_size
+        # The three a head is checked against, for `proxy.http.scan.request_head` (see there).
+        self.head: tuple[int, ...] = (self.request_line, self.header_size, self.headers_total)
 
 
 class RequestReading:
@@ -74,7 +75,7 @@ class RequestReading:
     _loop: asyncio.AbstractEventLoop
     _peer: str
     _trusted: bool
-    _queue: deque[Request | ProxyError]
+    _queue: list[Request | ProxyError]
     _closing: bool
     _held: bool
     _read_head: RequestReader | None  # proxy.http.scan's fast path, where it runs
@@ -198,7 +199,7 @@ class RequestReading:
         limits = self._limits
         if self._read_head is None or self._method is not None:
             return False
-        head = self._read_head(data, limits.request_line, limits.header_size, limits.headers_total)
+        head = self._read_head(data, limits.head)
         if head is None:
             return False
         method, target, version, headers, keep_alive, connection = head

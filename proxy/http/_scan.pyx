@@ -13,13 +13,15 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from libc.string cimport memcmp
+from libc.stdint cimport uint64_t
+from libc.string cimport memcmp, memcpy
 
 from proxy.http.scan import (
     CONNECTION_VALUES,
     MAX_FIELDS,
     MAX_LENGTH_DIGITS,
     METHODS,
+    REQUEST_ID,
     REQUEST_REFUSED,
     RESPONSE_REFUSED,
     TARGET_BYTES,
@@ -54,6 +56,7 @@ cdef enum Kind:
     CONNECTION
     LENGTH
     REFUSED
+    ECHO  # X-Request-ID in a response: noted, and it may repeat
 
 cdef struct Name:
     const unsigned char *text  # lower case
@@ -88,7 +91,7 @@ REQUEST_COUNT = fill_names(
 )
 RESPONSE_COUNT = fill_names(
     RESPONSE_NAMES,
-    [(b"content-length", LENGTH), (b"connection", CONNECTION)]
+    [(b"content-length", LENGTH), (b"connection", CONNECTION), (REQUEST_ID, ECHO)]
     + [(n, REFUSED) for n in sorted(RESPONSE_REFUSED)],
 )
 METHOD_COUNT = fill_names(METHOD_TABLE, [(method, PLAIN) for method in METHODS])
@@ -137,9 +140,25 @@ cdef inline bint same_lowered(const unsigned char *text, Py_ssize_t size, const 
     return True
 
 
-cdef inline int kind_of(const unsigned char *name, Py_ssize_t size, Name *names,
-                        int count) noexcept:
+cdef uint64_t size_bits(Name *names, int count) noexcept:
+    """A bit per size of the names: a name of another size is none of them (`kind_of`)."""
+    cdef uint64_t bits = 0
     cdef int i
+    for i in range(count):
+        bits |= (<uint64_t>1) << names[i].size
+    return bits
+
+
+cdef uint64_t REQUEST_SIZES = size_bits(REQUEST_NAMES, REQUEST_COUNT)
+cdef uint64_t RESPONSE_SIZES = size_bits(RESPONSE_NAMES, RESPONSE_COUNT)
+assert all(len(name) < 64 for name in REQUEST_REFUSED | RESPONSE_REFUSED)
+
+
+cdef inline int kind_of(const unsigned char *name, Py_ssize_t size, Name *names, int count,
+                        uint64_t sizes) noexcept:
+    cdef int i
+    if size >= 64 or not (sizes >> size) & 1:
+        return PLAIN
     for i in range(count):
         if size == names[i].size and same_lowered(name, size, names[i].text, size):
             return names[i].kind
@@ -174,6 +193,18 @@ cdef struct Field:
     Py_ssize_t name, name_size, value, value_size, next  # offsets; next: after its CRLF
 
 
+cdef uint64_t ONES = 0x0101010101010101
+cdef uint64_t HIGHS = 0x8080808080808080
+
+
+cdef inline bint plain_word(const unsigned char *p) noexcept:
+    """Whether the 8 bytes at `p` are all space or visible ASCII (0x20-0x7e: TEXT but the tab),
+    tested a word at a time: no byte below 0x20, none above 0x7e."""
+    cdef uint64_t x
+    memcpy(&x, p, 8)
+    return ((x - ONES * 0x20) & ~x & HIGHS) == 0 and ((x + ONES) | x) & HIGHS == 0
+
+
 cdef inline bint read_field(const unsigned char *p, Py_ssize_t at, Py_ssize_t n,
                             Field *field) noexcept:
     """The field line at `at` (scan.FIELD_LINE, then CRLF): False if it is not one."""
@@ -187,6 +218,8 @@ cdef inline bint read_field(const unsigned char *p, Py_ssize_t at, Py_ssize_t n,
     while i < n and (p[i] == 32 or p[i] == 9):
         i += 1
     stop = i
+    while stop + 8 <= n and plain_word(p + stop):
+        stop += 8
     while stop < n and TEXT[p[stop]]:
         stop += 1
     if stop == i or not VISIBLE[p[stop - 1]] or not crlf(p, stop, n):
@@ -199,38 +232,35 @@ cdef inline bint read_field(const unsigned char *p, Py_ssize_t at, Py_ssize_t n,
 cdef struct Seen:
     int kinds  # a bit per Kind seen
     int connection  # connection_value's
+    Py_ssize_t hop_start, hop_end  # the Connection line's offsets, its CRLF included
     Py_ssize_t length, length_size  # the Content-Length value's offset and size
     Py_ssize_t count, largest, total  # field lines; the sizes the listener limits
     Py_ssize_t end  # after the blank line
 
 
-cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *names,
-                      int count, Seen *seen):
-    """scan.fields, from the line at `i` to the blank line (`seen.end`): the headers, or None.
-    Every line is checked before the first object is made."""
-    cdef Field fields[MOST_FIELDS]
+cdef bint check_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *names,
+                       int count, uint64_t sizes, Seen *seen, Field *fields) noexcept:
+    """scan.fields's checks, from the line at `i` to the blank line (`seen.end`): False where
+    it returns None. The lines read go to `fields` (MOST_FIELDS of them at most)."""
     cdef Field *field
     cdef int kind
-    cdef Py_ssize_t size, k
-    cdef list headers
-    cdef tuple pair
-    cdef bytes name, value
-    cdef int common
+    cdef Py_ssize_t size
     while not crlf(p, i, n):
         if seen.count == MOST_FIELDS:
-            return None
+            return False
         field = &fields[seen.count]
         if not read_field(p, i, n, field):
-            return None
-        kind = kind_of(p + field.name, field.name_size, names, count)
+            return False
+        kind = kind_of(p + field.name, field.name_size, names, count, sizes)
         if kind != PLAIN:
-            if kind == REFUSED or seen.kinds & (1 << kind):
-                return None
+            if kind == REFUSED or kind != ECHO and seen.kinds & (1 << kind):
+                return False
             seen.kinds |= 1 << kind
             if kind == CONNECTION:
                 seen.connection = connection_value(p + field.value, field.value_size)
                 if seen.connection == 0:
-                    return None
+                    return False
+                seen.hop_start, seen.hop_end = i, field.next
             elif kind == LENGTH:
                 seen.length, seen.length_size = field.value, field.value_size
         size = field.name_size + field.value_size + 4
@@ -240,6 +270,22 @@ cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *
             seen.largest = size
         i = field.next
     seen.end = i + 2
+    return True
+
+
+cdef list read_fields(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Name *names,
+                      int count, uint64_t sizes, Seen *seen):
+    """scan.fields, from the line at `i` to the blank line (`seen.end`): the headers, or None.
+    Every line is checked before the first object is made."""
+    cdef Field fields[MOST_FIELDS]
+    cdef Field *field
+    cdef Py_ssize_t k
+    cdef list headers
+    cdef tuple pair
+    cdef bytes name, value
+    cdef int common
+    if not check_fields(p, i, n, names, count, sizes, seen, fields):
+        return None
     headers = PyList_New(seen.count)
     for k in range(seen.count):
         field = &fields[k]
@@ -289,14 +335,16 @@ cdef bytes same_value(int common, const unsigned char *text, Py_ssize_t size):
     return fresh
 
 
-def request_head(bytes data, Py_ssize_t max_line, Py_ssize_t max_field, Py_ssize_t max_fields_total):
+def request_head(bytes data, tuple limits):
     """scan.request_head."""
+    cdef Py_ssize_t max_line, max_field, max_fields_total
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i = 0, target
     cdef int method
     cdef unsigned char version
     cdef Seen seen
+    max_line, max_field, max_fields_total = limits
     while i < n and p[i] != 32:
         i += 1
     method = method_of(p, i)
@@ -313,7 +361,7 @@ def request_head(bytes data, Py_ssize_t max_line, Py_ssize_t max_field, Py_ssize
     if (version != 48 and version != 49) or not crlf(p, i + 9, n):  # '0', '1'
         return None
     seen.kinds = seen.connection = seen.count = seen.largest = seen.total = 0
-    headers = read_fields(p, i + 11, n, REQUEST_NAMES, REQUEST_COUNT, &seen)
+    headers = read_fields(p, i + 11, n, REQUEST_NAMES, REQUEST_COUNT, REQUEST_SIZES, &seen)
     if headers is None or seen.end != n or not seen.kinds & (1 << HOST):
         return None
     if seen.largest > max_field or seen.total > max_fields_total:
@@ -329,9 +377,10 @@ def response_head(bytes data, Py_ssize_t max_head):
     """scan.response_head."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i, body, length = -1, k
+    cdef Py_ssize_t i, first, body, length = -1, k
     cdef int status
     cdef Seen seen
+    cdef Field fields[MOST_FIELDS]
     # "HTTP/1.1 ", three digits (the first 2-5), a space, then the reason and CRLF
     if n < 13 or memcmp(p, b"HTTP/1.1 ", 9) != 0 or p[12] != 32:
         return None
@@ -343,10 +392,12 @@ def response_head(bytes data, Py_ssize_t max_head):
         i += 1
     if not crlf(p, i, n):
         return None
-    reason = PyBytes_FromStringAndSize(<const char *>p + 13, i - 13)
+    first = i + 2
     seen.kinds = seen.connection = seen.count = seen.largest = seen.total = 0
-    headers = read_fields(p, i + 2, n, RESPONSE_NAMES, RESPONSE_COUNT, &seen)
-    if headers is None or seen.end > max_head:
+    seen.hop_start = seen.hop_end = first
+    if not check_fields(p, first, n, RESPONSE_NAMES, RESPONSE_COUNT, RESPONSE_SIZES, &seen, fields):
+        return None
+    if seen.end > max_head:
         return None
     if seen.kinds & (1 << LENGTH):
         if seen.length_size > MAX_DIGITS:
@@ -362,4 +413,14 @@ def response_head(bytes data, Py_ssize_t max_head):
             return None
     elif length < 0 or body > length:
         return None
-    return (status, reason, headers, seen.connection != 2, length, seen.end)
+    return (
+        status,
+        PyBytes_FromStringAndSize(<const char *>p + 13, i - 13),
+        PyBytes_FromStringAndSize(<const char *>p + first, seen.end - 2 - first),
+        seen.hop_start - first,
+        seen.hop_end - first,
+        seen.kinds & (1 << ECHO) != 0,
+        seen.connection != 2,
+        length,
+        seen.end,
+    )

@@ -40,7 +40,7 @@ from proxy.http.exchange import (
 )
 from proxy.http.messages import lowered, value_tokens
 from proxy.http.scan import ResponseHead, ResponseReader
-from proxy.http.streams import BodyStream, WriteFlow
+from proxy.http.streams import BodyStream, WriteFlow, new_future
 from proxy.http.tunnel import End
 
 # A pooled connection is not reused in the last second of the idle time a backend announced
@@ -245,7 +245,7 @@ class UpstreamConnection(asyncio.Protocol):
     def exchange(self, request: UpstreamRequest, read_timeout: float) -> asyncio.Future[Response]:
         """Send `request`; the future is its response once the head is in (not a coroutine)."""
         assert self.transport is not None
-        head: asyncio.Future[Response] = self._loop.create_future()
+        head: asyncio.Future[Response] = new_future()
         self._exchange = ExchangeState(
             request.method, read_timeout, head, request.interim, request.upgrade
         )

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Final, Protocol
 
 from proxy.errors import UpstreamProtocolError
-from proxy.http.scan import ResponseHead
+from proxy.http.scan import ResponseHead, pairs
 from proxy.http.streams import BodyStream
 
 Headers = list[tuple[bytes, bytes]]
@@ -98,28 +98,36 @@ class InterimSink(Protocol):
 
 
 class Response:
-    """A backend's final response head, and its body as it arrives."""
+    """A backend's final response head, and its body as it arrives.
+
+    A head `proxy.http.scan` read whole keeps its field lines as they came (`lines`, with the
+    span of its one hop-by-hop line, `Connection`, and whether X-Request-ID is among them): the
+    client's head copies them, and `headers` is made from them only when something asks.
+    """
 
     __slots__ = (
-        "status", "reason", "headers", "body", "has_body", "keep_alive", "sized", "chunked",
-        "connection",
+        "status", "reason", "_headers", "body", "has_body", "keep_alive", "sized", "chunked",
+        "connection", "lines", "hop_start", "hop_end", "echoed",
     )  # fmt: skip
 
     def __init__(
         self,
         status: int,
         reason: bytes,
-        headers: Headers,
+        headers: Headers | None,
         body: BodyStream,
         has_body: bool,
         keep_alive: bool,
         sized: bool = False,
         chunked: bool = False,
         connection: frozenset[bytes] = frozenset(),
+        lines: bytes = b"",
+        hop: tuple[int, int] = (0, 0),
+        echoed: bool = False,
     ) -> None:
         self.status = status
         self.reason = reason
-        self.headers = headers
+        self._headers = headers  # None: not made from `lines` yet
         self.body = body
         self.has_body = has_body
         self.keep_alive = keep_alive
@@ -127,6 +135,16 @@ class Response:
         self.chunked = chunked  # Transfer-Encoding: chunked
         # The names its Connection fields list, in lower case (keep-alive, close, X-Foo, ...).
         self.connection = connection
+        self.lines = lines  # b"": the head came through httptools, see `headers`
+        self.hop_start, self.hop_end = hop  # the Connection line in `lines`; (0, 0): none
+        self.echoed = echoed  # an X-Request-ID in `lines`
+
+    @property
+    def headers(self) -> Headers:
+        """The (name, value) pairs, in order."""
+        if self._headers is None:
+            self._headers = pairs(self.lines)
+        return self._headers
 
 
 class ExchangeState:
@@ -187,12 +205,13 @@ class ExchangeState:
         """The response whose head `proxy.http.scan.response_head` read from `data` in one call,
         as the httptools callbacks would have filled this state in; the body bytes `data` holds
         are fed. Complete when `left` is 0."""
-        status, reason, headers, keep_alive, length, end = head
+        status, reason, lines, hop_start, hop_end, echoed, keep_alive, length, end = head
         has_body = status != 204 and status != 304  # the only statuses without a body it reads
-        self.reason, self.headers, self.sized, self.length = reason, headers, length >= 0, length
+        self.reason, self.sized, self.length = reason, length >= 0, length
         response = Response(
-            status, reason, headers, body, has_body, keep_alive, self.sized, False, self.connection
-        )
+            status, reason, None, body, has_body, keep_alive, self.sized, False, self.connection,
+            lines, (hop_start, hop_end), echoed,
+        )  # fmt: skip
         self.response = response
         if has_body:
             if end < len(data):

@@ -54,9 +54,15 @@ FIELD_LINE: Final = re.compile(
 REQUEST_REFUSED: Final = frozenset(
     {b"content-length", b"transfer-encoding", b"upgrade", b"proxy-connection"}
 )
+# A response read whole passes its field lines on as they came, but for the Connection line
+# (`lines`): every other hop-by-hop name (proxy.http.messages.HOP_BY_HOP) leaves it to httptools.
 RESPONSE_REFUSED: Final = frozenset(
-    {b"transfer-encoding", b"upgrade", b"proxy-connection", b"keep-alive"}
-)
+    {
+        b"transfer-encoding", b"upgrade", b"proxy-connection", b"keep-alive", b"te", b"trailer",
+        b"proxy-authenticate", b"proxy-authorization",
+    }
+)  # fmt: skip
+REQUEST_ID: Final = b"x-request-id"
 CONNECTION_VALUES: Final = (b"keep-alive", b"close")
 MAX_FIELDS: Final = 100  # proxy.dataplane.reading's MAX_HEADER_FIELDS
 MAX_LENGTH_DIGITS: Final = 18  # a Content-Length that fits in 63 bits, whatever its digits
@@ -65,9 +71,11 @@ END: Final = b"\r\n\r\n"
 Headers = list[tuple[bytes, bytes]]  # proxy.http.exchange's (which imports this module)
 # method, target, version, headers, keep-alive, Connection present
 RequestHead = tuple[str, bytes, str, Headers, bool, bool]
-# status, reason, headers, keep-alive, Content-Length (-1: none), where the body starts
-ResponseHead = tuple[int, bytes, Headers, bool, int, int]
-RequestReader = Callable[[bytes, int, int, int], RequestHead | None]
+# status, reason, the field lines (each with its CRLF: see `pairs`), where the Connection line
+# starts and ends in them (0, 0: none), X-Request-ID among them, keep-alive, Content-Length
+# (-1: none), where the body starts
+ResponseHead = tuple[int, bytes, bytes, int, int, bool, bool, int, int]
+RequestReader = Callable[[bytes, tuple[int, ...]], RequestHead | None]
 ResponseReader = Callable[[bytes, int], ResponseHead | None]
 
 
@@ -81,15 +89,16 @@ def readers() -> tuple[RequestReader | None, ResponseReader | None]:
     return twin.request_head, twin.response_head
 
 
-def request_head(
-    data: bytes, max_line: int, max_field: int, max_fields_total: int
-) -> RequestHead | None:
+def request_head(data: bytes, limits: tuple[int, ...]) -> RequestHead | None:
     """A read that is exactly one request head without a body, as httptools would parse it; None
-    for anything else. The limits are the listener's: a head near one is left to httptools.
+    for anything else. The `limits` are the listener's (request line, one field, all fields): a
+    head near one is left to httptools. (One tuple of any length, not three ints: compiled, the
+    caller passes it as it is, where it would box each number again on every call.)
 
-    >>> request_head(b"GET /a?b HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", 8192, 8192, 65536)
+    >>> request_head(b"GET /a?b HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", (8192, 8192, 65536))
     ('GET', b'/a?b', '1.1', [(b'Host', b'x')], True, False)
     """
+    max_line, max_field, max_fields_total = limits
     end = data.find(END)
     if end < 0 or end + 4 != len(data):
         return None
@@ -116,8 +125,12 @@ def response_head(data: bytes, max_head: int) -> ResponseHead | None:
     or without a body (204, 304), with nothing after the body, as httptools would parse it;
     None for anything else. Not for the answer to a HEAD request (the caller knows the method).
 
+    Its field lines are kept as bytes, not made into pairs: the client's head copies them,
+    leaving out the one hop-by-hop line such a head can have, `Connection` (at `lines[start:
+    end]`). `pairs(lines)` gives the headers, for the rare reader that wants them.
+
     >>> response_head(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nhi", 65536)
-    (200, b'OK', [(b'Content-Length', b'2')], True, 2, 38)
+    (200, b'OK', b'Content-Length: 2\\r\\n', 0, 0, False, True, 2, 38)
     """
     end = data.find(END)
     if end < 0 or end + 4 > max_head:
@@ -142,7 +155,32 @@ def response_head(data: bytes, max_head: int) -> ResponseHead | None:
     elif size < 0 or body > size:
         return None
     keep_alive = values.get(b"connection") != b"close"
-    return status, line.group(2), headers, keep_alive, size, end + 4
+    start = hop_start = hop_end = 0
+    for field_line, (name, _) in zip(lines[1:], headers, strict=True):
+        if name.lower() == b"connection":
+            hop_start, hop_end = start, start + len(field_line) + 2
+        start += len(field_line) + 2
+    echoed = any(name.lower() == REQUEST_ID for name, _ in headers)
+    first = len(lines[0]) + 2
+    field_lines = data[first : end + 2] if headers else b""
+    return (
+        status, line.group(2), field_lines, hop_start, hop_end, echoed, keep_alive, size, end + 4
+    )  # fmt: skip
+
+
+def pairs(lines: bytes) -> Headers:
+    """The (name, value) pairs of field lines `response_head` read.
+
+    >>> pairs(b"Content-Length: 2\\r\\nX-Foo:\\tbar\\r\\n")
+    [(b'Content-Length', b'2'), (b'X-Foo', b'bar')]
+    """
+    headers: Headers = []
+    for line in lines.split(b"\r\n")[:-1]:
+        match = FIELD_LINE.fullmatch(line)
+        assert match is not None, line
+        name, value = match.group(1, 2)
+        headers.append((name, value))
+    return headers
 
 
 def fields(

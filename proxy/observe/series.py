@@ -98,7 +98,7 @@ class RequestCounts:
     `InFlight` per backend, each made by `new_series` / `new_level` the first time it is needed.
     """
 
-    __slots__ = ("series", "levels", "_new_series", "_new_level")
+    __slots__ = ("series", "levels", "_new_series", "_new_level", "_index")
 
     def __init__(
         self,
@@ -109,18 +109,33 @@ class RequestCounts:
         self.levels: dict[str, InFlight] = {}
         self._new_series = new_series
         self._new_level = new_level
+        # The same series by resource, then backend, method label and code: looked up without
+        # a key tuple made, hashed and freed per request (`series` is for the flush).
+        self._index: dict[str, dict[str, dict[str, dict[int, RequestSeries]]]] = {}
 
     def request_done(
         self, resource: str, backend: str, method: str, code: int, seconds: float
     ) -> None:
         """Count one answered request. `resource` must be a table resource or "other"."""
-        key = (resource, backend, method_label(method), code)
-        series = self.series.get(key)
+        label = method_label(method)
+        by_backend = self._index.get(resource)
+        by_method = None if by_backend is None else by_backend.get(backend)
+        by_code = None if by_method is None else by_method.get(label)
+        series = None if by_code is None else by_code.get(code)
         if series is None:
-            series = self.series[key] = self._new_series(key)
+            series = self._new(resource, backend, label, code)
         series.requests += 1
         series.seconds += seconds
-        series.buckets[bucket(seconds)] += 1
+        index = bucket(seconds)
+        count: int = series.buckets[index]  # typed: compiled, a native add, not PyNumber's
+        series.buckets[index] = count + 1
+
+    def _new(self, resource: str, backend: str, label: str, code: int) -> RequestSeries:
+        key = (resource, backend, label, code)
+        series = self.series[key] = self._new_series(key)
+        by_backend = self._index.setdefault(resource, {})
+        by_backend.setdefault(backend, {}).setdefault(label, {})[code] = series
+        return series
 
     def in_flight(self, backend: str) -> InFlight:
         """The in-flight count to inc()/dec() around a forwarded request."""

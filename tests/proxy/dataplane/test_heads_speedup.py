@@ -21,6 +21,7 @@ import pytest
 import proxy
 from proxy import speedups
 from proxy.dataplane import heads
+from proxy.http import scan
 from proxy.http.exchange import Response
 from proxy.http.messages import Request
 from proxy.http.streams import BodyStream
@@ -116,6 +117,43 @@ def same_response_heads(fast: ModuleType, seed: int) -> None:
     assert [type(x) for x in got] == [bytes, bool, bool]
 
 
+def read_whole(rng: random.Random) -> tuple[Response, Response] | None:
+    """A response head `scan` reads whole, as a Response of its lines and as one of the pairs
+    httptools gives (none if scan declines the generated head)."""
+    fields = [(rng.choice(NAMES), rng.choice(VALUES)) for _ in range(rng.randrange(0, 8))]
+    raw = b"".join(b"%b: %b\r\n" % pair for pair in fields)
+    head = scan.response_head(b"HTTP/1.1 200 OK\r\n" + raw + b"Content-Length: 0\r\n\r\n", 65536)
+    if head is None:
+        return None
+    status, reason, lines, hop_start, hop_end, echoed, keep_alive, length, _ = head
+    body = BodyStream(None)  # type: ignore[arg-type]  # never read here
+    parsed = Response(status, reason, scan.pairs(lines), body, True, keep_alive, sized=True)
+    whole = Response(
+        status, reason, None, body, True, keep_alive, sized=True, lines=lines,
+        hop=(hop_start, hop_end), echoed=echoed,
+    )  # fmt: skip
+    return whole, parsed
+
+
+def test_a_response_read_whole_gets_the_head_its_pairs_get(fast: ModuleType) -> None:
+    """Copied as bytes around its Connection line, or written from its pairs: the same head."""
+    rng = random.Random(99)
+    compared = 0
+    for _ in range(6000):
+        both = read_whole(rng)
+        if both is None:
+            continue
+        whole, parsed = both
+        client = request(rng, [], rng.choice([b"", b"abc-123"]))
+        draining = rng.random() < 0.1
+        expected = heads.response_head(parsed, client, draining)
+        assert heads.response_head(whole, client, draining) == expected
+        assert fast.response_head(whole, client, draining) == expected
+        assert whole.headers == parsed.headers
+        compared += 1
+    assert compared > 1000
+
+
 def test_request_heads_are_the_same_bytes(fast: ModuleType) -> None:
     for seed in range(4000):
         same_request_heads(fast, seed)
@@ -133,7 +171,7 @@ MESSAGE_FIELDS = {
     ),
     Response: (
         "status", "reason", "headers", "body", "has_body", "keep_alive", "sized", "chunked",
-        "connection",
+        "connection", "lines", "hop_start", "hop_end", "echoed",
     ),
 }  # fmt: skip
 

@@ -23,6 +23,7 @@ import pytest
 import proxy
 from proxy import speedups
 from proxy.http import scan
+from proxy.http.messages import HOP_BY_HOP
 
 T = TypeVar("T")
 LIMITS = (8192, 8192, 65536)  # request line, one field, all fields (the listener's defaults)
@@ -35,9 +36,10 @@ TARGETS = [
 ]  # fmt: skip
 VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.1 ", b"http/1.1", b"HTTP/1.2"]
 NAMES = [
-    b"Host", b"Accept", b"X-Foo", b"User-Agent", b"Connection", b"connection", b"host", b"HOST",
-    b"Content-Length", b"content-length", b"Transfer-Encoding", b"Upgrade", b"Proxy-Connection",
-    b"Keep-Alive", b"Bad Name", b"X\x80", b"", b"Expect", b"TE",
+    b"Host", b"Accept", b"X-Foo", b"User-Agent", b"Connection", b"connection", b"X-Request-ID",
+    b"host", b"HOST", b"Content-Length", b"content-length", b"Transfer-Encoding", b"Upgrade",
+    b"Proxy-Connection", b"Keep-Alive", b"Bad Name", b"X\x80", b"", b"Expect", b"TE", b"Trailer",
+    b"Proxy-Authenticate", b"x-request-id",
 ]  # fmt: skip
 VALUES = [
     b"keep-alive", b"example.org", b"a\tb", b"*/*", b"close", b"Keep-Alive", b"CLOSE", b"",
@@ -60,7 +62,7 @@ def pick(rng: random.Random, options: list[T], usual: int) -> T:
 
 def field_lines(rng: random.Random, hosts: int) -> bytes:
     fields = [(b"Host", b"example.org")] * hosts
-    fields += [(pick(rng, NAMES, 6), pick(rng, VALUES, 4)) for _ in range(rng.randrange(0, 6))]
+    fields += [(pick(rng, NAMES, 7), pick(rng, VALUES, 4)) for _ in range(rng.randrange(0, 6))]
     rng.shuffle(fields)
     ends = [b"\r\n", b"\n", b"\r", b"\r\n "]
     return b"".join(
@@ -150,11 +152,22 @@ def agrees_on_request(data: bytes, accepted: scan.RequestHead) -> None:
 
 
 def agrees_on_response(data: bytes, accepted: scan.ResponseHead) -> None:
-    status, reason, headers, keep_alive, length, end = accepted
+    status, reason, lines, hop_start, hop_end, echoed, keep_alive, length, end = accepted
+    headers = scan.pairs(lines)
     found = gathered(httptools.HttpResponseParser, data)
     assert found.begun == 1
     assert found.at_head == (status, keep_alive, False)
     assert (found.reason, found.headers) == (reason, headers)
+    assert lines == data[data.index(b"\r\n") + 2 : end - 2]  # the field lines as they came
+    names = [name.lower() for name, _ in headers]
+    assert not set(names) & (HOP_BY_HOP - {b"connection"})  # copied to the client around one:
+    if b"connection" in names:
+        assert lines[hop_start:hop_end].lower().startswith(b"connection:")
+        assert lines[hop_start:hop_end].endswith(b"\r\n")
+        assert lines[:hop_start].count(b"\r\n") == names.index(b"connection")
+    else:
+        assert (hop_start, hop_end) == (0, 0)
+    assert echoed == (b"x-request-id" in names)
     if status in (204, 304):
         assert (found.completed, end) == (1, len(data))
     else:
@@ -169,7 +182,7 @@ def test_requests_it_accepts_read_as_httptools_reads_them() -> None:
     accepted = 0
     for _ in range(20000):
         data = random_request(rng)
-        head = scan.request_head(data, *LIMITS)
+        head = scan.request_head(data, LIMITS)
         if head is not None:
             agrees_on_request(data, head)
             accepted += 1
@@ -217,7 +230,7 @@ def test_responses_it_accepts_read_as_httptools_reads_them() -> None:
     ],
 )
 def test_request_heads_read(data: bytes, expected: scan.RequestHead) -> None:
-    assert scan.request_head(data, *LIMITS) == expected
+    assert scan.request_head(data, LIMITS) == expected
     agrees_on_request(data, expected)
 
 
@@ -251,7 +264,7 @@ def test_request_heads_read(data: bytes, expected: scan.RequestHead) -> None:
     ],
 )
 def test_request_heads_left_to_httptools(data: bytes) -> None:
-    assert scan.request_head(data, *LIMITS) is None
+    assert scan.request_head(data, LIMITS) is None
 
 
 @pytest.mark.parametrize(
@@ -259,27 +272,46 @@ def test_request_heads_left_to_httptools(data: bytes) -> None:
     [
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: x\r\n\r\nhel",
-            (200, b"OK", [(b"Content-Length", b"5"), (b"Server", b"x")], True, 5, 49),
+            (200, b"OK", b"Content-Length: 5\r\nServer: x\r\n", 0, 0, False, True, 5, 49),
         ),
         (
             b"HTTP/1.1 404 Not Found\r\ncontent-length: 02\r\nConnection: Close\r\n\r\nhi",
             (
                 404,
                 b"Not Found",
-                [(b"content-length", b"02"), (b"Connection", b"Close")],
+                b"content-length: 02\r\nConnection: Close\r\n",
+                20,
+                39,
+                False,
                 False,
                 2,
                 65,
             ),
         ),
-        (b"HTTP/1.1 204 No Content\r\n\r\n", (204, b"No Content", [], True, -1, 27)),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", (204, b"No Content", b"", 0, 0, False, True, -1, 27)),
         (
             b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
-            (304, b"Not Modified", [(b"Content-Length", b"9")], True, 9, 48),
+            (304, b"Not Modified", b"Content-Length: 9\r\n", 0, 0, False, True, 9, 48),
         ),
         (
             b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",
-            (200, b"", [(b"Content-Length", b"0")], True, 0, 36),
+            (200, b"", b"Content-Length: 0\r\n", 0, 0, False, True, 0, 36),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nServer: x\r\nconnection: Close\r\nX-Request-ID: 7\r\n"
+            b"x-request-id: 8\r\nContent-Length: 2\r\n\r\nhi",
+            (
+                200,
+                b"OK",
+                b"Server: x\r\nconnection: Close\r\nX-Request-ID: 7\r\nx-request-id: 8\r\n"
+                b"Content-Length: 2\r\n",
+                11,
+                30,
+                True,
+                False,
+                2,
+                102,
+            ),
         ),
     ],
 )
@@ -301,6 +333,11 @@ def test_response_heads_read(data: bytes, expected: scan.ResponseHead) -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive, X-Foo\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTE: trailers\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTrailer: X-Sum\r\n\r\n",
+        b"HTTP/1.1 407 Auth\r\nContent-Length: 0\r\nProxy-Authenticate: Basic\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nProxy-Authorization: x\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nConnection: close\r\nConnection: close\r\n\r\n",
         b"HTTP/1.1 100 Continue\r\n\r\n",
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
         b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
@@ -311,6 +348,11 @@ def test_response_heads_read(data: bytes, expected: scan.ResponseHead) -> None:
 )
 def test_response_heads_left_to_httptools(data: bytes) -> None:
     assert scan.response_head(data, MAX_HEAD) is None
+
+
+def test_a_response_read_whole_has_no_hop_by_hop_line_but_connection() -> None:
+    """Its field lines go to the client as they came, around the Connection line."""
+    assert HOP_BY_HOP - {b"connection"} <= scan.RESPONSE_REFUSED
 
 
 def test_a_response_head_over_the_cap_is_left_to_httptools() -> None:
@@ -332,7 +374,7 @@ def test_the_c_twin_reads_requests_as_scan_py(twin: ModuleType) -> None:
     for _ in range(20000):
         data = random_request(rng)
         limits = rng.choice([LIMITS, (4, 8192, 65536), (8192, 20, 65536), (8192, 8192, 40)])
-        assert twin.request_head(data, *limits) == scan.request_head(data, *limits), data
+        assert twin.request_head(data, limits) == scan.request_head(data, limits), data
 
 
 def test_the_c_twin_reads_responses_as_scan_py(twin: ModuleType) -> None:
@@ -354,7 +396,7 @@ def test_the_fast_path_runs_where_the_hot_path_is_compiled() -> None:
 
 def test_the_twin_refuses_what_is_not_bytes(twin: ModuleType) -> None:
     with pytest.raises(TypeError):
-        twin.request_head("GET / HTTP/1.1\r\nHost: x\r\n\r\n", *LIMITS)
+        twin.request_head("GET / HTTP/1.1\r\nHost: x\r\n\r\n", LIMITS)
     with pytest.raises(TypeError):
         twin.response_head(bytearray(b"HTTP/1.1 204 No Content\r\n\r\n"), MAX_HEAD)
 
@@ -362,14 +404,14 @@ def test_the_twin_refuses_what_is_not_bytes(twin: ModuleType) -> None:
 def test_a_hundred_field_lines_are_read_and_one_more_is_not() -> None:
     request = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"A: b\r\n" * 99 + b"\r\n"
     response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"A: b\r\n" * 99 + b"\r\n"
-    head = scan.request_head(request, *LIMITS)
+    head = scan.request_head(request, LIMITS)
     assert head is not None and len(head[3]) == 100
     agrees_on_request(request, head)
     answer = scan.response_head(response, MAX_HEAD)
-    assert answer is not None and len(answer[2]) == 100
+    assert answer is not None and len(scan.pairs(answer[2])) == 100
     agrees_on_response(response, answer)
     one_more = request[:-2] + b"A: b\r\n\r\n"
-    assert scan.request_head(one_more, *LIMITS) is None
+    assert scan.request_head(one_more, LIMITS) is None
     assert scan.response_head(response[:-2] + b"A: b\r\n\r\n", MAX_HEAD) is None
 
 
@@ -377,7 +419,7 @@ def test_the_c_twin_reads_a_hundred_field_lines_and_not_one_more(twin: ModuleTyp
     for count in (99, 100):
         request = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"A: b\r\n" * count + b"\r\n"
         response = b"HTTP/1.1 204 No Content\r\n" + b"Date: now\r\n" * (count + 1) + b"\r\n"
-        assert twin.request_head(request, *LIMITS) == scan.request_head(request, *LIMITS)
+        assert twin.request_head(request, LIMITS) == scan.request_head(request, LIMITS)
         assert twin.response_head(response, MAX_HEAD) == scan.response_head(response, MAX_HEAD)
 
 
@@ -385,9 +427,9 @@ def test_the_twin_hands_out_one_object_for_a_common_name_and_its_repeated_value(
     twin: ModuleType,
 ) -> None:
     """Bytes are immutable: a common name, and a value its last field had, are one object."""
-    first = twin.request_head(b"GET / HTTP/1.1\r\nHost: api\r\nX-Foo: 12\r\n\r\n", *LIMITS)
-    again = twin.request_head(b"GET /b HTTP/1.1\r\nHost: api\r\nX-Foo: 12\r\n\r\n", *LIMITS)
-    other = twin.request_head(b"GET / HTTP/1.1\r\nHost: apj\r\n\r\n", *LIMITS)
+    first = twin.request_head(b"GET / HTTP/1.1\r\nHost: api\r\nX-Foo: 12\r\n\r\n", LIMITS)
+    again = twin.request_head(b"GET /b HTTP/1.1\r\nHost: api\r\nX-Foo: 12\r\n\r\n", LIMITS)
+    other = twin.request_head(b"GET / HTTP/1.1\r\nHost: apj\r\n\r\n", LIMITS)
     assert first[3] == again[3] == [(b"Host", b"api"), (b"X-Foo", b"12")]
     assert first[3][0][0] is again[3][0][0] and first[3][0][1] is again[3][0][1]
     assert first[3][1][1] is not again[3][1][1]  # not a common name: a new object each time
@@ -396,6 +438,6 @@ def test_the_twin_hands_out_one_object_for_a_common_name_and_its_repeated_value(
 
 def test_the_twin_keeps_no_credential_from_one_request_to_the_next(twin: ModuleType) -> None:
     data = b"GET / HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer s3cret\r\nCookie: id=1\r\n\r\n"
-    first, again = twin.request_head(data, *LIMITS), twin.request_head(data, *LIMITS)
+    first, again = twin.request_head(data, LIMITS), twin.request_head(data, LIMITS)
     assert first[3] == again[3]
     assert first[3][1][1] is not again[3][1][1] and first[3][2][1] is not again[3][2][1]
