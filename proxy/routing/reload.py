@@ -36,7 +36,11 @@ from proxy.routing.parser import load_table
 log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 50
-STEP_MS = 5
+# How often watchfiles' thread wakes to check its stop event: it takes the GIL each time, and the
+# event loop's thread must hand it over. At 5 ms that was 200 hand-overs a second under load
+# (2,400 futex calls in 3 s of `wrk`, 300 at 50 ms) and 13 ms of CPU a second when idle (6.7 at
+# 50 ms); a change still reloads within about 0.1 s (the debounce, then at most one step).
+STEP_MS = 50
 MAX_LINKS = 40
 
 
