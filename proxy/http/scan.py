@@ -156,11 +156,13 @@ def response_head(data: bytes, max_head: int) -> ResponseHead | None:
         return None
     keep_alive = values.get(b"connection") != b"close"
     start = hop_start = hop_end = 0
+    echoed = False
     for field_line, (name, _) in zip(lines[1:], headers, strict=True):
-        if name.lower() == b"connection":
+        low = name.lower()
+        if low == b"connection":
             hop_start, hop_end = start, start + len(field_line) + 2
+        echoed = echoed or low == REQUEST_ID
         start += len(field_line) + 2
-    echoed = any(name.lower() == REQUEST_ID for name, _ in headers)
     first = len(lines[0]) + 2
     field_lines = data[first : end + 2] if headers else b""
     return (
@@ -174,13 +176,9 @@ def pairs(lines: bytes) -> Headers:
     >>> pairs(b"Content-Length: 2\\r\\nX-Foo:\\tbar\\r\\n")
     [(b'Content-Length', b'2'), (b'X-Foo', b'bar')]
     """
-    headers: Headers = []
-    for line in lines.split(b"\r\n")[:-1]:
-        match = FIELD_LINE.fullmatch(line)
-        assert match is not None, line
-        name, value = match.group(1, 2)
-        headers.append((name, value))
-    return headers
+    read = fields(lines.split(b"\r\n")[:-1], (), frozenset())
+    assert read is not None, lines
+    return read[0]
 
 
 def fields(
